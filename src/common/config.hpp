@@ -1,0 +1,94 @@
+// Clozit's configuration: one TOML file, every key overridable from the
+// environment as CLOZIT_<SECTION>__<KEY> (e.g. CLOZIT_SERVER__PORT=9000).
+//
+// Secrets (database.password, ...) are refused in the file: they come only
+// from the environment or from a `<key>_file` path the file may name. Unknown
+// keys and wrong types are errors that name the key, so `clozit config check`
+// can tell the operator exactly what is wrong. Loading is pure; the result is
+// an immutable value shared by reference.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "common/result.hpp"
+
+namespace clozit {
+
+struct ServerConfig {
+  std::string listen_address = "127.0.0.1";
+  int64_t port = 8080;
+  /// Without TLS the server refuses non-loopback addresses unless this is set.
+  bool allow_plaintext_public = false;
+  int64_t io_threads = 2;
+  int64_t worker_threads = 4;
+  int64_t body_limit_bytes = 1 << 20;
+  int64_t header_timeout_ms = 10'000;
+  int64_t idle_timeout_ms = 60'000;
+  int64_t shutdown_deadline_ms = 10'000;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string public_base_url;  // for links in emails; defaults from address and port
+  bool tls() const { return !tls_cert_file.empty(); }
+};
+
+struct DatabaseConfig {
+  /// "sqlite:PATH" (embedded default) or "postgresql://user@host:port/db".
+  std::string url = "sqlite:var/clozit.db";
+  std::string password;  // secret: CLOZIT_DATABASE__PASSWORD or database.password_file
+  int64_t pool_size = 8;
+  int64_t busy_timeout_ms = 5'000;
+  int64_t write_batch_max = 64;
+};
+
+struct AccountsConfig {
+  int64_t session_idle_minutes = 12 * 60;
+  int64_t session_absolute_hours = 7 * 24;
+  int64_t password_min_length = 10;
+  /// argon2id cost; defaults are libsodium's "interactive" limits.
+  int64_t argon2_opslimit = 2;
+  int64_t argon2_memlimit_kib = 64 * 1024;
+  int64_t login_max_failures = 5;
+  int64_t login_lockout_seconds = 15 * 60;
+  int64_t invitation_valid_hours = 72;
+};
+
+struct RateLimitConfig {
+  /// Token bucket per API key or session.
+  int64_t per_principal_per_second = 100;
+  int64_t per_principal_burst = 200;
+  /// Sign-up, login and invitation acceptance per client IP.
+  int64_t auth_per_ip_per_minute = 30;
+};
+
+struct LogConfig {
+  std::string level = "info";
+  bool access_log = true;
+};
+
+struct DemoConfig {
+  /// Seed a demo tenant (owner demo@clozit.local) on first start.
+  bool seed = false;
+  std::string owner_password;  // secret
+};
+
+struct Config {
+  ServerConfig server;
+  DatabaseConfig database;
+  AccountsConfig accounts;
+  RateLimitConfig rate_limit;
+  LogConfig log;
+  DemoConfig demo;
+};
+
+using Environment = std::map<std::string, std::string>;
+
+/// The process environment, as a map (only CLOZIT_* entries).
+Environment ProcessEnvironment();
+
+/// Loads `path` (empty: defaults only) and applies `env` overrides. Errors name
+/// the key in `field` as "section.key".
+Result<Config> LoadConfig(const std::string& path, const Environment& env);
+
+}  // namespace clozit

@@ -1,0 +1,105 @@
+// storage: the one door to persistent state.
+//
+// A Database runs SQL on SQLite (embedded default) or PostgreSQL (many
+// nodes). SQL is written once, in the subset both accept, with numbered
+// parameters $1..$n. Timestamps are BIGINT Unix milliseconds, ids TEXT,
+// booleans INTEGER 0/1, money BIGINT micro-credits.
+//
+// Writes go through Database::Write: the function runs inside a transaction
+// and either all of it commits or none. On SQLite a single writer thread runs
+// queued write functions back to back and commits them in one batch (each in
+// its own SAVEPOINT, so one failing function rolls back only itself); on
+// PostgreSQL each Write takes a pooled connection. A Write function may be
+// re-run after a serialization failure, so it must not have side effects
+// outside the transaction.
+//
+// All methods are thread-safe and block the caller: call them from worker
+// threads, never from the network event loop.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "common/result.hpp"
+
+namespace clozit::storage {
+
+enum class Dialect { kSqlite, kPostgres };
+
+/// A bound parameter or a column value. PostgreSQL results arrive as text and
+/// are converted on access.
+using Value = std::variant<std::nullptr_t, int64_t, std::string>;
+
+class Row {
+ public:
+  explicit Row(std::vector<Value> values) : values_(std::move(values)) {}
+  size_t size() const { return values_.size(); }
+  bool IsNull(size_t column) const;
+  /// The column as an integer; text holding a decimal integer is converted. Null or junk is 0.
+  int64_t Int(size_t column) const;
+  /// The column as text; integers are rendered in decimal, null is "".
+  std::string Text(size_t column) const;
+  std::optional<std::string> OptionalText(size_t column) const;
+  std::optional<int64_t> OptionalInt(size_t column) const;
+  bool Bool(size_t column) const { return Int(column) != 0; }
+
+ private:
+  std::vector<Value> values_;
+};
+
+using Rows = std::vector<Row>;
+using Params = std::vector<Value>;
+
+/// A transaction (or, for Database::Read, a read-only snapshot).
+class Tx {
+ public:
+  virtual ~Tx() = default;
+  /// Runs a statement that returns rows (SELECT, or INSERT/UPDATE ... RETURNING).
+  virtual Result<Rows> Query(std::string_view sql, const Params& params = {}) = 0;
+  /// Runs a statement; returns the number of rows it changed.
+  virtual Result<int64_t> Exec(std::string_view sql, const Params& params = {}) = 0;
+  /// The first row of Query, or kNotFound.
+  Result<Row> QueryOne(std::string_view sql, const Params& params = {});
+  virtual Dialect dialect() const = 0;
+};
+
+class Database {
+ public:
+  virtual ~Database() = default;
+
+  virtual Dialect dialect() const = 0;
+
+  /// Runs `work` in a write transaction: commit when it returns success,
+  /// roll back when it returns an error (which is passed through). A unique
+  /// constraint violation surfaces as ErrorCode::kAlreadyExists.
+  virtual Result<void> Write(const std::function<Result<void>(Tx&)>& work) = 0;
+
+  /// Runs `work` against a consistent read snapshot. Statements that write fail.
+  virtual Result<void> Read(const std::function<Result<void>(Tx&)>& work) = 0;
+
+  /// Convenience: a single read-only query.
+  Result<Rows> Query(std::string_view sql, const Params& params = {});
+
+  /// Cheap liveness probe for /readyz.
+  virtual Result<void> Ping() = 0;
+};
+
+/// Opens "sqlite:PATH" or "postgresql://...". `password` is used for
+/// PostgreSQL when the URL has none. Does not run migrations.
+struct OpenOptions {
+  std::string url;
+  std::string password;
+  int pool_size = 8;
+  int busy_timeout_ms = 5000;
+  int write_batch_max = 64;
+};
+Result<std::unique_ptr<Database>> Open(const OpenOptions& options);
+
+}  // namespace clozit::storage

@@ -1,0 +1,83 @@
+#include "common/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include <unistd.h>
+
+namespace clozit {
+namespace {
+
+std::string WriteTemp(const std::string& text) {
+  static int counter = 0;
+  std::string path =
+      testing::TempDir() + "/clozit_config_" + std::to_string(::getpid()) + "_" + std::to_string(++counter) + ".toml";
+  std::ofstream(path) << text;
+  return path;
+}
+
+TEST(Config, DefaultsWithoutFile) {
+  auto config = LoadConfig("", {});
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_EQ(config->server.listen_address, "127.0.0.1");
+  EXPECT_EQ(config->database.url, "sqlite:var/clozit.db");
+}
+
+TEST(Config, FileThenEnvironmentOverride) {
+  auto path = WriteTemp("[server]\nport = 9001\n[log]\nlevel = \"debug\"\n");
+  auto config = LoadConfig(path, {{"CLOZIT_SERVER__PORT", "9002"}, {"CLOZIT_LOG__ACCESS_LOG", "false"}});
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_EQ(config->server.port, 9002);
+  EXPECT_EQ(config->log.level, "debug");
+  EXPECT_FALSE(config->log.access_log);
+}
+
+TEST(Config, NamesTheBadKey) {
+  struct Case {
+    std::string toml;
+    Environment env;
+    std::string field;
+  };
+  std::vector<Case> cases = {
+      {"[server]\nprot = 1\n", {}, "server.prot"},
+      {"[server]\nport = \"x\"\n", {}, "server.port"},
+      {"[server]\nport = 70000\n", {}, "server.port"},
+      {"", {{"CLOZIT_SERVER__PORT", "eighty"}}, "server.port"},
+      {"", {{"CLOZIT_SERVER__NOPE", "1"}}, "CLOZIT_SERVER__NOPE"},
+      {"[log]\nlevel = \"loud\"\n", {}, "log.level"},
+      {"[database]\nurl = \"mysql://x\"\n", {}, "database.url"},
+      {"[server]\ntls_cert_file = \"a.pem\"\n", {}, "server.tls_key_file"},
+  };
+  for (const auto& c : cases) {
+    auto config = LoadConfig(WriteTemp(c.toml), c.env);
+    ASSERT_FALSE(config.ok()) << c.toml;
+    EXPECT_EQ(config.error().field, c.field) << config.error().message;
+  }
+}
+
+TEST(Config, SecretsOnlyFromEnvironmentOrFile) {
+  auto in_file = LoadConfig(WriteTemp("[database]\npassword = \"hunter2\"\n"), {});
+  ASSERT_FALSE(in_file.ok());
+  EXPECT_EQ(in_file.error().field, "database.password");
+  EXPECT_EQ(in_file.error().message.find("hunter2"), std::string::npos);
+
+  auto secret_path = WriteTemp("s3cret\n");
+  auto from_file = LoadConfig(WriteTemp("[database]\npassword_file = \"" + secret_path + "\"\n"), {});
+  ASSERT_TRUE(from_file.ok()) << from_file.error().message;
+  EXPECT_EQ(from_file->database.password, "s3cret");
+
+  auto from_env = LoadConfig("", {{"CLOZIT_DATABASE__PASSWORD", "pw"}});
+  ASSERT_TRUE(from_env.ok());
+  EXPECT_EQ(from_env->database.password, "pw");
+}
+
+TEST(Config, ReportsSyntaxErrors) {
+  auto config = LoadConfig(WriteTemp("[server\nport = 1\n"), {});
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.error().message.find("line 1"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace clozit
