@@ -20,6 +20,8 @@ std::string_view CodeName(ErrorCode code) {
       return "rate_limited";
     case ErrorCode::kPayloadTooLarge:
       return "payload_too_large";
+    case ErrorCode::kMethodNotAllowed:
+      return "method_not_allowed";
     case ErrorCode::kIdempotencyMismatch:
       return "idempotency_key_reused";
     case ErrorCode::kInsufficientCredits:

@@ -23,6 +23,7 @@ enum class ErrorCode {
   kPermissionDenied,     // authenticated but not allowed
   kRateLimited,          // too many requests; retry later
   kPayloadTooLarge,      // body over the limit
+  kMethodNotAllowed,     // the path exists, not with this method
   kIdempotencyMismatch,  // same Idempotency-Key, different request
   kInsufficientCredits,  // balance does not cover the operation
   kUnavailable,          // dependency down (database, provider)

@@ -14,7 +14,13 @@
 // outside the transaction.
 //
 // All methods are thread-safe and block the caller: call them from worker
-// threads, never from the network event loop.
+// threads, never from the network event loop. Inside a work function use its
+// Tx only: a nested Write or Read on the same Database is refused (it could
+// deadlock waiting for what the outer call holds).
+//
+// Parameters: int64 binds as BIGINT; text binds untyped on PostgreSQL, so
+// the column it meets decides its type (as SQLite's affinity does). Where
+// nothing decides it, e.g. `$1 IS NULL`, write `CAST($1 AS TEXT)`.
 #pragma once
 
 #include <cstdint>
@@ -57,7 +63,14 @@ class Row {
 using Rows = std::vector<Row>;
 using Params = std::vector<Value>;
 
-/// A transaction (or, for Database::Read, a read-only snapshot).
+/// A transaction (or, for Database::Read, a read-only snapshot). Used only by
+/// the thread running the work function, and only during that call.
+///
+/// Once a statement fails the transaction is aborted on both backends, as
+/// PostgreSQL does natively: later statements fail, and the Write rolls back
+/// even if `work` returns success. So branch on a duplicate with
+/// `INSERT ... ON CONFLICT DO NOTHING` (and the changed-row count), not by
+/// catching kAlreadyExists and carrying on in the same transaction.
 class Tx {
  public:
   virtual ~Tx() = default;
@@ -65,6 +78,9 @@ class Tx {
   virtual Result<Rows> Query(std::string_view sql, const Params& params = {}) = 0;
   /// Runs a statement; returns the number of rows it changed.
   virtual Result<int64_t> Exec(std::string_view sql, const Params& params = {}) = 0;
+  /// Runs several `;`-separated statements without parameters, e.g. a
+  /// migration file. The script must not contain BEGIN/COMMIT/ROLLBACK.
+  virtual Result<void> ExecScript(std::string_view sql);
   /// The first row of Query, or kNotFound.
   Result<Row> QueryOne(std::string_view sql, const Params& params = {});
   virtual Dialect dialect() const = 0;

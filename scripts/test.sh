@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every test: format check, the AddressSanitizer + UndefinedBehaviorSanitizer
+# build of everything, unit and integration tests on SQLite and on a throw-away
+# PostgreSQL server, and a bounded libFuzzer run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+
+echo "== clang-format check"
+git ls-files -z -- '*.cpp' '*.hpp' | xargs -0 clang-format --dry-run --Werror
+
+echo "== build (ASan + UBSan, -Wall -Wextra -Werror)"
+cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCLOZIT_SANITIZE=ON >/dev/null
+ninja -C build/asan
+
+echo "== tests (SQLite and PostgreSQL)"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+scripts/with-postgres.sh ctest --test-dir build/asan --output-on-failure -j2 --timeout 900
+
+echo "== fuzz (bounded)"
+CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCLOZIT_FUZZ=ON >/dev/null
+ninja -C build/fuzz fuzz_request
+corpus=$(mktemp -d)
+cp tests/fuzz/corpus/request/* "$corpus"/
+build/fuzz/tests/fuzz/fuzz_request -max_total_time=30 -print_final_stats=1 "$corpus" 2>&1 | tail -n 3
+rm -rf "$corpus"
+echo "== all tests passed"

@@ -1,0 +1,93 @@
+// api: the public REST surface under /v1 — thin handlers that parse and
+// validate, call a module, and render JSON.
+//
+// Every route is declared once as a RouteSpec: its method and pattern, who may
+// call it (public, a tenant principal with at least some role, an operator),
+// and its handler. The pipeline around each handler is the same for all:
+// per-IP limits on sign-up and login, authentication (session cookie or
+// `Authorization: Bearer` API key), CSRF on cookie-authenticated state
+// changes, the role check, a per-principal rate limit, and Idempotency-Key
+// replay on POST. Errors leave as problem+json. Thread-safe after
+// construction.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "accounts/accounts.hpp"
+#include "common/config.hpp"
+#include "http/metrics.hpp"
+#include "http/rate_limiter.hpp"
+#include "http/router.hpp"
+#include "privacy/audit_log.hpp"
+#include "storage/database.hpp"
+
+namespace clozit::api {
+
+class IdempotencyStore;
+
+enum class Access {
+  kPublic,    // anyone
+  kTenant,    // a user session or API key of a tenant, with at least `min_role`
+  kSession,   // a user's cookie session only (logout)
+  kOperator,  // a platform operator session
+};
+
+/// What a handler gets: the request and who is calling.
+struct Context {
+  http::Request& request;
+  std::optional<accounts::Principal> principal;
+  privacy::Actor actor;
+  /// Cookies etc. the handler wants on the response.
+  http::Headers response_headers;
+};
+
+using RouteHandler = std::function<Result<http::Response>(Context&)>;
+
+struct RouteSpec {
+  std::string method;
+  std::string pattern;
+  Access access = Access::kTenant;
+  accounts::Role min_role = accounts::Role::kViewer;
+  bool per_ip_limited = false;  // sign-up, login, invitation acceptance
+  RouteHandler handler;
+};
+
+struct ApiDeps {
+  storage::Database& db;
+  accounts::Accounts& accounts;
+  privacy::AuditLog& audit;
+  http::Metrics& metrics;
+  const Clock& clock;
+  Random& random;
+  const Config& config;
+};
+
+class Api {
+ public:
+  explicit Api(ApiDeps deps);
+  ~Api();
+  /// The full handler: instrumentation, routing, the pipeline, the routes.
+  http::Handler Handler();
+  const std::vector<RouteSpec>& routes() const { return specs_; }
+  /// The OpenAPI 3.1 document served at /v1/openapi.json.
+  static const std::string& OpenApiDocument();
+
+ private:
+  http::Response RunPipeline(const RouteSpec& spec, http::Request& request);
+  void AddAccountRoutes();
+  void AddSystemRoutes();
+  void AddAdminRoutes();
+
+  ApiDeps deps_;
+  std::vector<RouteSpec> specs_;
+  http::Router router_;
+  http::RateLimiter per_principal_;
+  http::RateLimiter per_ip_auth_;
+  std::unique_ptr<IdempotencyStore> idempotency_;
+};
+
+}  // namespace clozit::api

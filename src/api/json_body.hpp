@@ -1,0 +1,23 @@
+// api: request-body parsing with field-precise errors.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "common/page.hpp"
+#include "common/result.hpp"
+#include "http/message.hpp"
+
+namespace clozit::api {
+
+/// The body as a JSON object; malformed JSON or a non-object is invalid_argument on field "body".
+Result<nlohmann::json> ParseObject(const http::Request& request);
+/// A required string member; missing → "is required", wrong type → "must be a string".
+Result<std::string> RequiredString(const nlohmann::json& body, const std::string& field);
+Result<std::optional<std::string>> OptionalString(const nlohmann::json& body, const std::string& field);
+/// `limit` (1..200, default 50) and `cursor` from the query string.
+Result<PageRequest> ParsePage(const http::Request& request);
+
+}  // namespace clozit::api

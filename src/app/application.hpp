@@ -1,0 +1,44 @@
+// app: wiring. Builds every module from the configuration in one place and
+// owns them for the life of the process. No other code constructs modules.
+#pragma once
+
+#include <memory>
+
+#include "accounts/accounts.hpp"
+#include "api/api.hpp"
+#include "common/clock.hpp"
+#include "common/config.hpp"
+#include "http/metrics.hpp"
+#include "http/server.hpp"
+#include "privacy/audit_log.hpp"
+#include "storage/database.hpp"
+
+namespace clozit::app {
+
+/// Opens the configured database (creating the SQLite file's folder).
+Result<std::unique_ptr<storage::Database>> OpenDatabase(const Config& config);
+
+class Application {
+ public:
+  /// Opens the database, applies pending migrations, and builds the modules.
+  static Result<std::unique_ptr<Application>> Create(Config config);
+  /// Seeds the demo tenant when configured and absent.
+  Result<void> SeedDemo();
+  /// Binds and serves until SIGTERM/SIGINT.
+  Result<void> Serve();
+
+  accounts::Accounts& accounts() { return *accounts_; }
+
+ private:
+  Application() = default;
+  Config config_;
+  SystemClock clock_;
+  std::unique_ptr<SystemRandom> random_;
+  std::unique_ptr<storage::Database> db_;
+  std::unique_ptr<privacy::AuditLog> audit_;
+  std::unique_ptr<accounts::Accounts> accounts_;
+  http::Metrics metrics_;
+  std::unique_ptr<api::Api> api_;
+};
+
+}  // namespace clozit::app

@@ -1,0 +1,123 @@
+// clozit: the command-line entry point. Subcommands: serve, migrate,
+// config check, admin create-operator.
+#include <unistd.h>
+
+#include <iostream>
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+
+#include "app/application.hpp"
+#include "storage/migrations.hpp"
+
+namespace {
+
+using clozit::Config;
+using clozit::Error;
+using clozit::Result;
+
+int Fail(const Error& error) {
+  std::cerr << "error: " << error.message;
+  if (!error.field.empty() && error.message.find(error.field) == std::string::npos)
+    std::cerr << " (" << error.field << ")";
+  std::cerr << "\n";
+  return error.code == clozit::ErrorCode::kInvalidArgument ? 2 : 1;
+}
+
+Result<Config> Load(const std::string& path) {
+  auto config = clozit::LoadConfig(path, clozit::ProcessEnvironment());
+  if (config) {
+    auto level = spdlog::level::from_str(config->log.level);
+    spdlog::set_level(level);
+  }
+  return config;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto logger = spdlog::stderr_logger_mt("clozit");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %l %v", spdlog::pattern_time_type::utc);
+
+  CLI::App cli{"Clozit — self-hostable AI calling platform"};
+  cli.require_subcommand(1);
+  std::string config_path;
+  if (const char* env = std::getenv("CLOZIT_CONFIG")) config_path = env;
+  cli.add_option("-c,--config", config_path, "TOML configuration file (env CLOZIT_CONFIG)");
+
+  auto* serve = cli.add_subcommand("serve", "Apply migrations and serve the API");
+  auto* migrate = cli.add_subcommand("migrate", "Apply pending database migrations");
+  bool status_only = false;
+  migrate->add_flag("--status", status_only, "List migrations and whether each is applied; change nothing");
+  auto* config_cmd = cli.add_subcommand("config", "Configuration tools");
+  config_cmd->require_subcommand(1);
+  auto* check = config_cmd->add_subcommand("check", "Validate the configuration and name any bad key");
+  auto* admin = cli.add_subcommand("admin", "Platform operator tools");
+  admin->require_subcommand(1);
+  auto* create_operator = admin->add_subcommand("create-operator", "Create a platform operator account");
+  std::string operator_email, operator_name;
+  create_operator->add_option("--email", operator_email, "Operator email")->required();
+  create_operator->add_option("--name", operator_name, "Operator name")->required();
+  create_operator->footer("The password is read from CLOZIT_OPERATOR_PASSWORD or, if unset, from standard input.");
+
+  CLI11_PARSE(cli, argc, argv);
+
+  try {
+    auto config = Load(config_path);
+    if (!config) return Fail(config.error());
+
+    if (check->parsed()) {
+      auto db = clozit::app::OpenDatabase(*config);
+      if (!db) return Fail(db.error());
+      if (auto ping = (*db)->Ping(); !ping) return Fail(ping.error());
+      std::cout << "configuration OK" << (config_path.empty() ? " (defaults)" : " (" + config_path + ")") << "\n";
+      return 0;
+    }
+    if (migrate->parsed()) {
+      auto db = clozit::app::OpenDatabase(*config);
+      if (!db) return Fail(db.error());
+      if (status_only) {
+        auto status = clozit::storage::Status(**db);
+        if (!status) return Fail(status.error());
+        for (const auto& m : *status)
+          std::cout << (m.applied ? "applied " : "pending ") << m.module << "/" << m.name << "\n";
+        return 0;
+      }
+      clozit::SystemClock clock;
+      auto applied = clozit::storage::Migrate(**db, clock);
+      if (!applied) return Fail(applied.error());
+      for (const auto& name : *applied) std::cout << "applied " << name << "\n";
+      std::cout << (applied->empty() ? "nothing to apply: schema is current\n" : "schema is current\n");
+      return 0;
+    }
+    if (create_operator->parsed()) {
+      std::string password;
+      if (const char* env = std::getenv("CLOZIT_OPERATOR_PASSWORD")) {
+        password = env;
+      } else {
+        if (isatty(STDIN_FILENO)) std::cerr << "operator password: ";
+        std::getline(std::cin, password);
+      }
+      auto app = clozit::app::Application::Create(*config);
+      if (!app) return Fail(app.error());
+      clozit::privacy::Actor cli_actor{"system", "cli", "", "local", "cli"};
+      auto created = (*app)->accounts().CreateOperator(operator_email, operator_name, password, cli_actor);
+      if (!created) return Fail(created.error());
+      std::cout << "created operator " << created->id.str() << " <" << created->email << ">\n";
+      return 0;
+    }
+    if (serve->parsed()) {
+      auto app = clozit::app::Application::Create(*config);
+      if (!app) return Fail(app.error());
+      if (auto seeded = (*app)->SeedDemo(); !seeded) return Fail(seeded.error());
+      if (auto served = (*app)->Serve(); !served) return Fail(served.error());
+      return 0;
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "fatal: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,43 @@
+// http: the router — (method, path pattern) → handler.
+//
+// Patterns are literal segments and `{name}` parameters ("/v1/api-keys/{id}").
+// Literal segments win over parameters. A path that matches with another
+// method gets 405 with an Allow header; no match gets 404. The route table is
+// built once at start-up and read concurrently afterwards without locks.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "http/message.hpp"
+
+namespace clozit::http {
+
+using Handler = std::function<Response(Request&)>;
+
+struct Route {
+  std::string method;
+  std::string pattern;
+  Handler handler;
+};
+
+class Router {
+ public:
+  void Add(std::string method, std::string pattern, Handler handler);
+  /// Matches, fills request.path_params and request.route, and runs the handler.
+  Response Dispatch(Request& request) const;
+  const std::vector<Route>& routes() const { return routes_; }
+
+ private:
+  struct Compiled {
+    std::vector<std::string> segments;  // "{x}" marks a parameter
+    size_t route_index;
+  };
+  static bool Match(const Compiled& compiled, const std::vector<std::string_view>& path,
+                    std::map<std::string, std::string>* params);
+  std::vector<Route> routes_;
+  std::vector<Compiled> compiled_;
+};
+
+}  // namespace clozit::http

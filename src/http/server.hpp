@@ -1,0 +1,66 @@
+// http: the HTTP/1.1 server (Boost.Beast on C++20 coroutines).
+//
+// Network I/O runs on `io_threads` threads, one strand per connection;
+// handlers run on a separate pool of `worker_threads` so that blocking work
+// (SQLite, libpq, argon2) never stalls the event loop. Every socket has a body
+// limit, a header timeout and an idle timeout. With a certificate and key the
+// server speaks TLS 1.2+ only; without, it refuses to bind anything but
+// loopback unless `allow_plaintext_public` is set.
+//
+// Shutdown() (also on SIGTERM/SIGINT inside Run) stops accepting, closes idle
+// keep-alive connections, lets requests already read finish and answers them
+// with `Connection: close`, and gives up after `shutdown_deadline`.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/result.hpp"
+#include "http/router.hpp"
+
+namespace clozit::http {
+
+struct ServerOptions {
+  std::string address = "127.0.0.1";
+  uint16_t port = 0;  // 0: pick a free port
+  int io_threads = 2;
+  int worker_threads = 4;
+  uint64_t body_limit = 1 << 20;
+  std::chrono::milliseconds header_timeout{10'000};
+  std::chrono::milliseconds idle_timeout{60'000};
+  std::chrono::milliseconds shutdown_deadline{10'000};
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  bool allow_plaintext_public = false;
+  bool handle_signals = true;
+};
+
+namespace detail {
+struct ServerState;
+}
+
+class Server {
+ public:
+  /// `handler` is called on worker threads, concurrently.
+  Server(ServerOptions options, Handler handler);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  /// Binds and listens. Errors: invalid_argument (bad address, plaintext on a
+  /// public address, unreadable certificate), unavailable (port in use).
+  Result<void> Start();
+  /// The bound port (after Start).
+  uint16_t port() const;
+  /// Serves until Shutdown() or a signal; returns when every connection is closed.
+  void Run();
+  /// Begins a graceful shutdown. Thread-safe; idempotent.
+  void Shutdown();
+
+ private:
+  std::unique_ptr<detail::ServerState> state_;
+};
+
+}  // namespace clozit::http

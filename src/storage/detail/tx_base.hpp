@@ -1,0 +1,59 @@
+// Behaviour both backends' transactions share.
+//
+// After one statement fails the transaction is aborted, as PostgreSQL does by
+// itself: SQLite would let the work carry on and commit, so without this the
+// same work function could commit on SQLite and silently roll back on
+// PostgreSQL. Parameters are checked here too, so both backends refuse the
+// same input. Not thread-safe: a Tx belongs to one call of a work function.
+#pragma once
+
+#include <optional>
+#include <string_view>
+
+#include "storage/database.hpp"
+
+namespace clozit::storage::detail {
+
+class TxBase : public Tx {
+ public:
+  Result<Rows> Query(std::string_view sql, const Params& params = {}) final;
+  Result<int64_t> Exec(std::string_view sql, const Params& params = {}) final;
+  Result<void> ExecScript(std::string_view sql) final;
+
+  bool failed() const { return first_error_.has_value(); }
+  /// What the Write or Read reports when work returned success although a
+  /// statement failed (the transaction is rolled back, never committed).
+  Error AbortedError() const;
+
+ protected:
+  virtual Result<Rows> DoQuery(std::string_view sql, const Params& params) = 0;
+  virtual Result<int64_t> DoExec(std::string_view sql, const Params& params) = 0;
+  virtual Result<void> DoExecScript(std::string_view sql) = 0;
+
+ private:
+  std::optional<Error> Refuse(const Params& params) const;
+  template <typename T>
+  T Track(T result);
+
+  std::optional<Error> first_error_;
+};
+
+/// Marks the calling thread as running a work function of `database` for the
+/// scope's lifetime. A Write or Read on the same database from inside work
+/// would wait for the writer thread or a pooled connection that the outer
+/// call holds, so both backends refuse it instead of deadlocking.
+class WorkScope {
+ public:
+  explicit WorkScope(const Database* database);
+  ~WorkScope();
+  WorkScope(const WorkScope&) = delete;
+  WorkScope& operator=(const WorkScope&) = delete;
+
+  static bool Inside(const Database* database);
+  static Error NestedCallError();
+
+ private:
+  const Database* previous_;
+};
+
+}  // namespace clozit::storage::detail

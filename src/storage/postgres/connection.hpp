@@ -1,0 +1,75 @@
+// One libpq connection, the parsing of PostgreSQL URLs into libpq keywords,
+// and the mapping of SQLSTATEs to Clozit errors.
+//
+// Not thread-safe: a Connection is used by one thread at a time (whoever
+// leased it from the pool).
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "storage/database.hpp"
+
+namespace clozit::storage::postgres {
+
+/// libpq keyword/value pairs, ready for PQconnectdbParams.
+struct ConnectionParameters {
+  std::vector<std::string> keywords;
+  std::vector<std::string> values;
+  /// The value for `keyword`, or "" when absent.
+  std::string Get(std::string_view keyword) const;
+};
+
+/// Parses a postgresql:// URL. `password` is added when the URL has none; a
+/// connect timeout (10 s) is added when the URL has none, so an unreachable
+/// server fails instead of hanging. Errors never repeat the URL (it may hold a
+/// password).
+Result<ConnectionParameters> ParseConnectionUrl(const std::string& url, const std::string& password);
+
+class Connection {
+  struct Key {};  // only Connect can make one, yet make_unique can still call the constructor
+
+ public:
+  static Result<std::unique_ptr<Connection>> Connect(const ConnectionParameters& parameters);
+
+  Connection(Key /*key*/, PGconn* connection) : connection_(connection) {}
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  Result<Rows> Query(std::string_view sql, const Params& params);
+  Result<int64_t> Exec(std::string_view sql, const Params& params);
+  /// Several statements, no parameters (libpq's simple query protocol).
+  Result<void> ExecScript(std::string_view sql);
+  /// Runs a transaction-control statement and checks the server's command tag,
+  /// e.g. "COMMIT" (a COMMIT of a failed transaction answers "ROLLBACK").
+  Result<void> Control(const char* sql, std::string_view expected_tag);
+
+  /// SQLSTATE of the last failed call, "" after a success.
+  const std::string& last_sqlstate() const { return last_sqlstate_; }
+  bool broken() const;
+  bool idle() const;  // connected and outside any transaction
+  /// Reconnects with the original parameters; true when that worked.
+  bool Reset();
+
+ private:
+  struct ResultDeleter {
+    void operator()(PGresult* result) const { PQclear(result); }
+  };
+  using ResultPtr = std::unique_ptr<PGresult, ResultDeleter>;
+
+  ResultPtr Execute(std::string_view sql, const Params& params);
+  Error Failure(const PGresult* result, std::string_view during);
+
+  PGconn* connection_;
+  std::string last_sqlstate_;
+};
+
+/// True for the SQLSTATEs after which re-running the whole transaction can succeed.
+bool IsRetryable(std::string_view sqlstate);
+
+}  // namespace clozit::storage::postgres

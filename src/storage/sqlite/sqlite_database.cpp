@@ -1,0 +1,233 @@
+#include "storage/sqlite/sqlite_database.hpp"
+
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <filesystem>
+#include <future>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "storage/detail/connection_pool.hpp"
+#include "storage/detail/tx_base.hpp"
+#include "storage/sqlite/connection.hpp"
+
+namespace clozit::storage::sqlite {
+namespace {
+
+using Work = std::function<Result<void>(Tx&)>;
+
+class SqliteTx final : public detail::TxBase {
+ public:
+  explicit SqliteTx(Connection& connection) : connection_(connection) {}
+  Dialect dialect() const override { return Dialect::kSqlite; }
+
+ protected:
+  Result<Rows> DoQuery(std::string_view sql, const Params& params) override { return connection_.Query(sql, params); }
+  Result<int64_t> DoExec(std::string_view sql, const Params& params) override { return connection_.Exec(sql, params); }
+  Result<void> DoExecScript(std::string_view sql) override { return connection_.ExecScript(sql); }
+
+ private:
+  Connection& connection_;
+};
+
+class SqliteDatabase final : public Database {
+ public:
+  SqliteDatabase(const std::string& path, const OpenOptions& options, std::unique_ptr<Connection> writer)
+      : write_batch_max_(static_cast<size_t>(options.write_batch_max)),
+        writer_connection_(std::move(writer)),
+        readers_(static_cast<size_t>(options.pool_size),
+                 [path, busy_timeout_ms = options.busy_timeout_ms] {
+                   return Connection::Open(path, Access::kReadOnly, busy_timeout_ms);
+                 }),
+        writer_thread_([this] { WriterLoop(); }) {}
+
+  ~SqliteDatabase() override {
+    {
+      std::lock_guard lock(queue_mutex_);
+      stopping_ = true;
+    }
+    queue_changed_.notify_all();
+    writer_thread_.join();  // the writer drains the queue before it exits
+  }
+
+  Dialect dialect() const override { return Dialect::kSqlite; }
+
+  Result<void> Write(const Work& work) override {
+    if (detail::WorkScope::Inside(this)) return detail::WorkScope::NestedCallError();
+    auto request = std::make_unique<WriteRequest>();
+    request->work = &work;
+    std::future<Result<void>> done = request->done.get_future();
+    {
+      std::lock_guard lock(queue_mutex_);
+      // Unbounded in type but not in practice: every queued request has a caller blocked on it.
+      if (stopping_) return Error::Make(ErrorCode::kUnavailable, "database is closing");
+      queue_.push_back(std::move(request));
+    }
+    queue_changed_.notify_one();
+    return done.get();  // rethrows what work threw
+  }
+
+  Result<void> Read(const Work& work) override {
+    if (detail::WorkScope::Inside(this)) return detail::WorkScope::NestedCallError();
+    CLOZIT_ASSIGN_OR_RETURN(auto lease, readers_.Acquire());
+    Connection& connection = *lease;
+    // An explicit transaction pins one WAL snapshot for every statement in work.
+    CLOZIT_TRY(connection.Exec("BEGIN", {}));
+    SqliteTx tx(connection);
+    Result<void> result;
+    try {
+      detail::WorkScope scope(this);
+      result = work(tx);
+    } catch (...) {
+      (void)connection.Exec("ROLLBACK", {});
+      if (connection.InTransaction()) lease.Discard();
+      throw;
+    }
+    if (result.ok() && tx.failed()) result = tx.AbortedError();
+    auto finished = connection.Exec(result.ok() ? "COMMIT" : "ROLLBACK", {});
+    if (connection.InTransaction()) lease.Discard();  // never hand out a connection stuck in a transaction
+    if (result.ok() && !finished.ok()) return finished.error();
+    return result;
+  }
+
+  Result<void> Ping() override {
+    return Read([](Tx& tx) -> Result<void> {
+      CLOZIT_TRY(tx.Query("SELECT 1"));
+      return Ok();
+    });
+  }
+
+ private:
+  struct WriteRequest {
+    const Work* work = nullptr;  // the caller blocks in Write until done is set, so this stays valid
+    std::promise<Result<void>> done;
+  };
+  using Batch = std::vector<std::unique_ptr<WriteRequest>>;
+
+  struct Outcome {
+    Result<void> result;
+    std::exception_ptr exception;
+  };
+
+  void WriterLoop() {
+    for (;;) {
+      Batch batch;
+      {
+        std::unique_lock lock(queue_mutex_);
+        queue_changed_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stopping, and nothing left to drain
+        while (!queue_.empty() && batch.size() < write_batch_max_) {
+          batch.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+        }
+      }
+      std::vector<Outcome> outcomes = RunBatch(batch);
+      for (size_t index = 0; index < batch.size(); ++index) {
+        if (outcomes[index].exception) {
+          batch[index]->done.set_exception(outcomes[index].exception);
+        } else {
+          batch[index]->done.set_value(std::move(outcomes[index].result));
+        }
+      }
+    }
+  }
+
+  // Runs every request of the batch in one transaction; results are final only
+  // after COMMIT, so nobody learns of a success that could still be undone.
+  std::vector<Outcome> RunBatch(const Batch& batch) {
+    Connection& connection = *writer_connection_;
+    std::vector<Outcome> outcomes(batch.size());
+    auto fail_all = [&](const Error& error) {
+      for (auto& outcome : outcomes) {
+        if (outcome.result.ok() && !outcome.exception) outcome.result = error;
+      }
+    };
+
+    if (auto begun = connection.Exec("BEGIN IMMEDIATE", {}); !begun) {
+      fail_all(begun.error());
+      return outcomes;
+    }
+    for (size_t index = 0; index < batch.size(); ++index) {
+      Outcome& outcome = outcomes[index];
+      if (auto saved = connection.Exec("SAVEPOINT clozit_write", {}); !saved) {
+        outcome.result = saved.error();
+        continue;
+      }
+      SqliteTx tx(connection);
+      try {
+        detail::WorkScope scope(this);
+        outcome.result = (*batch[index]->work)(tx);
+        if (outcome.result.ok() && tx.failed()) outcome.result = tx.AbortedError();
+      } catch (...) {
+        outcome.exception = std::current_exception();
+      }
+      if (!connection.InTransaction()) {
+        // SQLite rolled the whole transaction back by itself (I/O error, disk
+        // full): the earlier requests' changes are gone with it.
+        fail_all(Error::Internal("sqlite rolled back the write batch after an error"));
+        for (size_t rest = index + 1; rest < batch.size(); ++rest) {
+          outcomes[rest].result = Error::Internal("sqlite rolled back the write batch after an error");
+        }
+        return outcomes;
+      }
+      bool keep = outcome.result.ok() && !outcome.exception;
+      if (keep) {
+        if (auto released = connection.Exec("RELEASE clozit_write", {}); !released) {
+          outcome.result = released.error();
+          keep = false;
+        }
+      }
+      if (!keep) {
+        auto undone = connection.Exec("ROLLBACK TO clozit_write", {});
+        auto released = connection.Exec("RELEASE clozit_write", {});
+        if (!undone || !released) {
+          // The savepoint is unusable, so this request's changes might be committed: give up on the batch.
+          (void)connection.Exec("ROLLBACK", {});
+          fail_all(Error::Internal("sqlite could not roll back a failed write"));
+          for (size_t rest = index + 1; rest < batch.size(); ++rest) {
+            outcomes[rest].result = Error::Internal("sqlite could not roll back a failed write");
+          }
+          return outcomes;
+        }
+      }
+    }
+    if (auto committed = connection.Exec("COMMIT", {}); !committed) {
+      (void)connection.Exec("ROLLBACK", {});
+      fail_all(committed.error());
+    }
+    return outcomes;
+  }
+
+  const size_t write_batch_max_;
+  std::unique_ptr<Connection> writer_connection_;  // used only by writer_thread_
+  detail::ConnectionPool<Connection> readers_;
+
+  std::mutex queue_mutex_;
+  std::condition_variable queue_changed_;
+  // State below is protected by queue_mutex_.
+  std::deque<std::unique_ptr<WriteRequest>> queue_;
+  bool stopping_ = false;
+
+  std::thread writer_thread_;  // last: it starts running once everything above exists
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Database>> OpenSqliteDatabase(const std::string& path, const OpenOptions& options) {
+  std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) {
+    std::error_code error;
+    std::filesystem::create_directories(parent, error);
+    if (error) {
+      return Error::Make(ErrorCode::kUnavailable,
+                         "sqlite cannot create directory " + parent.string() + ": " + error.message());
+    }
+  }
+  CLOZIT_ASSIGN_OR_RETURN(auto writer, Connection::Open(path, Access::kReadWrite, options.busy_timeout_ms));
+  return std::unique_ptr<Database>(std::make_unique<SqliteDatabase>(path, options, std::move(writer)));
+}
+
+}  // namespace clozit::storage::sqlite
