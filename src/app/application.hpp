@@ -28,6 +28,8 @@ class Application {
   Result<void> Serve();
 
   accounts::Accounts& accounts() { return *accounts_; }
+  api::Api& api() { return *api_; }
+  storage::Database& db() { return *db_; }
 
  private:
   Application() = default;

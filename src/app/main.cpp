@@ -4,6 +4,7 @@
 
 #include <iostream>
 
+#include <spdlog/async.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
@@ -36,8 +37,18 @@ Result<Config> Load(const std::string& path) {
 
 }  // namespace
 
+int Main(int argc, char** argv);
+
 int main(int argc, char** argv) {
-  auto logger = spdlog::stderr_logger_mt("clozit");
+  int status = Main(argc, argv);
+  spdlog::shutdown();  // flush the async queue
+  return status;
+}
+
+int Main(int argc, char** argv) {
+  // Logging off the request path: a writer thread drains a bounded queue (blocking when full, so no line is lost).
+  spdlog::init_thread_pool(16384, 1);
+  auto logger = spdlog::stderr_logger_mt<spdlog::async_factory>("clozit");
   spdlog::set_default_logger(logger);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %l %v", spdlog::pattern_time_type::utc);
 

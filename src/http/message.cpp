@@ -144,7 +144,8 @@ Response Problem(const Error& error, std::string_view request_id) {
   Response response;
   response.status = status;
   response.headers.Set("Content-Type", "application/problem+json");
-  response.body = body.dump();
+  // Messages may quote request data (a percent-decoded path) that is not UTF-8: replace, never throw.
+  response.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return response;
 }
 

@@ -45,6 +45,10 @@ bhttp::response<bhttp::string_body> ToBeast(Response&& in, unsigned version, boo
   return out;
 }
 
+Error BodyTooLarge(uint64_t limit) {
+  return Error::Make(ErrorCode::kPayloadTooLarge, "request body exceeds " + std::to_string(limit) + " bytes", "body");
+}
+
 template <class Stream>
 asio::awaitable<void> WriteProblem(Stream& stream, const Error& error, unsigned version) {
   auto response = ToBeast(Problem(error), version, false);
@@ -79,11 +83,7 @@ asio::awaitable<void> ServeRequests(ServerState& state, Stream& stream, SessionC
     }
     // Beast already refuses a Content-Length over the body limit while parsing the header.
     if (ec == bhttp::error::body_limit) {
-      co_await WriteProblem(
-          stream,
-          Error::Make(ErrorCode::kPayloadTooLarge,
-                      "request body exceeds " + std::to_string(state.options.body_limit) + " bytes", "body"),
-          parser.get().version());
+      co_await WriteProblem(stream, BodyTooLarge(state.options.body_limit), parser.get().version());
       co_return;
     }
     if (ec) {
@@ -91,14 +91,6 @@ asio::awaitable<void> ServeRequests(ServerState& state, Stream& stream, SessionC
       co_return;
     }
     unsigned version = parser.get().version();
-    if (parser.content_length() && *parser.content_length() > state.options.body_limit) {
-      co_await WriteProblem(
-          stream,
-          Error::Make(ErrorCode::kPayloadTooLarge,
-                      "request body exceeds " + std::to_string(state.options.body_limit) + " bytes", "body"),
-          version);
-      co_return;
-    }
     if (beast::iequals(parser.get()[bhttp::field::expect], "100-continue")) {
       bhttp::response<bhttp::empty_body> proceed{bhttp::status::continue_, version};
       co_await bhttp::async_write(stream, proceed, asio::redirect_error(asio::use_awaitable, ec));
@@ -107,11 +99,7 @@ asio::awaitable<void> ServeRequests(ServerState& state, Stream& stream, SessionC
     socket_layer.expires_after(state.options.header_timeout);
     co_await bhttp::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
     if (ec == bhttp::error::body_limit) {
-      co_await WriteProblem(
-          stream,
-          Error::Make(ErrorCode::kPayloadTooLarge,
-                      "request body exceeds " + std::to_string(state.options.body_limit) + " bytes", "body"),
-          version);
+      co_await WriteProblem(stream, BodyTooLarge(state.options.body_limit), version);
       co_return;
     }
     if (ec) {
@@ -150,7 +138,9 @@ asio::awaitable<void> RunSession(ServerState& state, tcp::socket socket, std::sh
     co_await stream.async_handshake(asio::ssl::stream_base::server, asio::redirect_error(asio::use_awaitable, ec));
     if (!ec) {
       co_await ServeRequests(state, stream, *control, remote_ip, true);
-      beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
+      // A polite close_notify exchange; most clients never answer it, so do not let it hold up a shutdown.
+      beast::get_lowest_layer(stream).expires_after(state.stopping ? std::chrono::milliseconds(100)
+                                                                   : std::chrono::milliseconds(2000));
       co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
     }
     control->cancel = nullptr;

@@ -1,0 +1,220 @@
+// In-process tests of http::Server: a real socket on 127.0.0.1 and a port
+// picked by the kernel, a trivial handler, and http::Client as the peer.
+#include "http/server.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <future>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "http/client.hpp"
+
+namespace clozit::http {
+namespace {
+
+using namespace std::chrono_literals;
+
+/// Remote ports of the established server-side TCP connections to `port`
+/// (Linux /proc/net/tcp): how the test sees whether a client reused its
+/// connection without the server exposing its sockets.
+std::set<int> ServerSideConnections(uint16_t port) {
+  std::set<int> remote_ports;
+  std::ifstream in("/proc/net/tcp");
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string slot, local, remote, state;
+    fields >> slot >> local >> remote >> state;
+    int local_port = std::stoi(local.substr(local.find(':') + 1), nullptr, 16);
+    int remote_port = std::stoi(remote.substr(remote.find(':') + 1), nullptr, 16);
+    if (local_port == port && state == "01") remote_ports.insert(remote_port);  // 01 = ESTABLISHED
+  }
+  return remote_ports;
+}
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void StartServer(ServerOptions options, Handler handler) {
+    options.address = "127.0.0.1";
+    options.port = 0;
+    options.handle_signals = false;
+    server_ = std::make_unique<Server>(options, std::move(handler));
+    auto started = server_->Start();
+    ASSERT_TRUE(started.ok()) << started.error().message;
+    ASSERT_NE(server_->port(), 0);
+    run_ = std::async(std::launch::async, [this] { server_->Run(); });
+  }
+
+  void TearDown() override {
+    if (server_) {
+      server_->Shutdown();
+      if (run_.valid()) {
+        EXPECT_EQ(run_.wait_for(10s), std::future_status::ready) << "Run() did not return";
+      }
+      server_.reset();
+    }
+  }
+
+  std::unique_ptr<Client> Connect() {
+    auto client = Client::Create("http://127.0.0.1:" + std::to_string(server_->port()), {.timeout = 5000ms});
+    EXPECT_TRUE(client.ok());
+    return client.ok() ? std::move(client).value() : nullptr;
+  }
+
+  std::unique_ptr<Server> server_;
+  std::future<void> run_;
+};
+
+Handler Echo() {
+  return [](Request& request) {
+    nlohmann::json body = {{"method", request.method}, {"path", request.path}, {"target", request.target},
+                           {"query", request.query},   {"body", request.body}, {"remote_ip", request.remote_ip},
+                           {"tls", request.tls}};
+    return Response::Json(200, body.dump());
+  };
+}
+
+TEST_F(ServerTest, ServesRequestsAndDecodesThePath) {
+  StartServer({}, Echo());
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  auto response = client->Send("POST", "/v1/a%20b?x=1&y=z%26w", {}, "hello");
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  EXPECT_EQ(response->status, 200);
+  auto body = nlohmann::json::parse(response->body);
+  EXPECT_EQ(body["method"], "POST");
+  EXPECT_EQ(body["path"], "/v1/a b");
+  EXPECT_EQ(body["target"], "/v1/a%20b?x=1&y=z%26w");
+  EXPECT_EQ(body["query"], nlohmann::json::parse(R"([["x","1"],["y","z&w"]])"));
+  EXPECT_EQ(body["body"], "hello");
+  EXPECT_EQ(body["remote_ip"], "127.0.0.1");
+  EXPECT_EQ(body["tls"], false);
+}
+
+TEST_F(ServerTest, KeepAliveServesTwoRequestsOnOneConnection) {
+  std::mutex mutex;
+  std::vector<std::set<int>> seen;  // guarded by mutex
+  uint16_t port = 0;
+  StartServer({}, [&](Request&) {
+    std::lock_guard lock(mutex);
+    seen.push_back(ServerSideConnections(port));
+    return Response::Text(200, "ok");
+  });
+  port = server_->port();
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  for (int i = 0; i < 2; ++i) {
+    auto response = client->Send("GET", "/");
+    ASSERT_TRUE(response.ok()) << response.error().message;
+    EXPECT_EQ(response->status, 200);
+    EXPECT_NE(response->headers.GetOr("Connection", ""), "close");
+  }
+  std::lock_guard lock(mutex);
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].size(), 1u);
+  EXPECT_EQ(seen[0], seen[1]) << "the second request came on a new connection";
+}
+
+TEST_F(ServerTest, BodyOverTheLimitIs413Problem) {
+  std::atomic<int> handled{0};
+  ServerOptions options;
+  options.body_limit = 1024;
+  StartServer(options, [&](Request&) {
+    ++handled;
+    return Response::Text(200, "ok");
+  });
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+
+  auto small = client->Send("POST", "/upload", {}, std::string(1024, 'a'));
+  ASSERT_TRUE(small.ok()) << small.error().message;
+  EXPECT_EQ(small->status, 200);
+
+  auto large = client->Send("POST", "/upload", {}, std::string(4096, 'a'));
+  ASSERT_TRUE(large.ok()) << large.error().message;
+  EXPECT_EQ(large->status, 413) << large->body;
+  EXPECT_EQ(large->headers.GetOr("Content-Type", ""), "application/problem+json") << large->body;
+  auto body = nlohmann::json::parse(large->body);
+  EXPECT_EQ(body["code"], "payload_too_large");
+  EXPECT_EQ(body["field"], "body");
+  EXPECT_EQ(handled.load(), 1) << "the handler must not see an oversized body";
+}
+
+TEST_F(ServerTest, ShutdownLetsInFlightRequestFinish) {
+  std::promise<void> entered;
+  auto entered_future = entered.get_future();
+  std::atomic<bool> finished{false};
+  ServerOptions options;
+  options.shutdown_deadline = 5000ms;
+  StartServer(options, [&](Request& request) {
+    if (request.path == "/slow") {
+      entered.set_value();
+      std::this_thread::sleep_for(300ms);
+      finished = true;
+    }
+    return Response::Text(200, "done");
+  });
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  auto idle = Connect();  // an idle keep-alive connection must not hold the shutdown up
+  ASSERT_TRUE(idle->Send("GET", "/").ok());
+
+  auto in_flight = std::async(std::launch::async, [&] { return client->Send("GET", "/slow"); });
+  ASSERT_EQ(entered_future.wait_for(5s), std::future_status::ready);
+  auto shutdown_started = std::chrono::steady_clock::now();
+  server_->Shutdown();
+  server_->Shutdown();  // idempotent
+
+  auto response = in_flight.get();
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(response->body, "done");
+  EXPECT_TRUE(finished.load());
+  EXPECT_EQ(response->headers.GetOr("Connection", ""), "close");
+
+  ASSERT_EQ(run_.wait_for(5s), std::future_status::ready) << "Run() did not return after the drain";
+  EXPECT_LT(std::chrono::steady_clock::now() - shutdown_started, 4s) << "the idle connection held shutdown up";
+
+  // Nothing listens any more.
+  auto late = Connect();
+  auto refused = late->Send("GET", "/");
+  EXPECT_FALSE(refused.ok());
+}
+
+TEST_F(ServerTest, ShutdownWithoutConnectionsReturnsPromptly) {
+  StartServer({}, Echo());
+  server_->Shutdown();
+  EXPECT_EQ(run_.wait_for(5s), std::future_status::ready);
+}
+
+TEST(Server, RefusesPlaintextOnAPublicAddress) {
+  ServerOptions options;
+  options.address = "0.0.0.0";
+  options.handle_signals = false;
+  Server server(options, Echo());
+  auto started = server.Start();
+  ASSERT_FALSE(started.ok());
+  EXPECT_EQ(started.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(started.error().field, "server.listen_address");
+}
+
+TEST(Server, RefusesABadAddress) {
+  ServerOptions options;
+  options.address = "not-an-ip";
+  options.handle_signals = false;
+  Server server(options, Echo());
+  auto started = server.Start();
+  ASSERT_FALSE(started.ok());
+  EXPECT_EQ(started.error().field, "server.listen_address");
+}
+
+}  // namespace
+}  // namespace clozit::http

@@ -1,0 +1,322 @@
+// Tenant isolation over every route the API declares.
+//
+// Tenant A creates one of each resource; tenant B's owner, once with a cookie
+// session and once with an owner API key, then calls every route in
+// Api::routes() with A's ids substituted. Routes addressing a resource by
+// {id} must answer 404 exactly as for a missing row; list routes must show
+// none of A's data; operator routes refuse tenants. A route this walk does not
+// know how to exercise fails the test, so a new route cannot ship without
+// isolation coverage.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <regex>
+#include <set>
+
+#include "accounts/accounts.hpp"
+#include "api/api.hpp"
+#include "common/clock.hpp"
+#include "common/config.hpp"
+#include "http/metrics.hpp"
+#include "integration/harness.hpp"
+#include "privacy/audit_log.hpp"
+#include "storage/migrations.hpp"
+
+namespace clozit::itest {
+namespace {
+
+using testing::StartsWith;
+
+struct RouteKey {
+  std::string method;
+  std::string pattern;
+  bool operator<(const RouteKey& other) const {
+    return std::tie(method, pattern) < std::tie(other.method, other.pattern);
+  }
+};
+
+std::ostream& operator<<(std::ostream& out, const RouteKey& route) {
+  return out << route.method << " " << route.pattern;
+}
+
+/// The routes the server declares, read from an Api wired the way src/app/application.cpp wires it.
+std::vector<RouteKey> DeclaredRoutes(const std::string& dir) {
+  Config config;
+  config.database.url = "sqlite:" + dir + "/routes.db";
+  config.accounts.argon2_opslimit = 1;
+  config.accounts.argon2_memlimit_kib = 8192;
+  storage::OpenOptions options;
+  options.url = config.database.url;
+  auto db = storage::Open(options);
+  if (!db) {
+    ADD_FAILURE() << "cannot open " << options.url << ": " << db.error().message;
+    return {};
+  }
+  SystemClock clock;
+  SystemRandom random;
+  auto migrated = storage::Migrate(**db, clock);
+  if (!migrated) ADD_FAILURE() << "migrations failed: " << migrated.error().message;
+  privacy::AuditLog audit(clock, random);
+  accounts::Accounts accounts(**db, clock, random, audit, config.accounts);
+  http::Metrics metrics;
+  api::Api api(api::ApiDeps{**db, accounts, audit, metrics, clock, random, config});
+  std::vector<RouteKey> routes;
+  for (const auto& spec : api.routes()) routes.push_back({spec.method, spec.pattern});
+  return routes;
+}
+
+std::string Substitute(const std::string& pattern, const std::string& id) {
+  auto open = pattern.find('{');
+  auto close = pattern.find('}', open);
+  return pattern.substr(0, open) + id + pattern.substr(close + 1);
+}
+
+bool IsStateChanging(const std::string& method) { return method != "GET" && method != "HEAD"; }
+
+class CrossTenantTest : public ServerTest {
+ protected:
+  /// Fails when `body` mentions any of tenant A's identifiers or personal data.
+  void ExpectNoLeak(const std::string& what, const Response& response) {
+    for (const auto& secret : a_private_) {
+      EXPECT_EQ(response.body.find(secret), std::string::npos)
+          << what << " leaked tenant A's \"" << secret << "\": " << response;
+      for (const auto& [name, value] : response.headers.all()) {
+        EXPECT_EQ(value.find(secret), std::string::npos) << what << " leaked \"" << secret << "\" in header " << name;
+      }
+    }
+  }
+
+  std::vector<std::string> a_private_;
+};
+
+TEST_P(CrossTenantTest, EveryRouteHidesOtherTenantsResources) {
+  const std::vector<RouteKey> routes = DeclaredRoutes(dir());
+  ASSERT_GT(routes.size(), 10u);
+
+  ASSERT_NE(StartServer(), nullptr);
+  auto client = Client();
+
+  // ---- Tenant A: owner, an API key, an accepted invitation (a second user), a pending invitation.
+  Account a = SignUp(*client, "tenant-a");
+  ASSERT_FALSE(a.user_id.empty());
+  json a_key = CreateApiKey(*client, a.cookie, "a-key", "admin");
+  ASSERT_TRUE(a_key.contains("secret"));
+  const std::string member_email = UniqueEmail("a-member");
+  auto invited = client->Post("/v1/invitations", {{"email", member_email}, {"role", "member"}}, &a.cookie);
+  ASSERT_EQ(invited.status, 201) << invited;
+  const std::string accepted_invitation_id = invited.Json().value("id", "");
+  EXPECT_EQ(invited.body.find("token"), std::string::npos) << "the invitation token must travel by email only";
+
+  // The token only exists in the outbox mail.
+  auto mail = database().Direct().Query("SELECT body FROM email_outbox WHERE to_address = $1", {member_email});
+  ASSERT_TRUE(mail.ok()) << mail.error().message;
+  ASSERT_EQ(mail->size(), 1u);
+  std::smatch match;
+  const std::string mail_body = (*mail)[0].Text(0);
+  ASSERT_TRUE(std::regex_search(mail_body, match, std::regex(R"(:\s*([A-Za-z0-9_-]{20,})\s*$)"))) << mail_body;
+  const std::string invitation_token = match[1].str();
+  auto accepted = client->Post(
+      "/v1/invitations/accept",
+      {{"token", invitation_token}, {"name", "Amy Member"}, {"phone", "+14155552672"}, {"password", kPassword}});
+  ASSERT_EQ(accepted.status, 201) << accepted;
+  const std::string member_id = accepted.Json()["user"].value("id", "");
+  ASSERT_THAT(member_id, StartsWith("usr_"));
+  EXPECT_EQ(accepted.Json()["user"].value("tenant_id", ""), a.tenant_id);
+  // A token works once.
+  EXPECT_EQ(
+      client
+          ->Post(
+              "/v1/invitations/accept",
+              {{"token", invitation_token}, {"name", "Amy Again"}, {"phone", "+14155552672"}, {"password", kPassword}})
+          .status,
+      409);
+
+  const std::string pending_email = UniqueEmail("a-pending");
+  auto pending = client->Post("/v1/invitations", {{"email", pending_email}, {"role", "viewer"}}, &a.cookie);
+  ASSERT_EQ(pending.status, 201) << pending;
+  const std::string pending_invitation_id = pending.Json().value("id", "");
+
+  a_private_ = {a.tenant_id,
+                a.user_id,
+                member_id,
+                a_key.value("id", "?"),
+                a_key.value("prefix", "?"),
+                a_key.value("secret", "?"),
+                accepted_invitation_id,
+                pending_invitation_id,
+                a.email,
+                member_email,
+                pending_email,
+                a.cookie.session,
+                a.cookie.csrf,
+                "tenant-a Ltd",
+                "Amy Member",
+                "+14155552672"};
+  for (const auto& value : a_private_) ASSERT_FALSE(value.empty() || value == "?");
+
+  // ---- Tenant B's owner, with a cookie session and with an owner API key. B has data of its own.
+  Account b = SignUp(*client, "tenant-b");
+  json b_key = CreateApiKey(*client, b.cookie, "b-key", "owner");
+  ASSERT_TRUE(b_key.contains("secret"));
+  ASSERT_EQ(client->Post("/v1/invitations", {{"email", UniqueEmail("b-pending")}}, &b.cookie).status, 201);
+  const std::vector<Credentials> b_credentials = {b.cookie, Credentials::Bearer(b_key.value("secret", ""))};
+
+  // Which of A's resources each {id} route addresses.
+  const std::map<std::string, std::vector<std::string>> a_ids = {
+      {"/v1/users/{id}", {a.user_id, member_id}},
+      {"/v1/api-keys/{id}", {a_key.value("id", "")}},
+      {"/v1/invitations/{id}", {pending_invitation_id, accepted_invitation_id}},
+      {"/v1/admin/tenants/{id}", {a.tenant_id}},
+  };
+
+  std::set<RouteKey> exercised;
+  int requests = 0;
+  for (const auto& route : routes) {
+    for (const auto& creds : b_credentials) {
+      const std::string what = route.method + " " + route.pattern + " as B (" + creds.label + ")";
+      SCOPED_TRACE(what);
+      const bool has_id = route.pattern.find('{') != std::string::npos;
+      const std::optional<json> generic_body =
+          IsStateChanging(route.method) ? std::optional<json>(json{{"name", "Mallory"}}) : std::nullopt;
+
+      if (route.pattern.starts_with("/v1/admin/")) {
+        // Operator routes: a tenant's credentials authenticate nothing there.
+        std::vector<std::string> targets = {route.pattern};
+        if (has_id) {
+          auto ids = a_ids.find(route.pattern);
+          ASSERT_NE(ids, a_ids.end()) << what << ": no tenant-A resource known for this {id} route";
+          targets.clear();
+          for (const auto& id : ids->second) targets.push_back(Substitute(route.pattern, id));
+        }
+        for (const auto& target : targets) {
+          std::optional<json> body = generic_body;
+          if (route.pattern == "/v1/admin/login") body = json{{"email", a.email}, {"password", kPassword}};
+          auto response = client->Send(route.method, target, body, &creds);
+          ExpectProblem(response, 401, "unauthenticated");
+          EXPECT_TRUE(response.Cookie("clozit_operator_session").value_or("").empty()) << response;
+          ExpectNoLeak(what, response);
+          ++requests;
+        }
+      } else if (has_id) {
+        auto ids = a_ids.find(route.pattern);
+        ASSERT_NE(ids, a_ids.end()) << what
+                                    << ": no tenant-A resource known for this {id} route; add one to a_ids so its "
+                                       "isolation is tested";
+        for (const auto& id : ids->second) {
+          auto response = client->Send(route.method, Substitute(route.pattern, id), generic_body, &creds);
+          // Exactly what a missing row looks like.
+          ExpectProblem(response, 404, "not_found");
+          ExpectNoLeak(what + " on " + id, response);
+          ++requests;
+        }
+        // And a row that does not exist answers the same status and code.
+        auto missing = client->Send(route.method, Substitute(route.pattern, "xyz_01ZZZZZZZZZZZZZZZZZZZZZZZZ"),
+                                    generic_body, &creds);
+        ExpectProblem(missing, 404, "not_found");
+      } else if (route.method == "GET") {
+        // Collections and singletons of the caller's own tenant, and public documents.
+        auto response = client->Get(route.pattern, &creds);
+        EXPECT_EQ(response.status, 200) << what << ": " << response;
+        ExpectNoLeak(what, response);
+        ++requests;
+      } else if (route.method == "POST" && route.pattern == "/v1/signup") {
+        // A's email is taken, but nothing else about A shows.
+        auto response = client->Post("/v1/signup",
+                                     {{"company", "Copycat"},
+                                      {"name", "Mallory"},
+                                      {"email", a.email},
+                                      {"phone", "+14155552671"},
+                                      {"password", kPassword}},
+                                     &creds);
+        ExpectProblem(response, 409, "already_exists", "email");
+        ExpectNoLeak(what, response);
+        ++requests;
+      } else if (route.method == "POST" && route.pattern == "/v1/login") {
+        auto response = client->Post("/v1/login", {{"email", a.email}, {"password", "Wrong-Horse-77"}}, &creds);
+        ExpectProblem(response, 401, "unauthenticated");
+        EXPECT_TRUE(response.SetCookies().empty()) << response;
+        ExpectNoLeak(what, response);
+        ++requests;
+      } else if (route.method == "POST" && route.pattern == "/v1/logout") {
+        // Logging out ends only the caller's own session (a throw-away one here).
+        Credentials target = creds;
+        if (!creds.session.empty()) {
+          auto login = client->Post("/v1/login", {{"email", b.email}, {"password", kPassword}});
+          ASSERT_EQ(login.status, 200) << login;
+          target =
+              Credentials::Cookie(login.Cookie("clozit_session").value_or(""), login.Json().value("csrf_token", ""));
+        }
+        auto response = client->Post("/v1/logout", json::object(), &target);
+        EXPECT_EQ(response.status, creds.session.empty() ? 401 : 204) << response;
+        ExpectNoLeak(what, response);
+        EXPECT_EQ(client->Get("/v1/me", &a.cookie).status, 200) << "B's logout ended A's session";
+        ++requests;
+      } else if (route.method == "PATCH" && route.pattern == "/v1/tenant") {
+        auto response = client->Send("PATCH", "/v1/tenant", json{{"name", "B Renamed"}}, &creds);
+        ASSERT_EQ(response.status, 200) << response;
+        EXPECT_EQ(response.Json().value("id", ""), b.tenant_id);
+        ExpectNoLeak(what, response);
+        ++requests;
+      } else if (route.method == "POST" && route.pattern == "/v1/api-keys") {
+        auto response = client->Post("/v1/api-keys", {{"name", "b-walk"}}, &creds);
+        EXPECT_EQ(response.status, 201) << response;
+        ExpectNoLeak(what, response);
+        ++requests;
+      } else if (route.method == "POST" && route.pattern == "/v1/invitations") {
+        auto response = client->Post("/v1/invitations", {{"email", UniqueEmail("b-walk")}}, &creds);
+        EXPECT_EQ(response.status, 201) << response;
+        ExpectNoLeak(what, response);
+        ++requests;
+      } else if (route.method == "POST" && route.pattern == "/v1/invitations/accept") {
+        // Only the emailed token accepts; A's invitation id is not a token.
+        auto response = client->Post(
+            "/v1/invitations/accept",
+            {{"token", pending_invitation_id}, {"name", "Mallory"}, {"phone", "+14155552671"}, {"password", kPassword}},
+            &creds);
+        ExpectProblem(response, 404, "not_found", "token");
+        ExpectNoLeak(what, response);
+        ++requests;
+      } else {
+        ADD_FAILURE() << what << ": the cross-tenant walk does not know how to exercise this route; teach it";
+        continue;
+      }
+      exercised.insert(route);
+    }
+  }
+  for (const auto& route : routes) EXPECT_TRUE(exercised.count(route)) << route << " was not exercised";
+  EXPECT_GT(requests, 2 * static_cast<int>(routes.size()) - 1);
+
+  // ---- Nothing of A's changed.
+  auto a_tenant = client->Get("/v1/tenant", &a.cookie);
+  ASSERT_EQ(a_tenant.status, 200) << a_tenant;
+  EXPECT_EQ(a_tenant.Json().value("name", ""), "tenant-a Ltd");
+  auto a_users = ListAll(*client, "/v1/users", a.cookie);
+  EXPECT_EQ(a_users.size(), 2u);
+  auto a_member = client->Get("/v1/users/" + member_id, &a.cookie);
+  ASSERT_EQ(a_member.status, 200) << a_member;
+  EXPECT_EQ(a_member.Json().value("name", ""), "Amy Member");
+  EXPECT_EQ(a_member.Json().value("role", ""), "member");
+  auto a_key_now = client->Get("/v1/api-keys/" + a_key.value("id", ""), &a.cookie);
+  ASSERT_EQ(a_key_now.status, 200) << a_key_now;
+  EXPECT_TRUE(a_key_now.Json()["revoked_at"].is_null()) << a_key_now;
+  const Credentials a_bearer = Credentials::Bearer(a_key.value("secret", ""));
+  EXPECT_EQ(client->Get("/v1/me", &a_bearer).status, 200);
+  auto a_pending = client->Get("/v1/invitations/" + pending_invitation_id, &a.cookie);
+  ASSERT_EQ(a_pending.status, 200) << a_pending;
+  EXPECT_EQ(a_pending.Json().value("status", ""), "pending");
+  EXPECT_EQ(ListAll(*client, "/v1/api-keys", a.cookie).size(), 1u);
+  EXPECT_EQ(ListAll(*client, "/v1/invitations", a.cookie).size(), 2u);
+
+  // ---- And the isolation holds the other way round: A's audit log shows nothing of B.
+  auto a_audit = client->Get("/v1/audit-log?limit=200", &a.cookie);
+  ASSERT_EQ(a_audit.status, 200) << a_audit;
+  for (const auto& b_value : {b.tenant_id, b.user_id, b_key.value("id", "?"), b.email}) {
+    EXPECT_EQ(a_audit.body.find(b_value), std::string::npos) << "A's audit log shows B's " << b_value;
+  }
+  EXPECT_FALSE(a_audit.Json()["data"].empty());
+}
+
+CLOZIT_INSTANTIATE_BACKENDS(CrossTenantTest);
+
+}  // namespace
+}  // namespace clozit::itest
