@@ -16,7 +16,7 @@ ninja -C build/asan
 echo "== tests (SQLite and PostgreSQL)"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-scripts/with-postgres.sh ctest --test-dir build/asan --output-on-failure -j2 --timeout 900
+scripts/with-postgres.sh ctest --test-dir build/asan --output-on-failure -j2 --timeout 900 | tee build/asan/ctest.log
 
 echo "== fuzz (bounded)"
 CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCLOZIT_FUZZ=ON >/dev/null
@@ -25,4 +25,8 @@ corpus=$(mktemp -d)
 cp tests/fuzz/corpus/request/* "$corpus"/
 build/fuzz/tests/fuzz/fuzz_request -max_total_time=30 -print_final_stats=1 "$corpus" 2>&1 | tail -n 3
 rm -rf "$corpus"
+summary=$(grep -Eo '[0-9]+ tests failed out of [0-9]+' build/asan/ctest.log | tail -n 1)
+failed=$(awk '{print $1}' <<<"$summary")
+total=$(awk '{print $NF}' <<<"$summary")
 echo "== all tests passed"
+echo "ctest: $((total - failed)) passed, $failed failed"

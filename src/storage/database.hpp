@@ -100,8 +100,9 @@ class Database {
   /// Runs `work` against a consistent read snapshot. Statements that write fail.
   virtual Result<void> Read(const std::function<Result<void>(Tx&)>& work) = 0;
 
-  /// Convenience: a single read-only query.
-  Result<Rows> Query(std::string_view sql, const Params& params = {});
+  /// Convenience: a single read-only query. A backend may run it without an
+  /// explicit transaction (one statement is its own snapshot).
+  virtual Result<Rows> Query(std::string_view sql, const Params& params = {});
 
   /// Cheap liveness probe for /readyz.
   virtual Result<void> Ping() = 0;
