@@ -1,5 +1,5 @@
 // clozit: the command-line entry point. Subcommands: serve, migrate,
-// config check, admin create-operator.
+// config check, admin create-operator, admin ledger-check.
 #include <unistd.h>
 
 #include <iostream>
@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "app/application.hpp"
+#include "billing/ledger_check.hpp"
 #include "storage/migrations.hpp"
 
 namespace {
@@ -72,6 +73,8 @@ int Main(int argc, char** argv) {
   create_operator->add_option("--email", operator_email, "Operator email")->required();
   create_operator->add_option("--name", operator_name, "Operator name")->required();
   create_operator->footer("The password is read from CLOZIT_OPERATOR_PASSWORD or, if unset, from standard input.");
+  auto* ledger_check = admin->add_subcommand(
+      "ledger-check", "Verify the credit ledger's invariants; exit 1 and list every breach if any fails");
 
   CLI11_PARSE(cli, argc, argv);
 
@@ -102,6 +105,15 @@ int Main(int argc, char** argv) {
       for (const auto& name : *applied) std::cout << "applied " << name << "\n";
       std::cout << (applied->empty() ? "nothing to apply: schema is current\n" : "schema is current\n");
       return 0;
+    }
+    if (ledger_check->parsed()) {
+      auto db = clozit::app::OpenDatabase(*config);
+      if (!db) return Fail(db.error());
+      auto breaches = clozit::billing::CheckLedger(**db);
+      if (!breaches) return Fail(breaches.error());
+      for (const auto& breach : *breaches) std::cout << "breach: " << breach << "\n";
+      std::cout << (breaches->empty() ? "ledger OK\n" : std::to_string(breaches->size()) + " breaches\n");
+      return breaches->empty() ? 0 : 1;
     }
     if (create_operator->parsed()) {
       std::string password;

@@ -1,0 +1,464 @@
+#include "billing/detail/engine.hpp"
+
+#include <algorithm>
+#include <string>
+
+#include "billing/detail/store.hpp"
+#include "common/ids.hpp"
+
+namespace clozit::billing::detail {
+namespace {
+
+constexpr size_t kMaxTextLength = 200;
+
+bool IsResolution(TransferKind kind) {
+  return kind == TransferKind::kPostPending || kind == TransferKind::kVoidPending ||
+         kind == TransferKind::kExpirePending;
+}
+
+std::string NormalizedCode(const TransferSpec& spec) {
+  return spec.code.empty() ? std::string(TransferKindName(spec.kind)) : spec.code;
+}
+
+std::string TimeText(const std::optional<TimePoint>& t) { return t ? FormatRfc3339(*t) : "none"; }
+
+std::string Quote(const std::string& text) { return "\"" + text + "\""; }
+
+Error Invalid(std::string field, std::string message) {
+  return Error::InvalidArgument(std::move(field), std::move(message));
+}
+
+Error Differs(const std::string& id, const std::string& field, const std::string& stored,
+              const std::string& requested) {
+  return Error::Make(ErrorCode::kAlreadyExists,
+                     "transfer " + id + " already exists with a different " + field + " (stored " + stored +
+                         ", requested " + requested + "); a retry must repeat the original fields",
+                     field);
+}
+
+// True when the account's limits hold. `amount` is what the transfer adds, for the message.
+Result<void> CheckLimits(const Account& before, const Account& after, Credits amount) {
+  if (after.flags & AccountFlags::kDebitsMustNotExceedCredits) {
+    __int128 debits = static_cast<__int128>(after.debits_pending.micros()) + after.debits_posted.micros();
+    if (debits > after.credits_posted.micros()) {
+      return Error::Make(ErrorCode::kInsufficientCredits,
+                         "insufficient credits: " + before.Available().ToString() + " available, " + amount.ToString() +
+                             " requested (account " + before.id + ")",
+                         "amount");
+    }
+  }
+  if (after.flags & AccountFlags::kCreditsMustNotExceedDebits) {
+    __int128 credits = static_cast<__int128>(after.credits_pending.micros()) + after.credits_posted.micros();
+    if (credits > after.debits_posted.micros()) {
+      return Error::Make(
+          ErrorCode::kInsufficientCredits,
+          "credits to account " + before.id + " would exceed its debits (" + amount.ToString() + " requested)",
+          "amount");
+    }
+  }
+  return Ok();
+}
+
+// A ManualClock pinned at `now`, so lot ids carry the transfer's instant.
+std::string NewLotId(TimePoint now, Random& random) {
+  ManualClock at(now);
+  return "lot_" + NewUlid(at, random);
+}
+
+}  // namespace
+
+Result<void> SameAsStored(const TransferSpec& spec, const Transfer& stored) {
+  const std::string& id = stored.id;
+  if (spec.kind != stored.kind) {
+    return Differs(id, "kind", std::string(TransferKindName(stored.kind)), std::string(TransferKindName(spec.kind)));
+  }
+  std::string code = NormalizedCode(spec);
+  if (code != stored.code) return Differs(id, "code", Quote(stored.code), Quote(code));
+  if (spec.corrects != stored.corrects) return Differs(id, "corrects", Quote(stored.corrects), Quote(spec.corrects));
+  if (IsResolution(spec.kind)) {
+    if (spec.pending_id != stored.pending_id) {
+      return Differs(id, "pending_id", Quote(stored.pending_id), Quote(spec.pending_id));
+    }
+    if (!spec.debit_account_id.empty() && spec.debit_account_id != stored.debit_account_id) {
+      return Differs(id, "debit_account_id", Quote(stored.debit_account_id), Quote(spec.debit_account_id));
+    }
+    if (!spec.credit_account_id.empty() && spec.credit_account_id != stored.credit_account_id) {
+      return Differs(id, "credit_account_id", Quote(stored.credit_account_id), Quote(spec.credit_account_id));
+    }
+    bool amount_matches = spec.kind == TransferKind::kPostPending
+                              ? spec.amount == stored.amount
+                              : spec.amount.micros() == 0 || spec.amount == stored.amount;
+    if (!amount_matches) return Differs(id, "amount", stored.amount.ToString(), spec.amount.ToString());
+    if (!spec.reference.empty() && spec.reference != stored.reference) {
+      return Differs(id, "reference", Quote(stored.reference), Quote(spec.reference));
+    }
+    return Ok();
+  }
+  if (spec.debit_account_id != stored.debit_account_id) {
+    return Differs(id, "debit_account_id", Quote(stored.debit_account_id), Quote(spec.debit_account_id));
+  }
+  if (spec.credit_account_id != stored.credit_account_id) {
+    return Differs(id, "credit_account_id", Quote(stored.credit_account_id), Quote(spec.credit_account_id));
+  }
+  if (spec.amount != stored.amount) return Differs(id, "amount", stored.amount.ToString(), spec.amount.ToString());
+  std::optional<TimePoint> expires_at;
+  if (spec.expires_at) expires_at = Truncate(*spec.expires_at);
+  if (expires_at != stored.expires_at) {
+    return Differs(id, "expires_at", TimeText(stored.expires_at), TimeText(expires_at));
+  }
+  if (spec.reference != stored.reference) {
+    return Differs(id, "reference", Quote(stored.reference), Quote(spec.reference));
+  }
+  if (!spec.tenant_id.empty() && spec.tenant_id != stored.tenant_id) {
+    return Differs(id, "tenant_id", Quote(stored.tenant_id), Quote(spec.tenant_id));
+  }
+  if (spec.debit_lot_id != stored.debit_lot_id) {
+    return Differs(id, "debit_lot_id", Quote(stored.debit_lot_id), Quote(spec.debit_lot_id));
+  }
+  if (spec.new_lot.has_value() != stored.new_lot.has_value()) {
+    return Differs(id, "new_lot", stored.new_lot ? "a lot" : "none", spec.new_lot ? "a lot" : "none");
+  }
+  if (spec.new_lot) {
+    const LotSpec& a = *stored.new_lot;
+    const LotSpec& b = *spec.new_lot;
+    if (a.kind != b.kind) {
+      return Differs(id, "new_lot.kind", std::string(LotKindName(a.kind)), std::string(LotKindName(b.kind)));
+    }
+    if (a.priority != b.priority) {
+      return Differs(id, "new_lot.priority", std::to_string(a.priority), std::to_string(b.priority));
+    }
+    std::optional<TimePoint> lot_expiry;
+    if (b.expires_at) lot_expiry = Truncate(*b.expires_at);
+    if (lot_expiry != a.expires_at) {
+      return Differs(id, "new_lot.expires_at", TimeText(a.expires_at), TimeText(lot_expiry));
+    }
+  }
+  return Ok();
+}
+
+Result<Transfer> Engine::Apply(const TransferSpec& spec) {
+  CLOZIT_TRY(Validate(spec));
+  // The id is claimed by this transaction's insert; a repeat finds the stored row.
+  CLOZIT_ASSIGN_OR_RETURN(auto existing, FindTransfer(tx_, spec.id));
+  if (existing) {
+    CLOZIT_TRY(SameAsStored(spec, *existing));
+    return *existing;
+  }
+  if (!spec.corrects.empty()) {
+    CLOZIT_ASSIGN_OR_RETURN(auto corrected, FindTransfer(tx_, spec.corrects));
+    if (!corrected)
+      return Error::Make(ErrorCode::kNotFound, "corrected transfer " + spec.corrects + " not found", "corrects");
+  }
+  return IsResolution(spec.kind) ? ApplyResolution(spec) : ApplyNew(spec);
+}
+
+Result<void> Engine::Validate(const TransferSpec& spec) const {
+  if (!ValidKey(spec.id)) return Invalid("id", "transfer id must be 1-200 printable characters without spaces");
+  if (spec.amount.micros() < 0) return Invalid("amount", "amount must not be negative");
+  if (spec.code.size() > kMaxTextLength) return Invalid("code", "code is longer than 200 characters");
+  if (spec.reference.size() > kMaxTextLength) return Invalid("reference", "reference is longer than 200 characters");
+  if (spec.tenant_id.size() > kMaxTextLength) return Invalid("tenant_id", "tenant_id is longer than 200 characters");
+  if (!spec.corrects.empty() && spec.corrects == spec.id)
+    return Invalid("corrects", "a transfer cannot correct itself");
+  if (IsResolution(spec.kind)) {
+    if (spec.pending_id.empty()) return Invalid("pending_id", "post, void and expire name the pending transfer");
+    if (spec.expires_at) return Invalid("expires_at", "only a pending transfer has an expiry");
+    if (spec.new_lot) return Invalid("new_lot", "only a single-phase credit opens a lot");
+    if (!spec.debit_lot_id.empty()) return Invalid("debit_lot_id", "a resolution takes from the pending earmarks");
+    return Ok();
+  }
+  if (spec.debit_account_id.empty()) return Invalid("debit_account_id", "debit account is required");
+  if (spec.credit_account_id.empty()) return Invalid("credit_account_id", "credit account is required");
+  if (spec.debit_account_id == spec.credit_account_id) {
+    return Invalid("credit_account_id", "debit and credit accounts must differ");
+  }
+  if (spec.amount.micros() == 0) return Invalid("amount", "amount must be positive");
+  if (!spec.pending_id.empty()) return Invalid("pending_id", "only post, void and expire name a pending transfer");
+  if (spec.kind == TransferKind::kSingle && spec.expires_at) {
+    return Invalid("expires_at", "only a pending transfer has an expiry");
+  }
+  if (spec.expires_at && *spec.expires_at <= now_) return Invalid("expires_at", "expiry must be in the future");
+  if (spec.new_lot && spec.new_lot->expires_at && *spec.new_lot->expires_at <= now_) {
+    return Invalid("new_lot.expires_at", "a lot's expiry must be in the future");
+  }
+  return Ok();
+}
+
+Result<Account> Engine::LoadAccount(const std::string& id, const char* field) {
+  CLOZIT_ASSIGN_OR_RETURN(auto account, FindAccount(tx_, id));
+  if (!account) return Error::Make(ErrorCode::kNotFound, "ledger account " + id + " not found", field);
+  return *account;
+}
+
+Result<Transfer> Engine::ApplyNew(const TransferSpec& spec) {
+  CLOZIT_ASSIGN_OR_RETURN(Account debit, LoadAccount(spec.debit_account_id, "debit_account_id"));
+  CLOZIT_ASSIGN_OR_RETURN(Account credit, LoadAccount(spec.credit_account_id, "credit_account_id"));
+  if (debit.ledger != credit.ledger) return Invalid("credit_account_id", "the accounts are on different ledgers");
+
+  std::string tenant = !debit.tenant_id.empty() ? debit.tenant_id : credit.tenant_id;
+  if (!spec.tenant_id.empty()) {
+    bool matches = spec.tenant_id == debit.tenant_id || spec.tenant_id == credit.tenant_id;
+    if (!tenant.empty() && !matches) return Invalid("tenant_id", "tenant_id is neither account's tenant");
+    if (tenant.empty()) tenant = spec.tenant_id;
+  }
+
+  const bool pending = spec.kind == TransferKind::kPending;
+  const bool credit_lots = (credit.flags & AccountFlags::kLots) != 0;
+  const bool debit_lots = (debit.flags & AccountFlags::kLots) != 0;
+  if (credit_lots && !spec.new_lot) {
+    return Invalid("new_lot", "a credit to lot account " + credit.id + " opens a lot: new_lot is required");
+  }
+  if (credit_lots && pending) return Invalid("kind", "a credit to a lot account must be single-phase");
+  if (!credit_lots && spec.new_lot) return Invalid("new_lot", "account " + credit.id + " has no lots");
+  if (!debit_lots && !spec.debit_lot_id.empty()) {
+    return Invalid("debit_lot_id", "account " + debit.id + " has no lots");
+  }
+
+  Account debit_after = debit;
+  Account credit_after = credit;
+  if (pending) {
+    CLOZIT_ASSIGN_OR_RETURN(debit_after.debits_pending, debit.debits_pending.Add(spec.amount));
+    CLOZIT_ASSIGN_OR_RETURN(credit_after.credits_pending, credit.credits_pending.Add(spec.amount));
+  } else {
+    CLOZIT_ASSIGN_OR_RETURN(debit_after.debits_posted, debit.debits_posted.Add(spec.amount));
+    CLOZIT_ASSIGN_OR_RETURN(credit_after.credits_posted, credit.credits_posted.Add(spec.amount));
+  }
+  CLOZIT_TRY(CheckLimits(debit, debit_after, spec.amount));
+  CLOZIT_TRY(CheckLimits(credit, credit_after, spec.amount));
+
+  Transfer transfer;
+  transfer.id = spec.id;
+  transfer.ledger = debit.ledger;
+  transfer.kind = spec.kind;
+  transfer.debit_account_id = debit.id;
+  transfer.credit_account_id = credit.id;
+  transfer.amount = spec.amount;
+  if (spec.expires_at) transfer.expires_at = Truncate(*spec.expires_at);
+  transfer.code = NormalizedCode(spec);
+  transfer.corrects = spec.corrects;
+  transfer.reference = spec.reference;
+  transfer.tenant_id = tenant;
+  transfer.debit_lot_id = spec.debit_lot_id;
+  if (spec.new_lot) {
+    transfer.new_lot = spec.new_lot;
+    if (spec.new_lot->expires_at) transfer.new_lot->expires_at = Truncate(*spec.new_lot->expires_at);
+  }
+  transfer.created_at = Truncate(now_);
+  CLOZIT_TRY(InsertTransfer(tx_, transfer));
+  if (pending) {
+    CLOZIT_TRY(tx_.Exec("INSERT INTO ledger_pending (transfer_id, expires_at, state) VALUES ($1, $2, 'pending')",
+                        {transfer.id, MsOrNull(transfer.expires_at)}));
+  }
+  if (debit_lots) CLOZIT_TRY(TakeFromLots(transfer, debit));
+  if (credit_lots) CLOZIT_TRY(OpenLot(transfer, credit));
+  CLOZIT_TRY(SaveBalances(tx_, debit_after));
+  CLOZIT_TRY(SaveBalances(tx_, credit_after));
+  return transfer;
+}
+
+Result<void> Engine::TakeFromLots(const Transfer& transfer, const Account& account) {
+  const bool earmark = transfer.kind == TransferKind::kPending;
+  std::vector<Lot> lots;
+  if (!transfer.debit_lot_id.empty()) {
+    // A named lot may have expired: that is how the expiry sweep empties it.
+    CLOZIT_ASSIGN_OR_RETURN(auto lot, FindLot(tx_, transfer.debit_lot_id));
+    if (!lot || lot->account_id != account.id) {
+      return Error::Make(ErrorCode::kNotFound, "lot " + transfer.debit_lot_id + " not found in account " + account.id,
+                         "debit_lot_id");
+    }
+    lots.push_back(*lot);
+  } else {
+    CLOZIT_ASSIGN_OR_RETURN(lots, BurnDownCandidates(tx_, account.id, now_));
+  }
+  int64_t needed = transfer.amount.micros();
+  int64_t ordinal = 0;
+  for (Lot& lot : lots) {
+    if (needed == 0) break;
+    int64_t take = std::min(needed, lot.Unreserved().micros());
+    if (take <= 0) continue;
+    LotChange change;
+    change.lot_id = lot.id;
+    change.seq = ++lot.version;
+    change.transfer_id = transfer.id;
+    change.ordinal = ordinal++;
+    change.at = transfer.created_at;
+    if (earmark) {
+      lot.reserved = Credits::FromMicros(lot.reserved.micros() + take);
+      change.change = "earmark";
+      change.delta_reserved = Credits::FromMicros(take);
+    } else {
+      lot.remaining = Credits::FromMicros(lot.remaining.micros() - take);
+      change.change = "debit";
+      change.delta_remaining = Credits::FromMicros(-take);
+    }
+    change.remaining_after = lot.remaining;
+    change.reserved_after = lot.reserved;
+    CLOZIT_TRY(SaveLotAmounts(tx_, lot));
+    CLOZIT_TRY(InsertLotChange(tx_, change));
+    needed -= take;
+  }
+  if (needed > 0) {
+    Credits found = Credits::FromMicros(transfer.amount.micros() - needed);
+    std::string where =
+        transfer.debit_lot_id.empty() ? "in unexpired lots" : "unreserved in lot " + transfer.debit_lot_id;
+    return Error::Make(ErrorCode::kInsufficientCredits,
+                       "insufficient credits: " + found.ToString() + " available " + where + ", " +
+                           transfer.amount.ToString() + " requested",
+                       "amount");
+  }
+  return Ok();
+}
+
+Result<void> Engine::OpenLot(const Transfer& transfer, const Account& account) {
+  Lot lot;
+  lot.id = NewLotId(now_, random_);
+  lot.account_id = account.id;
+  lot.tenant_id = account.tenant_id;
+  lot.kind = transfer.new_lot->kind;
+  lot.priority = transfer.new_lot->priority;
+  lot.expires_at = transfer.new_lot->expires_at;
+  lot.original = transfer.amount;
+  lot.remaining = transfer.amount;
+  lot.source_transfer_id = transfer.id;
+  lot.reference = transfer.reference;
+  lot.created_at = transfer.created_at;
+  lot.version = 1;
+  CLOZIT_TRY(InsertLot(tx_, lot));
+  LotChange change;
+  change.lot_id = lot.id;
+  change.seq = lot.version;
+  change.transfer_id = transfer.id;
+  change.change = "grant";
+  change.delta_remaining = transfer.amount;
+  change.remaining_after = lot.remaining;
+  change.reserved_after = lot.reserved;
+  change.at = transfer.created_at;
+  return InsertLotChange(tx_, change);
+}
+
+Result<Transfer> Engine::ApplyResolution(const TransferSpec& spec) {
+  CLOZIT_ASSIGN_OR_RETURN(auto found, FindTransfer(tx_, spec.pending_id));
+  if (!found) {
+    return Error::Make(ErrorCode::kNotFound, "pending transfer " + spec.pending_id + " not found", "pending_id");
+  }
+  const Transfer& pending = *found;
+  if (pending.kind != TransferKind::kPending)
+    return Invalid("pending_id", "transfer " + pending.id + " is not pending");
+  CLOZIT_ASSIGN_OR_RETURN(auto status, FindPending(tx_, pending.id));
+  if (!status) return Error::Internal("pending transfer " + pending.id + " has no status row");
+  if (status->state != PendingState::kPending) {
+    return Error::Make(ErrorCode::kConflict,
+                       "pending transfer " + pending.id + " was already " +
+                           std::string(PendingStateName(status->state)) + " by " + status->resolved_by,
+                       "pending_id");
+  }
+  const bool expired = pending.expires_at && *pending.expires_at <= now_;
+  if (spec.kind == TransferKind::kExpirePending && !expired) {
+    return Error::Make(
+        ErrorCode::kConflict,
+        "pending transfer " + pending.id + " has not expired (it expires at " + TimeText(pending.expires_at) + ")",
+        "pending_id");
+  }
+  if (spec.kind != TransferKind::kExpirePending && expired) {
+    return Error::Make(ErrorCode::kConflict,
+                       "pending transfer " + pending.id + " expired at " + TimeText(pending.expires_at), "pending_id");
+  }
+  if (!spec.debit_account_id.empty() && spec.debit_account_id != pending.debit_account_id) {
+    return Invalid("debit_account_id", "debit account differs from the pending transfer's");
+  }
+  if (!spec.credit_account_id.empty() && spec.credit_account_id != pending.credit_account_id) {
+    return Invalid("credit_account_id", "credit account differs from the pending transfer's");
+  }
+  const bool post = spec.kind == TransferKind::kPostPending;
+  if (post && spec.amount > pending.amount) {
+    return Invalid("amount",
+                   "cannot post " + spec.amount.ToString() + ": the pending amount is " + pending.amount.ToString());
+  }
+  if (!post && spec.amount.micros() != 0 && spec.amount != pending.amount) {
+    return Invalid("amount", "a void or expiry releases the whole pending amount " + pending.amount.ToString());
+  }
+  const Credits posted = post ? spec.amount : Credits();
+
+  CLOZIT_ASSIGN_OR_RETURN(Account debit, LoadAccount(pending.debit_account_id, "debit_account_id"));
+  CLOZIT_ASSIGN_OR_RETURN(Account credit, LoadAccount(pending.credit_account_id, "credit_account_id"));
+  Account debit_after = debit;
+  Account credit_after = credit;
+  CLOZIT_ASSIGN_OR_RETURN(debit_after.debits_pending, debit.debits_pending.Subtract(pending.amount));
+  CLOZIT_ASSIGN_OR_RETURN(credit_after.credits_pending, credit.credits_pending.Subtract(pending.amount));
+  CLOZIT_ASSIGN_OR_RETURN(debit_after.debits_posted, debit.debits_posted.Add(posted));
+  CLOZIT_ASSIGN_OR_RETURN(credit_after.credits_posted, credit.credits_posted.Add(posted));
+  if (debit_after.debits_pending.micros() < 0 || credit_after.credits_pending.micros() < 0) {
+    return Error::Internal("pending balance of " + debit.id + " or " + credit.id + " would go negative");
+  }
+  CLOZIT_TRY(CheckLimits(debit, debit_after, posted));
+  CLOZIT_TRY(CheckLimits(credit, credit_after, posted));
+
+  Transfer transfer;
+  transfer.id = spec.id;
+  transfer.ledger = pending.ledger;
+  transfer.kind = spec.kind;
+  transfer.debit_account_id = pending.debit_account_id;
+  transfer.credit_account_id = pending.credit_account_id;
+  transfer.amount = post ? posted : pending.amount;
+  transfer.pending_id = pending.id;
+  transfer.code = NormalizedCode(spec);
+  transfer.corrects = spec.corrects;
+  transfer.reference = spec.reference.empty() ? pending.reference : spec.reference;
+  transfer.tenant_id = pending.tenant_id;
+  transfer.created_at = Truncate(now_);
+  CLOZIT_TRY(InsertTransfer(tx_, transfer));
+
+  std::string state = post ? "posted" : spec.kind == TransferKind::kVoidPending ? "voided" : "expired";
+  CLOZIT_ASSIGN_OR_RETURN(int64_t resolved,
+                          tx_.Exec("UPDATE ledger_pending SET state = $2, resolved_by = $3, resolved_at = $4 "
+                                   "WHERE transfer_id = $1 AND state = 'pending'",
+                                   {pending.id, state, transfer.id, Ms(transfer.created_at)}));
+  if (resolved != 1) {
+    return Error::Make(ErrorCode::kConflict, "pending transfer " + pending.id + " was resolved concurrently",
+                       "pending_id");
+  }
+  if (debit.flags & AccountFlags::kLots) CLOZIT_TRY(ResolveEarmarks(transfer, pending, posted));
+  CLOZIT_TRY(SaveBalances(tx_, debit_after));
+  CLOZIT_TRY(SaveBalances(tx_, credit_after));
+  return transfer;
+}
+
+Result<void> Engine::ResolveEarmarks(const Transfer& resolution, const Transfer& pending, Credits posted) {
+  CLOZIT_ASSIGN_OR_RETURN(auto earmarks, Earmarks(tx_, pending.id));
+  int64_t to_post = posted.micros();
+  int64_t released = 0;
+  int64_t ordinal = 0;
+  for (const LotChange& earmark : earmarks) {
+    CLOZIT_ASSIGN_OR_RETURN(auto found, FindLot(tx_, earmark.lot_id));
+    if (!found) return Error::Internal("earmarked lot " + earmark.lot_id + " not found");
+    Lot lot = *found;
+    const int64_t held = earmark.delta_reserved.micros();
+    const int64_t consumed = std::min(to_post, held);
+    to_post -= consumed;
+    released += held;
+    lot.remaining = Credits::FromMicros(lot.remaining.micros() - consumed);
+    lot.reserved = Credits::FromMicros(lot.reserved.micros() - held);
+    if (lot.remaining.micros() < 0 || lot.reserved.micros() < 0) {
+      return Error::Internal("lot " + lot.id + " would go below zero resolving " + pending.id);
+    }
+    LotChange change;
+    change.lot_id = lot.id;
+    change.seq = ++lot.version;
+    change.transfer_id = resolution.id;
+    change.ordinal = ordinal++;
+    change.change = consumed > 0 ? "post" : "release";
+    change.delta_remaining = Credits::FromMicros(-consumed);
+    change.delta_reserved = Credits::FromMicros(-held);
+    change.remaining_after = lot.remaining;
+    change.reserved_after = lot.reserved;
+    change.at = resolution.created_at;
+    CLOZIT_TRY(SaveLotAmounts(tx_, lot));
+    CLOZIT_TRY(InsertLotChange(tx_, change));
+  }
+  if (to_post != 0 || released != pending.amount.micros()) {
+    return Error::Internal("earmarks of pending transfer " + pending.id + " do not match its amount");
+  }
+  return Ok();
+}
+
+}  // namespace clozit::billing::detail

@@ -1,0 +1,276 @@
+#include "billing/detail/store.hpp"
+
+#include <chrono>
+
+namespace clozit::billing::detail {
+namespace {
+
+using storage::Row;
+using storage::Tx;
+using storage::Value;
+
+constexpr std::string_view kAccountColumns =
+    "id, ledger, tenant_id, code, flags, debits_pending, debits_posted, credits_pending, credits_posted, created_at";
+
+constexpr std::string_view kTransferColumns =
+    "id, ledger, kind, debit_account_id, credit_account_id, amount, pending_id, expires_at, code, corrects_id, "
+    "reference, tenant_id, debit_lot_id, lot_kind, lot_priority, lot_expires_at, created_at";
+
+constexpr std::string_view kLotColumns =
+    "id, account_id, tenant_id, kind, priority, expires_at, original, remaining, reserved, version, "
+    "source_transfer_id, reference, created_at";
+
+constexpr std::string_view kLotChangeColumns =
+    "lot_id, seq, transfer_id, ordinal, change, delta_remaining, delta_reserved, remaining_after, reserved_after, at";
+
+// Burn-down order (billing.md): priority, soonest expiry (none last), granted before paid, oldest.
+constexpr std::string_view kBurnDownOrder =
+    " ORDER BY priority, COALESCE(expires_at, 9223372036854775807), kind_rank, created_at, id";
+
+std::string Sql(std::string_view head, std::string_view columns, std::string_view tail) {
+  std::string sql(head);
+  sql += columns;
+  sql += tail;
+  return sql;
+}
+
+Credits C(const Row& row, size_t column) { return Credits::FromMicros(row.Int(column)); }
+
+Account AccountFromRow(const Row& row) {
+  Account account;
+  account.id = row.Text(0);
+  account.ledger = row.Int(1);
+  account.tenant_id = row.Text(2);
+  account.code = row.Text(3);
+  account.flags = static_cast<uint32_t>(row.Int(4));
+  account.debits_pending = C(row, 5);
+  account.debits_posted = C(row, 6);
+  account.credits_pending = C(row, 7);
+  account.credits_posted = C(row, 8);
+  account.created_at = FromUnixMillis(row.Int(9));
+  return account;
+}
+
+Transfer TransferFromRow(const Row& row) {
+  Transfer transfer;
+  transfer.id = row.Text(0);
+  transfer.ledger = row.Int(1);
+  transfer.kind = ParseTransferKind(row.Text(2)).value_or(TransferKind::kSingle);
+  transfer.debit_account_id = row.Text(3);
+  transfer.credit_account_id = row.Text(4);
+  transfer.amount = C(row, 5);
+  transfer.pending_id = row.Text(6);
+  transfer.expires_at = OptionalTime(row, 7);
+  transfer.code = row.Text(8);
+  transfer.corrects = row.Text(9);
+  transfer.reference = row.Text(10);
+  transfer.tenant_id = row.Text(11);
+  transfer.debit_lot_id = row.Text(12);
+  if (!row.IsNull(13)) {
+    LotSpec lot;
+    lot.kind = ParseLotKind(row.Text(13)).value_or(LotKind::kPurchase);
+    lot.priority = row.Int(14);
+    lot.expires_at = OptionalTime(row, 15);
+    transfer.new_lot = lot;
+  }
+  transfer.created_at = FromUnixMillis(row.Int(16));
+  return transfer;
+}
+
+Lot LotFromRow(const Row& row) {
+  Lot lot;
+  lot.id = row.Text(0);
+  lot.account_id = row.Text(1);
+  lot.tenant_id = row.Text(2);
+  lot.kind = ParseLotKind(row.Text(3)).value_or(LotKind::kPurchase);
+  lot.priority = row.Int(4);
+  lot.expires_at = OptionalTime(row, 5);
+  lot.original = C(row, 6);
+  lot.remaining = C(row, 7);
+  lot.reserved = C(row, 8);
+  lot.version = row.Int(9);
+  lot.source_transfer_id = row.Text(10);
+  lot.reference = row.Text(11);
+  lot.created_at = FromUnixMillis(row.Int(12));
+  return lot;
+}
+
+LotChange LotChangeFromRow(const Row& row) {
+  LotChange change;
+  change.lot_id = row.Text(0);
+  change.seq = row.Int(1);
+  change.transfer_id = row.Text(2);
+  change.ordinal = row.Int(3);
+  change.change = row.Text(4);
+  change.delta_remaining = C(row, 5);
+  change.delta_reserved = C(row, 6);
+  change.remaining_after = C(row, 7);
+  change.reserved_after = C(row, 8);
+  change.at = FromUnixMillis(row.Int(9));
+  return change;
+}
+
+std::vector<Lot> LotsFromRows(const storage::Rows& rows) {
+  std::vector<Lot> lots;
+  lots.reserve(rows.size());
+  for (const Row& row : rows) lots.push_back(LotFromRow(row));
+  return lots;
+}
+
+}  // namespace
+
+bool ValidKey(std::string_view text, size_t max_length) {
+  if (text.empty() || text.size() > max_length) return false;
+  for (char c : text) {
+    if (c <= ' ' || c > '~') return false;
+  }
+  return true;
+}
+
+int64_t Ms(TimePoint t) { return ToUnixMillis(t); }
+
+Value MsOrNull(const std::optional<TimePoint>& t) { return t ? Value(Ms(*t)) : Value(nullptr); }
+
+std::optional<TimePoint> OptionalTime(const Row& row, size_t column) {
+  if (row.IsNull(column)) return std::nullopt;
+  return FromUnixMillis(row.Int(column));
+}
+
+TimePoint Truncate(TimePoint t) { return FromUnixMillis(ToUnixMillis(t)); }
+
+Value TextOrNull(const std::string& text) { return text.empty() ? Value(nullptr) : Value(text); }
+
+Result<std::optional<Account>> FindAccount(Tx& tx, const std::string& id) {
+  CLOZIT_ASSIGN_OR_RETURN(auto rows,
+                          tx.Query(Sql("SELECT ", kAccountColumns, " FROM ledger_accounts WHERE id = $1"), {id}));
+  if (rows.empty()) return std::optional<Account>();
+  return std::optional<Account>(AccountFromRow(rows.front()));
+}
+
+Result<void> SaveBalances(Tx& tx, const Account& account) {
+  CLOZIT_ASSIGN_OR_RETURN(
+      int64_t changed,
+      tx.Exec("UPDATE ledger_accounts SET debits_pending = $2, debits_posted = $3, credits_pending = $4, "
+              "credits_posted = $5 WHERE id = $1",
+              {account.id, account.debits_pending.micros(), account.debits_posted.micros(),
+               account.credits_pending.micros(), account.credits_posted.micros()}));
+  if (changed != 1) return Error::Internal("ledger account " + account.id + " vanished during a transfer");
+  return Ok();
+}
+
+Result<std::optional<Transfer>> FindTransfer(Tx& tx, const std::string& id) {
+  CLOZIT_ASSIGN_OR_RETURN(auto rows,
+                          tx.Query(Sql("SELECT ", kTransferColumns, " FROM ledger_transfers WHERE id = $1"), {id}));
+  if (rows.empty()) return std::optional<Transfer>();
+  return std::optional<Transfer>(TransferFromRow(rows.front()));
+}
+
+Result<void> InsertTransfer(Tx& tx, const Transfer& t) {
+  Value lot_kind = nullptr, lot_priority = nullptr, lot_expires_at = nullptr;
+  if (t.new_lot) {
+    lot_kind = std::string(LotKindName(t.new_lot->kind));
+    lot_priority = t.new_lot->priority;
+    lot_expires_at = MsOrNull(t.new_lot->expires_at);
+  }
+  CLOZIT_TRY(tx.Exec(
+      Sql("INSERT INTO ledger_transfers (", kTransferColumns,
+          ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"),
+      {t.id, t.ledger, std::string(TransferKindName(t.kind)), t.debit_account_id, t.credit_account_id,
+       t.amount.micros(), TextOrNull(t.pending_id), MsOrNull(t.expires_at), t.code, TextOrNull(t.corrects), t.reference,
+       TextOrNull(t.tenant_id), TextOrNull(t.debit_lot_id), lot_kind, lot_priority, lot_expires_at, Ms(t.created_at)}));
+  return Ok();
+}
+
+Result<std::optional<PendingStatus>> FindPending(Tx& tx, const std::string& transfer_id) {
+  CLOZIT_ASSIGN_OR_RETURN(
+      auto rows, tx.Query("SELECT transfer_id, state, expires_at, resolved_by, resolved_at FROM ledger_pending "
+                          "WHERE transfer_id = $1",
+                          {transfer_id}));
+  if (rows.empty()) return std::optional<PendingStatus>();
+  const Row& row = rows.front();
+  PendingStatus status;
+  status.transfer_id = row.Text(0);
+  std::string state = row.Text(1);
+  status.state = state == "posted"    ? PendingState::kPosted
+                 : state == "voided"  ? PendingState::kVoided
+                 : state == "expired" ? PendingState::kExpired
+                                      : PendingState::kPending;
+  status.expires_at = OptionalTime(row, 2);
+  status.resolved_by = row.Text(3);
+  status.resolved_at = OptionalTime(row, 4);
+  return std::optional<PendingStatus>(status);
+}
+
+Result<std::optional<Lot>> FindLot(Tx& tx, const std::string& id) {
+  CLOZIT_ASSIGN_OR_RETURN(auto rows, tx.Query(Sql("SELECT ", kLotColumns, " FROM ledger_lots WHERE id = $1"), {id}));
+  if (rows.empty()) return std::optional<Lot>();
+  return std::optional<Lot>(LotFromRow(rows.front()));
+}
+
+Result<std::vector<Lot>> BurnDownCandidates(Tx& tx, const std::string& account_id, TimePoint now) {
+  CLOZIT_ASSIGN_OR_RETURN(auto rows, tx.Query(Sql("SELECT ", kLotColumns,
+                                                  " FROM ledger_lots WHERE account_id = $1 AND remaining > reserved "
+                                                  "AND (expires_at IS NULL OR expires_at > $2)" +
+                                                      std::string(kBurnDownOrder)),
+                                              {account_id, Ms(now)}));
+  return LotsFromRows(rows);
+}
+
+Result<std::vector<Lot>> AccountLots(Tx& tx, const std::string& account_id, bool include_exhausted) {
+  std::string where = include_exhausted ? " FROM ledger_lots WHERE account_id = $1"
+                                        : " FROM ledger_lots WHERE account_id = $1 AND remaining > 0";
+  CLOZIT_ASSIGN_OR_RETURN(auto rows,
+                          tx.Query(Sql("SELECT ", kLotColumns, where + std::string(kBurnDownOrder)), {account_id}));
+  return LotsFromRows(rows);
+}
+
+Result<void> InsertLot(Tx& tx, const Lot& lot) {
+  CLOZIT_TRY(
+      tx.Exec("INSERT INTO ledger_lots (id, account_id, tenant_id, kind, kind_rank, priority, expires_at, original, "
+              "remaining, reserved, version, source_transfer_id, reference, created_at) "
+              "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+              {lot.id, lot.account_id, lot.tenant_id, std::string(LotKindName(lot.kind)), LotKindRank(lot.kind),
+               lot.priority, MsOrNull(lot.expires_at), lot.original.micros(), lot.remaining.micros(),
+               lot.reserved.micros(), lot.version, lot.source_transfer_id, lot.reference, Ms(lot.created_at)}));
+  return Ok();
+}
+
+Result<void> SaveLotAmounts(Tx& tx, const Lot& lot) {
+  CLOZIT_ASSIGN_OR_RETURN(int64_t changed,
+                          tx.Exec("UPDATE ledger_lots SET remaining = $2, reserved = $3, version = $4 WHERE id = $1",
+                                  {lot.id, lot.remaining.micros(), lot.reserved.micros(), lot.version}));
+  if (changed != 1) return Error::Internal("credit lot " + lot.id + " vanished during a transfer");
+  return Ok();
+}
+
+Result<void> InsertLotChange(Tx& tx, const LotChange& c) {
+  CLOZIT_TRY(tx.Exec(
+      Sql("INSERT INTO ledger_lot_history (", kLotChangeColumns, ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
+      {c.lot_id, c.seq, c.transfer_id, c.ordinal, c.change, c.delta_remaining.micros(), c.delta_reserved.micros(),
+       c.remaining_after.micros(), c.reserved_after.micros(), Ms(c.at)}));
+  return Ok();
+}
+
+Result<std::vector<LotChange>> LotChanges(Tx& tx, const std::string& lot_id) {
+  CLOZIT_ASSIGN_OR_RETURN(
+      auto rows,
+      tx.Query(Sql("SELECT ", kLotChangeColumns, " FROM ledger_lot_history WHERE lot_id = $1 ORDER BY seq"), {lot_id}));
+  std::vector<LotChange> changes;
+  changes.reserve(rows.size());
+  for (const Row& row : rows) changes.push_back(LotChangeFromRow(row));
+  return changes;
+}
+
+Result<std::vector<LotChange>> Earmarks(Tx& tx, const std::string& pending_transfer_id) {
+  CLOZIT_ASSIGN_OR_RETURN(
+      auto rows,
+      tx.Query(Sql("SELECT ", kLotChangeColumns,
+                   " FROM ledger_lot_history WHERE transfer_id = $1 AND delta_reserved > 0 ORDER BY ordinal"),
+               {pending_transfer_id}));
+  std::vector<LotChange> changes;
+  changes.reserve(rows.size());
+  for (const Row& row : rows) changes.push_back(LotChangeFromRow(row));
+  return changes;
+}
+
+}  // namespace clozit::billing::detail
