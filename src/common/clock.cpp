@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include <cstdio>
 #include <stdexcept>
 #include <vector>
 
@@ -22,8 +23,18 @@ int64_t ToUnixMillis(TimePoint t) {
 TimePoint FromUnixMillis(int64_t ms) { return TimePoint(std::chrono::milliseconds(ms)); }
 
 std::string FormatRfc3339(TimePoint t) {
-  auto ms = std::chrono::time_point_cast<std::chrono::milliseconds>(t);
-  return date::format("%FT%TZ", ms);
+  // Called for every timestamp in every response: civil-date arithmetic, not date::format's iostreams.
+  auto ms = std::chrono::floor<std::chrono::milliseconds>(t);
+  auto day = std::chrono::floor<date::days>(ms);
+  date::year_month_day ymd(day);
+  date::hh_mm_ss<std::chrono::milliseconds> time(ms - day);
+  char buffer[32];
+  auto written =
+      std::snprintf(buffer, sizeof buffer, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<int>(ymd.year()),
+                    static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                    static_cast<int>(time.hours().count()), static_cast<int>(time.minutes().count()),
+                    static_cast<int>(time.seconds().count()), static_cast<int>(time.subseconds().count()));
+  return std::string(buffer, static_cast<size_t>(written));
 }
 
 uint64_t Random::NextU64() {

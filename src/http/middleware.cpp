@@ -41,15 +41,15 @@ Handler Instrument(Handler inner, Metrics& metrics, Random& random, InstrumentOp
     if (request.route.empty()) request.route = "(unrouted)";
     metrics.Observe(request.method, request.route, response.status, latency);
     if (options.access_log) {
-      nlohmann::json line = {{"request_id", request.request_id}, {"method", request.method},
-                             {"route", request.route},           {"status", response.status},
-                             {"duration_us", latency.count()},   {"bytes_in", request.body.size()},
-                             {"bytes_out", response.body.size()}};
-      if (options.principal_of) {
-        auto principal = options.principal_of(request);
-        if (!principal.empty()) line["principal"] = principal;
-      }
-      spdlog::info("access {}", line.dump());
+      // Every field is either a number or drawn from a fixed alphabet (method, route pattern, request id), so
+      // the line is formatted directly instead of through a JSON object on the hot path.
+      std::string principal = options.principal_of ? options.principal_of(request) : std::string();
+      spdlog::info(
+          "access {{\"request_id\":\"{}\",\"method\":{},\"route\":{},\"status\":{},\"duration_us\":{},"
+          "\"bytes_in\":{},\"bytes_out\":{}{}}}",
+          request.request_id, nlohmann::json(request.method).dump(), nlohmann::json(request.route).dump(),
+          response.status, latency.count(), request.body.size(), response.body.size(),
+          principal.empty() ? std::string() : ",\"principal\":" + nlohmann::json(principal).dump());
     }
     return response;
   };

@@ -42,6 +42,10 @@ TEST(Ids, SeededRandomIsRepeatableAndDistinct) {
 
 TEST(Clock, FormatsRfc3339InUtc) {
   EXPECT_EQ(FormatRfc3339(FromUnixMillis(1'764'163'986'123)), "2025-11-26T13:33:06.123Z");
+  EXPECT_EQ(FormatRfc3339(FromUnixMillis(0)), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(FormatRfc3339(FromUnixMillis(-1)), "1969-12-31T23:59:59.999Z");
+  EXPECT_EQ(FormatRfc3339(FromUnixMillis(951'782'400'000)), "2000-02-29T00:00:00.000Z");
+  EXPECT_EQ(FormatRfc3339(TimePoint(std::chrono::microseconds(1'999))), "1970-01-01T00:00:00.001Z");
 }
 
 }  // namespace
