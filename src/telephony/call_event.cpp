@@ -1,9 +1,7 @@
 #include "telephony/call_event.hpp"
 
 #include <charconv>
-#include <sstream>
 
-#include <date/date.h>
 #include <nlohmann/json.hpp>
 
 namespace clozit::telephony {
@@ -28,17 +26,53 @@ AnsweredBy TwilioAnsweredBy(std::string_view value) {
   return AnsweredBy::kUnknown;
 }
 
+// "YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)". Hand-written: date::parse trips GCC 12's
+// -Wmaybe-uninitialized at -O3.
 std::optional<TimePoint> ParseIso8601(const std::string& text) {
-  std::istringstream in(text);
-  date::sys_time<std::chrono::microseconds> parsed;
-  in >> date::parse("%FT%T%Ez", parsed);
-  if (in.fail()) {
-    in.clear();
-    in.str(text);
-    in >> date::parse("%FT%TZ", parsed);
+  std::string_view rest = text;
+  auto number = [&rest](size_t digits, int& out) {
+    if (rest.size() < digits) return false;
+    auto [end, ec] = std::from_chars(rest.data(), rest.data() + digits, out);
+    if (ec != std::errc() || end != rest.data() + digits) return false;
+    rest.remove_prefix(digits);
+    return true;
+  };
+  auto literal = [&rest](char c) {
+    if (rest.empty() || rest.front() != c) return false;
+    rest.remove_prefix(1);
+    return true;
+  };
+  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
+  if (!number(4, year) || !literal('-') || !number(2, month) || !literal('-') || !number(2, day) ||
+      !(literal('T') || literal('t') || literal(' ')) || !number(2, hour) || !literal(':') || !number(2, minute) ||
+      !literal(':') || !number(2, second)) {
+    return std::nullopt;
   }
-  if (in.fail()) return std::nullopt;
-  return TimePoint(parsed.time_since_epoch());
+  int64_t micros = 0;
+  if (literal('.')) {
+    int64_t scale = 100'000;
+    size_t digits = 0;
+    while (!rest.empty() && rest.front() >= '0' && rest.front() <= '9') {
+      micros += (rest.front() - '0') * scale;
+      scale /= 10;
+      rest.remove_prefix(1);
+      ++digits;
+    }
+    if (digits == 0) return std::nullopt;
+  }
+  int offset_minutes = 0;
+  if (!(literal('Z') || literal('z'))) {
+    int sign = literal('+') ? 1 : literal('-') ? -1 : 0;
+    int offset_hours = 0, offset_mins = 0;
+    if (sign == 0 || !number(2, offset_hours) || !literal(':') || !number(2, offset_mins)) return std::nullopt;
+    offset_minutes = sign * (offset_hours * 60 + offset_mins);
+  }
+  if (!rest.empty()) return std::nullopt;
+  std::chrono::year_month_day date{std::chrono::year(year), std::chrono::month(static_cast<unsigned>(month)),
+                                   std::chrono::day(static_cast<unsigned>(day))};
+  if (!date.ok() || hour > 23 || minute > 59 || second > 60) return std::nullopt;
+  return TimePoint(std::chrono::sys_days(date)) + std::chrono::hours(hour) + std::chrono::minutes(minute) +
+         std::chrono::seconds(second) + std::chrono::microseconds(micros) - std::chrono::minutes(offset_minutes);
 }
 
 CallOutcome TelnyxOutcome(std::string_view cause) {
@@ -56,7 +90,7 @@ std::string JsonString(const nlohmann::json& object, const char* key) {
 
 }  // namespace
 
-std::string_view ProviderName(Provider provider) { return provider == Provider::kTwilio ? "twilio" : "telnyx"; }
+std::string_view ProviderName(ProviderKind provider) { return provider == ProviderKind::kTwilio ? "twilio" : "telnyx"; }
 
 std::string_view KindName(CallEventKind kind) {
   switch (kind) {
@@ -94,7 +128,7 @@ std::string_view OutcomeName(CallOutcome outcome) {
 
 Result<CallEvent> ParseTwilioStatusCallback(const std::multimap<std::string, std::string>& params) {
   CallEvent event;
-  event.provider = Provider::kTwilio;
+  event.provider = ProviderKind::kTwilio;
   event.call_id = Param(params, "CallSid");
   if (event.call_id.size() != 34 || !event.call_id.starts_with("CA")) {
     return Error::InvalidArgument("CallSid", "missing or malformed CallSid");
@@ -141,7 +175,7 @@ Result<CallEvent> ParseTelnyxWebhook(std::string_view body) {
   const auto& payload = *payload_it;
 
   CallEvent event;
-  event.provider = Provider::kTelnyx;
+  event.provider = ProviderKind::kTelnyx;
   event.event_id = JsonString(data, "id");
   event.call_id = JsonString(payload, "call_control_id");
   if (event.event_id.empty()) return Error::InvalidArgument("data.id", "missing event id");

@@ -16,8 +16,8 @@
 
 namespace clozit::telephony {
 
-enum class Provider { kTwilio, kTelnyx };
-std::string_view ProviderName(Provider provider);
+enum class ProviderKind { kTwilio, kTelnyx };
+std::string_view ProviderName(ProviderKind provider);
 
 enum class CallEventKind {
   kInitiated,         // the provider accepted the call and is dialling
@@ -31,7 +31,7 @@ enum class CallOutcome { kNone, kCompleted, kBusy, kNoAnswer, kFailed, kCanceled
 enum class AnsweredBy { kUnknown, kHuman, kMachine, kFax };
 
 struct CallEvent {
-  Provider provider = Provider::kTwilio;
+  ProviderKind provider = ProviderKind::kTwilio;
   /// Dedupe key: Telnyx's event id; for Twilio, CallSid + status + sequence number.
   std::string event_id;
   /// Twilio CallSid or Telnyx call_control_id.

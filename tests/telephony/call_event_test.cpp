@@ -109,5 +109,21 @@ TEST(TelnyxWebhook, RefusesMalformedInput) {
   EXPECT_EQ(ParseTelnyxWebhook(TelnyxBody("call.exploded")).error().field, "data.event_type");
 }
 
+TEST(TelnyxWebhook, ReadsTimestampsWithOffsetsAndRefusesBadOnes) {
+  auto hangup =
+      ParseTelnyxWebhook(R"({"data":{"event_type":"call.hangup","id":"e1","occurred_at":"2026-11-26T12:00:07.5Z",)"
+                         R"("payload":{"call_control_id":"v3:x","hangup_cause":"normal_clearing",)"
+                         R"("start_time":"2026-11-26T13:00:00+01:00","end_time":"2026-11-26T12:00:07Z"}}})");
+  ASSERT_TRUE(hangup.ok()) << hangup.error().message;
+  EXPECT_EQ(hangup->duration_seconds, 7);
+  ASSERT_TRUE(hangup->occurred_at.has_value());
+  EXPECT_EQ(FormatRfc3339(*hangup->occurred_at), "2026-11-26T12:00:07.500Z");
+  auto bad =
+      ParseTelnyxWebhook(R"({"data":{"event_type":"call.answered","id":"e2","occurred_at":"2026-13-40T25:00:00Z",)"
+                         R"("payload":{"call_control_id":"v3:x"}}})");
+  ASSERT_TRUE(bad.ok());
+  EXPECT_FALSE(bad->occurred_at.has_value());
+}
+
 }  // namespace
 }  // namespace clozit::telephony
