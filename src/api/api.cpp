@@ -45,6 +45,7 @@ Api::Api(ApiDeps deps)
   AddSystemRoutes();
   AddAccountRoutes();
   AddAdminRoutes();
+  AddBillingRoutes();
   for (const auto& spec : specs_) {
     router_.Add(spec.method, spec.pattern,
                 [this, &spec](http::Request& request) { return RunPipeline(spec, request); });

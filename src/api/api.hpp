@@ -25,6 +25,10 @@
 #include "privacy/audit_log.hpp"
 #include "storage/database.hpp"
 
+namespace clozit::billing {
+struct Billing;
+}
+
 namespace clozit::api {
 
 class IdempotencyStore;
@@ -64,6 +68,8 @@ struct ApiDeps {
   const Clock& clock;
   Random& random;
   const Config& config;
+  /// Credits, purchases, refunds; null: the billing routes answer 503 unavailable.
+  billing::Billing* billing = nullptr;
 };
 
 class Api {
@@ -81,6 +87,7 @@ class Api {
   void AddAccountRoutes();
   void AddSystemRoutes();
   void AddAdminRoutes();
+  void AddBillingRoutes();
 
   ApiDeps deps_;
   std::vector<RouteSpec> specs_;

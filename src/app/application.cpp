@@ -31,8 +31,10 @@ Result<std::unique_ptr<Application>> Application::Create(Config config) {
   app->audit_ = std::make_unique<privacy::AuditLog>(app->clock_, *app->random_);
   app->accounts_ =
       std::make_unique<accounts::Accounts>(*app->db_, app->clock_, *app->random_, *app->audit_, app->config_.accounts);
-  app->api_ = std::make_unique<api::Api>(
-      api::ApiDeps{*app->db_, *app->accounts_, *app->audit_, app->metrics_, app->clock_, *app->random_, app->config_});
+  app->billing_ =
+      std::make_unique<billing::Billing>(*app->db_, *app->audit_, app->clock_, *app->random_, app->payment_provider_);
+  app->api_ = std::make_unique<api::Api>(api::ApiDeps{*app->db_, *app->accounts_, *app->audit_, app->metrics_,
+                                                      app->clock_, *app->random_, app->config_, app->billing_.get()});
   return app;
 }
 

@@ -6,6 +6,7 @@
 
 #include "accounts/accounts.hpp"
 #include "api/api.hpp"
+#include "billing/billing.hpp"
 #include "common/clock.hpp"
 #include "common/config.hpp"
 #include "http/metrics.hpp"
@@ -30,6 +31,7 @@ class Application {
   accounts::Accounts& accounts() { return *accounts_; }
   api::Api& api() { return *api_; }
   storage::Database& db() { return *db_; }
+  billing::Billing& billing() { return *billing_; }
 
  private:
   Application() = default;
@@ -39,6 +41,8 @@ class Application {
   std::unique_ptr<storage::Database> db_;
   std::unique_ptr<privacy::AuditLog> audit_;
   std::unique_ptr<accounts::Accounts> accounts_;
+  billing::UnconfiguredPaymentProvider payment_provider_;  // until the Stripe adapter
+  std::unique_ptr<billing::Billing> billing_;
   http::Metrics metrics_;
   std::unique_ptr<api::Api> api_;
 };

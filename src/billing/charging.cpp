@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "billing/detail/store.hpp"
+#include "billing/statements.hpp"
 
 namespace clozit::billing {
 namespace {
@@ -374,6 +375,7 @@ Result<Reservation> Charging::Settle(const TenantId& tenant_id, const std::strin
       batch.push_back(std::move(charge));
     }
     CLOZIT_TRY(ledger_.CreateTransfers(tx, batch, now));
+    CLOZIT_TRY(RecordBalanceEvents(tx, tenant, now, random_));
     CLOZIT_ASSIGN_OR_RETURN(Stored settled, RequireById(tx, tenant_id, reservation_id, now));
     result = std::move(settled.view);
     return Ok();

@@ -70,4 +70,6 @@ AccountSpec RevenueAccount(UsageCategory category, int shard) {
 
 AccountSpec ExpiredAccount(int shard) { return Platform(std::string(kExpiredCode), shard, 0); }
 
+AccountSpec RefundsAccount(int shard) { return Platform(std::string(kRefundsCode), shard, 0); }
+
 }  // namespace clozit::billing

@@ -10,6 +10,7 @@
 //   platform.holds                reservations in flight (posted in, routed out at once)
 //   platform.revenue.<category>   what usage earned, by category
 //   platform.expired              credits of lots that expired unused
+//   platform.refunds              unused purchased credits returned for money (refunds)
 // Pure functions; thread-safe.
 #pragma once
 
@@ -36,6 +37,7 @@ std::optional<UsageCategory> ParseUsageCategory(std::string_view text);
 inline constexpr std::string_view kTenantCreditsCode = "tenant.credits";
 inline constexpr std::string_view kHoldsCode = "platform.holds";
 inline constexpr std::string_view kExpiredCode = "platform.expired";
+inline constexpr std::string_view kRefundsCode = "platform.refunds";
 
 /// The platform shard that serves `tenant_id` (FNV-1a, stable across builds and hosts).
 int PlatformShard(std::string_view tenant_id);
@@ -45,5 +47,6 @@ AccountSpec IssuanceAccount(LotKind kind, int shard);
 AccountSpec HoldsAccount(int shard);
 AccountSpec RevenueAccount(UsageCategory category, int shard);
 AccountSpec ExpiredAccount(int shard);
+AccountSpec RefundsAccount(int shard);
 
 }  // namespace clozit::billing

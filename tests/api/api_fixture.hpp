@@ -19,6 +19,7 @@
 
 #include "accounts/accounts.hpp"
 #include "api/api.hpp"
+#include "billing/billing.hpp"
 #include "common/clock.hpp"
 #include "common/config.hpp"
 #include "http/message.hpp"
@@ -189,6 +190,7 @@ class ApiTest : public ::testing::Test {
 
   void TearDown() override {
     api_.reset();
+    billing_.reset();
     accounts_.reset();
     audit_.reset();
     db_.reset();
@@ -198,6 +200,7 @@ class ApiTest : public ::testing::Test {
   /// Wires the modules as app::Application::Create does (again, after a config_ change).
   void Build() {
     api_.reset();
+    billing_.reset();
     accounts_.reset();
     audit_.reset();
     db_.reset();
@@ -214,7 +217,9 @@ class ApiTest : public ::testing::Test {
     ASSERT_TRUE(migrated.ok()) << migrated.error().message;
     audit_ = std::make_unique<privacy::AuditLog>(clock_, random_);
     accounts_ = std::make_unique<accounts::Accounts>(*db_, clock_, random_, *audit_, config_.accounts);
-    api_ = std::make_unique<Api>(ApiDeps{*db_, *accounts_, *audit_, metrics_, clock_, random_, config_});
+    billing_ = std::make_unique<billing::Billing>(*db_, *audit_, clock_, random_, payment_provider_);
+    api_ =
+        std::make_unique<Api>(ApiDeps{*db_, *accounts_, *audit_, metrics_, clock_, random_, config_, billing_.get()});
     handler_ = api_->Handler();
   }
 
@@ -330,6 +335,8 @@ class ApiTest : public ::testing::Test {
   std::unique_ptr<storage::Database> db_;
   std::unique_ptr<privacy::AuditLog> audit_;
   std::unique_ptr<accounts::Accounts> accounts_;
+  billing::FakePaymentProvider payment_provider_;
+  std::unique_ptr<billing::Billing> billing_;
   std::unique_ptr<Api> api_;
   http::Handler handler_;
   json document_;

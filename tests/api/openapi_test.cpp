@@ -220,6 +220,13 @@ TEST_F(OpenApiTest, RequestBodiesAreDocumentedForRoutesThatReadThem) {
       {"POST /v1/invitations", {"email"}},
       {"POST /v1/invitations/accept", {"token", "name", "phone", "password"}},
       {"POST /v1/admin/login", {"email", "password"}},
+      {"PUT /v1/credits/low-balance-threshold", {"threshold"}},
+      {"POST /v1/refund-requests", {"purchase_id"}},
+      {"POST /v1/adjustment-requests", {"charge_ids", "description"}},
+      {"POST /v1/admin/tenants/{id}/credit-grants", {"credits", "price_minor", "currency", "payment_reference"}},
+      {"POST /v1/admin/refund-requests/{id}/reject", {"reason"}},
+      {"POST /v1/admin/adjustment-requests/{id}/approve", {"resolution"}},
+      {"POST /v1/admin/adjustment-requests/{id}/reject", {"reason"}},
   };
   SchemaChecker checker(document_);
   for (const auto& route : api_->routes()) {

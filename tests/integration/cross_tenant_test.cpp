@@ -136,7 +136,26 @@ TEST_P(CrossTenantTest, EveryRouteHidesOtherTenantsResources) {
   ASSERT_EQ(pending.status, 201) << pending;
   const std::string pending_invitation_id = pending.Json().value("id", "");
 
+  // Billing: a refund request (refused: A bought nothing) and an adjustment request (written directly: filing
+  // one through the API needs a settled charge).
+  auto refund = client->Post("/v1/refund-requests", {{"purchase_id", "pur_01JAAAAAAAAAAAAAAAAAAAAAAA"}}, &a.cookie);
+  ASSERT_EQ(refund.status, 201) << refund;
+  const std::string a_refund_id = refund.Json().value("id", "");
+  ASSERT_THAT(a_refund_id, StartsWith("rfd_"));
+  EXPECT_EQ(refund.Json().value("reason_code", ""), "unknown_transaction");
+  const std::string a_adjustment_id = "adj_01JAAAAAAAAAAAAAAAAAAAAAAA";
+  auto inserted = database().Direct().Write([&](storage::Tx& tx) -> Result<void> {
+    CLOZIT_TRY(
+        tx.Exec("INSERT INTO billing_adjustment_requests (id, tenant_id, description, status, restored, created_at, "
+                "updated_at) VALUES ($1, $2, 'dropped call', 'pending', 0, 0, 0)",
+                {a_adjustment_id, a.tenant_id}));
+    return Ok();
+  });
+  ASSERT_TRUE(inserted.ok()) << inserted.error().message;
+
   a_private_ = {a.tenant_id,
+                a_refund_id,
+                a_adjustment_id,
                 a.user_id,
                 member_id,
                 a_key.value("id", "?"),
@@ -167,6 +186,13 @@ TEST_P(CrossTenantTest, EveryRouteHidesOtherTenantsResources) {
       {"/v1/api-keys/{id}", {a_key.value("id", "")}},
       {"/v1/invitations/{id}", {pending_invitation_id, accepted_invitation_id}},
       {"/v1/admin/tenants/{id}", {a.tenant_id}},
+      {"/v1/refund-requests/{id}", {a_refund_id}},
+      {"/v1/adjustment-requests/{id}", {a_adjustment_id}},
+      {"/v1/admin/tenants/{id}/credit-grants", {a.tenant_id}},
+      {"/v1/admin/refund-requests/{id}/approve", {a_refund_id}},
+      {"/v1/admin/refund-requests/{id}/reject", {a_refund_id}},
+      {"/v1/admin/adjustment-requests/{id}/approve", {a_adjustment_id}},
+      {"/v1/admin/adjustment-requests/{id}/reject", {a_adjustment_id}},
   };
 
   std::set<RouteKey> exercised;
@@ -276,6 +302,25 @@ TEST_P(CrossTenantTest, EveryRouteHidesOtherTenantsResources) {
         ExpectProblem(response, 404, "not_found", "token");
         ExpectNoLeak(what, response);
         ++requests;
+      } else if (route.method == "PUT" && route.pattern == "/v1/credits/low-balance-threshold") {
+        auto response = client->Send("PUT", route.pattern, json{{"threshold", "5"}}, &creds);
+        EXPECT_EQ(response.status, 200) << response;
+        ExpectNoLeak(what, response);
+        ++requests;
+      } else if (route.method == "POST" && route.pattern == "/v1/refund-requests") {
+        // Only the caller's own purchases are known; anything else is refused as unknown.
+        auto response = client->Post(route.pattern, {{"purchase_id", "pur_01JBBBBBBBBBBBBBBBBBBBBBBB"}}, &creds);
+        ASSERT_EQ(response.status, 201) << response;
+        EXPECT_EQ(response.Json().value("reason_code", ""), "unknown_transaction");
+        ExpectNoLeak(what, response);
+        ++requests;
+      } else if (route.method == "POST" && route.pattern == "/v1/adjustment-requests") {
+        auto response = client->Post(
+            route.pattern,
+            {{"charge_ids", {"rsv_01JAAAAAAAAAAAAAAAAAAAAAAA/usage/call_minutes"}}, {"description", "x"}}, &creds);
+        ExpectProblem(response, 404, "not_found", "charge_ids");
+        ExpectNoLeak(what, response);
+        ++requests;
       } else {
         ADD_FAILURE() << what << ": the cross-tenant walk does not know how to exercise this route; teach it";
         continue;
@@ -306,6 +351,10 @@ TEST_P(CrossTenantTest, EveryRouteHidesOtherTenantsResources) {
   EXPECT_EQ(a_pending.Json().value("status", ""), "pending");
   EXPECT_EQ(ListAll(*client, "/v1/api-keys", a.cookie).size(), 1u);
   EXPECT_EQ(ListAll(*client, "/v1/invitations", a.cookie).size(), 2u);
+  EXPECT_EQ(ListAll(*client, "/v1/refund-requests", a.cookie).size(), 1u);
+  auto a_adjustment = client->Get("/v1/adjustment-requests/" + a_adjustment_id, &a.cookie);
+  ASSERT_EQ(a_adjustment.status, 200) << a_adjustment;
+  EXPECT_EQ(a_adjustment.Json().value("status", ""), "pending");
 
   // ---- And the isolation holds the other way round: A's audit log shows nothing of B.
   auto a_audit = client->Get("/v1/audit-log?limit=200", &a.cookie);

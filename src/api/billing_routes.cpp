@@ -1,0 +1,391 @@
+// Routes for credits, statements, purchases, refund and adjustment requests
+// (tenant side), and the operator's grants and decisions (/v1/admin/…).
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+
+#include "api/api.hpp"
+#include "api/json_body.hpp"
+#include "api/serialize.hpp"
+#include "billing/billing.hpp"
+
+namespace clozit::api {
+namespace {
+
+using accounts::Role;
+using json = nlohmann::json;
+
+json OptionalTime(const std::optional<TimePoint>& t) { return t ? json(FormatRfc3339(*t)) : json(nullptr); }
+
+json ToJson(const billing::CreditBalance& balance, Credits threshold) {
+  json lots = json::array();
+  for (const auto& lot : balance.lots) {
+    lots.push_back({{"id", lot.lot_id},
+                    {"kind", billing::LotKindName(lot.kind)},
+                    {"priority", lot.priority},
+                    {"original", lot.original.ToString()},
+                    {"remaining", lot.remaining.ToString()},
+                    {"reserved", lot.reserved.ToString()},
+                    {"available", lot.available.ToString()},
+                    {"expires_at", OptionalTime(lot.expires_at)},
+                    {"created_at", FormatRfc3339(lot.created_at)}});
+  }
+  return {{"available", balance.available.ToString()},
+          {"reserved", balance.reserved.ToString()},
+          {"low_balance_threshold", threshold.ToString()},
+          {"lots", lots}};
+}
+
+json ToJson(const billing::StatementEntry& e) {
+  return {{"id", e.id},
+          {"created_at", FormatRfc3339(e.at)},
+          {"category", e.category},
+          {"usage_category", e.usage_category.empty() ? json(nullptr) : json(e.usage_category)},
+          {"code", e.code},
+          {"amount", e.amount.ToString()},
+          {"reference", e.reference}};
+}
+
+json ToJson(const billing::Purchase& p) {
+  return {{"id", p.id.str()},
+          {"tenant_id", p.tenant_id.str()},
+          {"credits", p.credits.ToString()},
+          {"price_minor", p.price_minor},
+          {"currency", p.currency},
+          {"provider", p.provider},
+          {"payment_reference", p.payment_reference},
+          {"lot_id", p.lot_id},
+          {"lot_remaining", p.lot_remaining.ToString()},
+          {"created_at", FormatRfc3339(p.created_at)}};
+}
+
+json ToJson(const billing::RefundRequest& r) {
+  return {{"id", r.id.str()},
+          {"tenant_id", r.tenant_id.str()},
+          {"purchase_id", r.purchase_id.empty() ? json(nullptr) : json(r.purchase_id)},
+          {"subject_id", r.subject_id},
+          {"reason", r.reason},
+          {"status", billing::RequestStatusName(r.status)},
+          {"reason_code", billing::RefundReasonName(r.reason_code)},
+          {"refundable_credits", r.requested_credits.ToString()},
+          {"refunded_credits", r.refunded_credits ? json(r.refunded_credits->ToString()) : json(nullptr)},
+          {"refunded_minor", r.refunded_minor ? json(*r.refunded_minor) : json(nullptr)},
+          {"currency", r.currency.empty() ? json(nullptr) : json(r.currency)},
+          {"last_error", r.last_error.empty() ? json(nullptr) : json(r.last_error)},
+          {"decision_reason", r.decision_reason.empty() ? json(nullptr) : json(r.decision_reason)},
+          {"decided_at", OptionalTime(r.decided_at)},
+          {"created_at", FormatRfc3339(r.created_at)},
+          {"updated_at", FormatRfc3339(r.updated_at)}};
+}
+
+json ToJson(const billing::AdjustmentRequest& a) {
+  json items = json::array();
+  for (const auto& item : a.items) {
+    items.push_back({{"charge_id", item.transfer_id},
+                     {"charged", item.charged.ToString()},
+                     {"restored", item.restored.ToString()},
+                     {"evidence", json::parse(item.evidence, nullptr, false)}});
+  }
+  return {{"id", a.id.str()},
+          {"tenant_id", a.tenant_id.str()},
+          {"description", a.description},
+          {"status", billing::RequestStatusName(a.status)},
+          {"resolution", a.resolution ? json(billing::AdjustmentResolutionName(*a.resolution)) : json(nullptr)},
+          {"restored", a.restored.ToString()},
+          {"lot_id", a.lot_id.empty() ? json(nullptr) : json(a.lot_id)},
+          {"items", items},
+          {"decision_reason", a.decision_reason.empty() ? json(nullptr) : json(a.decision_reason)},
+          {"decided_at", OptionalTime(a.decided_at)},
+          {"created_at", FormatRfc3339(a.created_at)},
+          {"updated_at", FormatRfc3339(a.updated_at)}};
+}
+
+template <typename T>
+http::Response ListResponse(const Page<T>& page) {
+  json items = json::array();
+  for (const auto& item : page.items) items.push_back(ToJson(item));
+  json body = {{"data", items}, {"has_more", !page.next_cursor.empty()}};
+  body["next_cursor"] = page.next_cursor.empty() ? json(nullptr) : json(page.next_cursor);
+  return http::Response::Json(200, body.dump());
+}
+
+template <typename T>
+Result<http::Response> JsonOf(const Result<T>& result, int status = 200) {
+  if (!result) return result.error();
+  return http::Response::Json(status, ToJson(*result).dump());
+}
+
+Result<Credits> CreditsField(const json& body, const std::string& field) {
+  if (!body.contains(field)) return Error::InvalidArgument(field, field + " is required");
+  const json& value = body.at(field);
+  if (value.is_string()) {
+    auto parsed = Credits::Parse(value.get<std::string>());
+    if (!parsed) return Error::InvalidArgument(field, field + " must be a decimal number of credits, e.g. \"12.5\"");
+    return *parsed;
+  }
+  if (value.is_number_integer()) {
+    auto parsed = Credits::FromWhole(value.get<int64_t>());
+    if (!parsed) return Error::InvalidArgument(field, field + " is out of range");
+    return *parsed;
+  }
+  return Error::InvalidArgument(field, field + " must be a decimal string of credits (never a float)");
+}
+
+// "YYYY-MM-DD" as UTC midnight.
+Result<std::optional<TimePoint>> DateParam(const http::Request& request, const std::string& name) {
+  auto text = request.QueryParam(name);
+  if (!text || text->empty()) return std::optional<TimePoint>();
+  int y = 0;
+  unsigned m = 0, d = 0;
+  char tail = 0;
+  if (std::sscanf(text->c_str(), "%4d-%2u-%2u%c", &y, &m, &d, &tail) != 3) {
+    return Error::InvalidArgument(name, name + " must be a date YYYY-MM-DD");
+  }
+  std::chrono::year_month_day ymd{std::chrono::year(y), std::chrono::month(m), std::chrono::day(d)};
+  if (!ymd.ok()) return Error::InvalidArgument(name, name + " is not a valid date");
+  return std::optional<TimePoint>(std::chrono::sys_days(ymd));
+}
+
+Result<billing::StatementFilter> ParseFilter(const http::Request& request) {
+  billing::StatementFilter filter;
+  if (auto categories = request.QueryParam("category"); categories && !categories->empty()) {
+    size_t start = 0;
+    while (start <= categories->size()) {
+      size_t comma = categories->find(',', start);
+      if (comma == std::string::npos) comma = categories->size();
+      filter.categories.push_back(categories->substr(start, comma - start));
+      start = comma + 1;
+    }
+  }
+  CLOZIT_ASSIGN_OR_RETURN(filter.from, DateParam(request, "from"));
+  CLOZIT_ASSIGN_OR_RETURN(filter.to, DateParam(request, "to"));
+  return filter;
+}
+
+Result<std::string> ReasonField(const json& body) {
+  CLOZIT_ASSIGN_OR_RETURN(auto reason, OptionalString(body, "reason"));
+  return reason.value_or("");
+}
+
+}  // namespace
+
+void Api::AddBillingRoutes() {
+  billing::Billing* const* billing_slot = &deps_.billing;
+  const Clock& clock = deps_.clock;
+  // Every handler reaches billing through this: 503 when the server runs without it.
+  auto need = [billing_slot]() -> Result<billing::Billing*> {
+    if (*billing_slot == nullptr) return Error::Make(ErrorCode::kUnavailable, "billing is not configured");
+    return *billing_slot;
+  };
+
+  specs_.push_back(
+      {"GET", "/v1/credits", Access::kTenant, Role::kViewer, false, [need](Context& c) -> Result<http::Response> {
+         CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+         CLOZIT_ASSIGN_OR_RETURN(auto balance, b->charging.Balance(c.principal->tenant_id));
+         CLOZIT_ASSIGN_OR_RETURN(auto threshold, b->statements.LowBalanceThreshold(c.principal->tenant_id));
+         return http::Response::Json(200, ToJson(balance, threshold).dump());
+       }});
+
+  specs_.push_back({"GET", "/v1/credits/transactions", Access::kTenant, Role::kViewer, false,
+                    [need](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+                      CLOZIT_ASSIGN_OR_RETURN(auto page, ParsePage(c.request));
+                      CLOZIT_ASSIGN_OR_RETURN(auto filter, ParseFilter(c.request));
+                      CLOZIT_ASSIGN_OR_RETURN(auto entries,
+                                              b->statements.Transactions(c.principal->tenant_id, filter, page));
+                      return ListResponse(entries);
+                    }});
+
+  specs_.push_back({"GET", "/v1/credits/transactions.csv", Access::kTenant, Role::kViewer, false,
+                    [need](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+                      CLOZIT_ASSIGN_OR_RETURN(auto filter, ParseFilter(c.request));
+                      CLOZIT_ASSIGN_OR_RETURN(auto csv, b->statements.TransactionsCsv(c.principal->tenant_id, filter));
+                      return http::Response::Text(200, std::move(csv), "text/csv; charset=utf-8");
+                    }});
+
+  specs_.push_back(
+      {"GET", "/v1/credits/usage", Access::kTenant, Role::kViewer, false,
+       [need, &clock](Context& c) -> Result<http::Response> {
+         CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+         auto period_text = c.request.QueryParam("period").value_or("day");
+         billing::UsagePeriod period = billing::UsagePeriod::kDay;
+         if (period_text == "month") {
+           period = billing::UsagePeriod::kMonth;
+         } else if (period_text != "day") {
+           return Error::InvalidArgument("period", "period must be day or month");
+         }
+         CLOZIT_ASSIGN_OR_RETURN(auto from, DateParam(c.request, "from"));
+         CLOZIT_ASSIGN_OR_RETURN(auto to, DateParam(c.request, "to"));
+         const TimePoint end = to.value_or(std::chrono::floor<std::chrono::days>(clock.Now()) + std::chrono::days(1));
+         const TimePoint start = from.value_or(end - std::chrono::days(31));
+         if (end - start > std::chrono::days(400)) return Error::InvalidArgument("from", "at most 400 days at once");
+         CLOZIT_ASSIGN_OR_RETURN(auto rows, b->statements.Usage(c.principal->tenant_id, period, start, end));
+         json data = json::array();
+         for (const auto& row : rows) {
+           data.push_back({{"period", row.period},
+                           {"category", row.category},
+                           {"amount", row.amount.ToString()},
+                           {"charges", row.charges}});
+         }
+         return http::Response::Json(
+             200,
+             json{{"period", period_text}, {"from", FormatRfc3339(start)}, {"to", FormatRfc3339(end)}, {"data", data}}
+                 .dump());
+       }});
+
+  specs_.push_back({"PUT", "/v1/credits/low-balance-threshold", Access::kTenant, Role::kAdmin, false,
+                    [need](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+                      CLOZIT_ASSIGN_OR_RETURN(json body, ParseObject(c.request));
+                      CLOZIT_ASSIGN_OR_RETURN(Credits threshold, CreditsField(body, "threshold"));
+                      CLOZIT_TRY(b->statements.SetLowBalanceThreshold(c.principal->tenant_id, threshold, c.actor));
+                      return http::Response::Json(200, json{{"threshold", threshold.ToString()}}.dump());
+                    }});
+
+  specs_.push_back(
+      {"GET", "/v1/purchases", Access::kTenant, Role::kViewer, false, [need](Context& c) -> Result<http::Response> {
+         CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+         CLOZIT_ASSIGN_OR_RETURN(auto page, ParsePage(c.request));
+         CLOZIT_ASSIGN_OR_RETURN(auto list, b->purchases.ListPurchases(c.principal->tenant_id, page));
+         return ListResponse(list);
+       }});
+
+  specs_.push_back({"POST", "/v1/refund-requests", Access::kTenant, Role::kAdmin, false,
+                    [need](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+                      CLOZIT_ASSIGN_OR_RETURN(json body, ParseObject(c.request));
+                      CLOZIT_ASSIGN_OR_RETURN(std::string subject, RequiredString(body, "purchase_id"));
+                      CLOZIT_ASSIGN_OR_RETURN(std::string reason, ReasonField(body));
+                      return JsonOf(b->purchases.RequestRefund(c.principal->tenant_id, subject, reason, c.actor), 201);
+                    }});
+
+  specs_.push_back({"GET", "/v1/refund-requests", Access::kTenant, Role::kViewer, false,
+                    [need](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+                      CLOZIT_ASSIGN_OR_RETURN(auto page, ParsePage(c.request));
+                      CLOZIT_ASSIGN_OR_RETURN(auto list, b->purchases.ListRefundRequests(c.principal->tenant_id, page));
+                      return ListResponse(list);
+                    }});
+
+  specs_.push_back({"GET", "/v1/refund-requests/{id}", Access::kTenant, Role::kViewer, false,
+                    [need](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+                      return JsonOf(b->purchases.GetRefundRequest(c.principal->tenant_id, c.request.Param("id")));
+                    }});
+
+  specs_.push_back({"POST", "/v1/adjustment-requests", Access::kTenant, Role::kAdmin, false,
+                    [need](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+                      CLOZIT_ASSIGN_OR_RETURN(json body, ParseObject(c.request));
+                      if (!body.contains("charge_ids") || !body.at("charge_ids").is_array()) {
+                        return Error::InvalidArgument("charge_ids", "charge_ids must be an array of charge ids");
+                      }
+                      std::vector<std::string> ids;
+                      for (const json& id : body.at("charge_ids")) {
+                        if (!id.is_string()) return Error::InvalidArgument("charge_ids", "charge ids are strings");
+                        ids.push_back(id.get<std::string>());
+                      }
+                      CLOZIT_ASSIGN_OR_RETURN(std::string description, RequiredString(body, "description"));
+                      return JsonOf(b->purchases.RequestAdjustment(c.principal->tenant_id, ids, description, c.actor),
+                                    201);
+                    }});
+
+  specs_.push_back({"GET", "/v1/adjustment-requests", Access::kTenant, Role::kViewer, false,
+                    [need](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+                      CLOZIT_ASSIGN_OR_RETURN(auto page, ParsePage(c.request));
+                      CLOZIT_ASSIGN_OR_RETURN(auto list,
+                                              b->purchases.ListAdjustmentRequests(c.principal->tenant_id, page));
+                      return ListResponse(list);
+                    }});
+
+  specs_.push_back({"GET", "/v1/adjustment-requests/{id}", Access::kTenant, Role::kViewer, false,
+                    [need](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+                      return JsonOf(b->purchases.GetAdjustmentRequest(c.principal->tenant_id, c.request.Param("id")));
+                    }});
+
+  // ---- operator
+  specs_.push_back(
+      {"POST", "/v1/admin/tenants/{id}/credit-grants", Access::kOperator, Role::kViewer, false,
+       [need, &clock](Context& c) -> Result<http::Response> {
+         CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+         CLOZIT_ASSIGN_OR_RETURN(json body, ParseObject(c.request));
+         billing::PurchaseRequest request;
+         request.tenant_id = TenantId(c.request.Param("id"));
+         CLOZIT_ASSIGN_OR_RETURN(request.credits, CreditsField(body, "credits"));
+         if (!body.contains("price_minor") || !body.at("price_minor").is_number_integer()) {
+           return Error::InvalidArgument("price_minor", "price_minor (an integer of minor currency units) is required");
+         }
+         request.price_minor = body.at("price_minor").get<int64_t>();
+         CLOZIT_ASSIGN_OR_RETURN(request.currency, RequiredString(body, "currency"));
+         CLOZIT_ASSIGN_OR_RETURN(request.payment_reference, RequiredString(body, "payment_reference"));
+         if (body.contains("expires_in_days") && !body.at("expires_in_days").is_null()) {
+           if (!body.at("expires_in_days").is_number_integer() || body.at("expires_in_days").get<int64_t>() < 1 ||
+               body.at("expires_in_days").get<int64_t>() > 3660) {
+             return Error::InvalidArgument("expires_in_days", "expires_in_days must be an integer 1-3660");
+           }
+           request.expires_at = clock.Now() + std::chrono::days(body.at("expires_in_days").get<int64_t>());
+         }
+         auto key = c.request.headers.Get("Idempotency-Key");
+         if (!key || key->empty()) {
+           return Error::InvalidArgument("Idempotency-Key", "a credit grant moves money: send an Idempotency-Key");
+         }
+         request.idempotency_key = std::string(*key);
+         request.actor = c.actor;
+         return JsonOf(b->purchases.RecordPurchase(request), 201);
+       }});
+
+  specs_.push_back({"POST", "/v1/admin/refund-requests/{id}/approve", Access::kOperator, Role::kViewer, false,
+                    [need](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+                      return JsonOf(b->purchases.ApproveRefund(c.request.Param("id"), c.actor));
+                    }});
+
+  specs_.push_back({"POST", "/v1/admin/refund-requests/{id}/reject", Access::kOperator, Role::kViewer, false,
+                    [need](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+                      CLOZIT_ASSIGN_OR_RETURN(json body, ParseObject(c.request));
+                      CLOZIT_ASSIGN_OR_RETURN(std::string reason, RequiredString(body, "reason"));
+                      return JsonOf(b->purchases.RejectRefund(c.request.Param("id"), reason, c.actor));
+                    }});
+
+  specs_.push_back(
+      {"POST", "/v1/admin/adjustment-requests/{id}/approve", Access::kOperator, Role::kViewer, false,
+       [need, &clock](Context& c) -> Result<http::Response> {
+         CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+         CLOZIT_ASSIGN_OR_RETURN(json body, ParseObject(c.request));
+         billing::AdjustmentDecision decision;
+         CLOZIT_ASSIGN_OR_RETURN(std::string resolution, RequiredString(body, "resolution"));
+         auto parsed = billing::ParseAdjustmentResolution(resolution);
+         if (!parsed) {
+           return Error::InvalidArgument("resolution", "resolution must be credit_adjustment or replacement_credits");
+         }
+         decision.resolution = *parsed;
+         if (body.contains("amounts") && !body.at("amounts").is_null()) {
+           if (!body.at("amounts").is_object()) {
+             return Error::InvalidArgument("amounts", "amounts maps charge ids to credits");
+           }
+           for (const auto& [charge, value] : body.at("amounts").items()) {
+             CLOZIT_ASSIGN_OR_RETURN(Credits amount, CreditsField(json{{"amount", value}}, "amount"));
+             decision.amounts.emplace_back(charge, amount);
+           }
+         }
+         CLOZIT_ASSIGN_OR_RETURN(decision.reason, ReasonField(body));
+         if (body.contains("expires_in_days") && body.at("expires_in_days").is_number_integer()) {
+           decision.expires_at = clock.Now() + std::chrono::days(body.at("expires_in_days").get<int64_t>());
+         }
+         return JsonOf(b->purchases.ApproveAdjustment(c.request.Param("id"), decision, c.actor));
+       }});
+
+  specs_.push_back({"POST", "/v1/admin/adjustment-requests/{id}/reject", Access::kOperator, Role::kViewer, false,
+                    [need](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+                      CLOZIT_ASSIGN_OR_RETURN(json body, ParseObject(c.request));
+                      CLOZIT_ASSIGN_OR_RETURN(std::string reason, RequiredString(body, "reason"));
+                      return JsonOf(b->purchases.RejectAdjustment(c.request.Param("id"), reason, c.actor));
+                    }});
+}
+
+}  // namespace clozit::api

@@ -1,0 +1,906 @@
+#include "billing/purchases.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <set>
+#include <utility>
+
+#include "billing/chart.hpp"
+#include "billing/detail/store.hpp"
+#include "billing/statements.hpp"
+
+namespace clozit::billing {
+namespace {
+
+using json = nlohmann::json;
+using storage::Row;
+using storage::Tx;
+
+constexpr size_t kMaxText = 200;
+constexpr size_t kMaxDescription = 4000;
+constexpr size_t kMaxClaimCharges = 100;
+// How long a refund's earmark may wait for the provider before it lapses.
+constexpr auto kRefundHoldTtl = std::chrono::hours(24);
+
+std::string ActorText(const privacy::Actor& actor) { return actor.kind + ":" + actor.id; }
+
+Result<void> ValidateTenant(const TenantId& tenant_id) {
+  if (!TenantId::Valid(tenant_id.str())) return Error::InvalidArgument("tenant_id", "not a tenant id");
+  return Ok();
+}
+
+Result<void> RequireTenant(Tx& tx, const TenantId& tenant_id) {
+  CLOZIT_ASSIGN_OR_RETURN(auto rows, tx.Query("SELECT 1 FROM tenants WHERE id = $1", {tenant_id.str()}));
+  if (rows.empty()) return Error::Make(ErrorCode::kNotFound, "tenant " + tenant_id.str() + " not found", "tenant_id");
+  return Ok();
+}
+
+// P5: spam, illegal calling and fraud bar every refund.
+Result<bool> SuspendedForAbuse(Tx& tx, const std::string& tenant_id) {
+  CLOZIT_ASSIGN_OR_RETURN(auto rows,
+                          tx.Query("SELECT status, suspension_reason FROM tenants WHERE id = $1", {tenant_id}));
+  if (rows.empty()) return false;
+  const std::string reason = rows.front().Text(1);
+  return rows.front().Text(0) == "suspended" && (reason == "spam" || reason == "illegal_calling" || reason == "fraud");
+}
+
+// ---- purchases ----
+
+constexpr std::string_view kSelectPurchase =
+    "SELECT p.id, p.tenant_id, p.credits, p.price_minor, p.currency, p.provider, p.payment_reference, p.lot_id, "
+    "p.created_at, l.remaining, p.idempotency_key FROM billing_purchases p JOIN ledger_lots l ON l.id = p.lot_id ";
+
+Purchase PurchaseFrom(const Row& row) {
+  Purchase p;
+  p.id = PurchaseId(row.Text(0));
+  p.tenant_id = TenantId(row.Text(1));
+  p.credits = Credits::FromMicros(row.Int(2));
+  p.price_minor = row.Int(3);
+  p.currency = row.Text(4);
+  p.provider = row.Text(5);
+  p.payment_reference = row.Text(6);
+  p.lot_id = row.Text(7);
+  p.created_at = FromUnixMillis(row.Int(8));
+  p.lot_remaining = Credits::FromMicros(row.Int(9));
+  return p;
+}
+
+Result<std::optional<Purchase>> FindPurchase(Tx& tx, std::string_view where, const storage::Params& params) {
+  CLOZIT_ASSIGN_OR_RETURN(auto rows, tx.Query(std::string(kSelectPurchase) + std::string(where), params));
+  if (rows.empty()) return std::optional<Purchase>();
+  return std::optional<Purchase>(PurchaseFrom(rows.front()));
+}
+
+// The price share of `part` credits out of `whole`, rounded down (never refund more than was paid).
+int64_t ProRata(int64_t price_minor, Credits part, Credits whole) {
+  if (whole.micros() <= 0) return 0;
+  __int128 scaled = static_cast<__int128>(price_minor) * part.micros();
+  return static_cast<int64_t>(scaled / whole.micros());
+}
+
+bool ValidCurrency(const std::string& currency) {
+  return currency.size() == 3 &&
+         std::all_of(currency.begin(), currency.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+}
+
+// ---- refund requests ----
+
+constexpr std::string_view kSelectRefund =
+    "SELECT r.id, r.tenant_id, r.subject_id, r.purchase_id, r.reason, r.status, r.reason_code, r.requested_credits, "
+    "r.refunded_credits, r.refunded_minor, r.provider_refund_id, r.attempts, r.last_error, r.decision_reason, "
+    "r.decided_by, r.decided_at, r.created_at, r.updated_at, r.hold_transfer_id, p.currency "
+    "FROM billing_refund_requests r LEFT JOIN billing_purchases p ON p.id = r.purchase_id ";
+
+std::optional<RequestStatus> ParseStatus(std::string_view text) {
+  for (RequestStatus s :
+       {RequestStatus::kPending, RequestStatus::kApproved, RequestStatus::kRejected, RequestStatus::kRefused}) {
+    if (RequestStatusName(s) == text) return s;
+  }
+  return std::nullopt;
+}
+
+std::optional<RefundReason> ParseReason(std::string_view text) {
+  for (int i = 0; i <= static_cast<int>(RefundReason::kAlreadyRequested); ++i) {
+    auto reason = static_cast<RefundReason>(i);
+    if (RefundReasonName(reason) == text) return reason;
+  }
+  return std::nullopt;
+}
+
+struct StoredRefund {
+  RefundRequest view;
+  std::string hold_transfer_id;
+};
+
+StoredRefund RefundFrom(const Row& row) {
+  StoredRefund stored;
+  RefundRequest& r = stored.view;
+  r.id = RefundRequestId(row.Text(0));
+  r.tenant_id = TenantId(row.Text(1));
+  r.subject_id = row.Text(2);
+  r.purchase_id = row.Text(3);
+  r.reason = row.Text(4);
+  r.status = ParseStatus(row.Text(5)).value_or(RequestStatus::kPending);
+  r.reason_code = ParseReason(row.Text(6)).value_or(RefundReason::kUnknownTransaction);
+  r.requested_credits = Credits::FromMicros(row.Int(7));
+  if (!row.IsNull(8)) r.refunded_credits = Credits::FromMicros(row.Int(8));
+  r.refunded_minor = row.OptionalInt(9);
+  r.provider_refund_id = row.Text(10);
+  r.attempts = row.Int(11);
+  r.last_error = row.Text(12);
+  r.decision_reason = row.Text(13);
+  r.decided_by = row.Text(14);
+  r.decided_at = detail::OptionalTime(row, 15);
+  r.created_at = FromUnixMillis(row.Int(16));
+  r.updated_at = FromUnixMillis(row.Int(17));
+  stored.hold_transfer_id = row.Text(18);
+  r.currency = row.Text(19);
+  return stored;
+}
+
+Result<std::optional<StoredRefund>> FindRefund(Tx& tx, const std::string& id, const std::string& tenant_id) {
+  CLOZIT_ASSIGN_OR_RETURN(
+      auto rows,
+      tx.Query(std::string(kSelectRefund) + "WHERE r.id = $1 AND ($2 = '' OR r.tenant_id = $2)", {id, tenant_id}));
+  if (rows.empty()) return std::optional<StoredRefund>();
+  return std::optional<StoredRefund>(RefundFrom(rows.front()));
+}
+
+Result<StoredRefund> RequireRefund(Tx& tx, const std::string& id, const std::string& tenant_id) {
+  CLOZIT_ASSIGN_OR_RETURN(auto found, FindRefund(tx, id, tenant_id));
+  if (!found) return Error::NotFound("refund request not found");
+  return std::move(*found);
+}
+
+struct Eligibility {
+  RefundReason reason = RefundReason::kEligible;
+  std::optional<Purchase> purchase;
+  Credits refundable;  // the lot's unused, unreserved, unexpired remainder
+};
+
+// What the subject id names, from the tenant's own records only.
+Result<Eligibility> Classify(Tx& tx, const std::string& tenant, const std::string& subject) {
+  Eligibility out;
+  if (subject.rfind("pur_", 0) == 0) {
+    CLOZIT_ASSIGN_OR_RETURN(out.purchase, FindPurchase(tx, "WHERE p.id = $1 AND p.tenant_id = $2", {subject, tenant}));
+    if (!out.purchase) out.reason = RefundReason::kUnknownTransaction;
+    return out;
+  }
+  if (subject.rfind("lot_", 0) == 0) {
+    CLOZIT_ASSIGN_OR_RETURN(auto lot, detail::FindLot(tx, subject));
+    if (!lot || lot->tenant_id != tenant) {
+      out.reason = RefundReason::kUnknownTransaction;
+      return out;
+    }
+    switch (lot->kind) {
+      case LotKind::kSubscription:
+        out.reason = RefundReason::kSubscriptionNotRefundable;
+        return out;
+      case LotKind::kPromotional:
+      case LotKind::kReplacement:
+        out.reason = RefundReason::kGrantedCreditsNotRefundable;
+        return out;
+      case LotKind::kPurchase:
+        break;
+    }
+    CLOZIT_ASSIGN_OR_RETURN(out.purchase, FindPurchase(tx, "WHERE p.lot_id = $1", {subject}));
+    if (!out.purchase) out.reason = RefundReason::kGrantedCreditsNotRefundable;
+    return out;
+  }
+  // A ledger transfer the tenant saw on a statement.
+  CLOZIT_ASSIGN_OR_RETURN(auto transfer, detail::FindTransfer(tx, subject));
+  const std::string credits_account = TenantCreditsAccount(tenant).id;
+  if (!transfer || (transfer->tenant_id != tenant && transfer->debit_account_id != credits_account &&
+                    transfer->credit_account_id != credits_account)) {
+    out.reason = RefundReason::kUnknownTransaction;
+    return out;
+  }
+  const std::string& code = transfer->code;
+  auto starts = [&code](std::string_view prefix) { return code.rfind(prefix, 0) == 0; };
+  if (starts("fee.phone_number")) {
+    out.reason = RefundReason::kPhoneNumberFeeNotRefundable;
+  } else if (starts("subscription") || starts("grant.subscription")) {
+    out.reason = RefundReason::kSubscriptionNotRefundable;
+  } else if (starts("grant.purchase")) {
+    CLOZIT_ASSIGN_OR_RETURN(auto lots, tx.Query("SELECT id FROM ledger_lots WHERE source_transfer_id = $1", {subject}));
+    if (!lots.empty()) {
+      CLOZIT_ASSIGN_OR_RETURN(out.purchase, FindPurchase(tx, "WHERE p.lot_id = $1", {lots.front().Text(0)}));
+    }
+    if (!out.purchase) out.reason = RefundReason::kGrantedCreditsNotRefundable;
+  } else if (starts("grant.") || starts("adjustment.")) {
+    out.reason = RefundReason::kGrantedCreditsNotRefundable;
+  } else {
+    // usage, reservations, settlements: credits spent on service (P2).
+    out.reason = RefundReason::kUsedCreditsNotRefundable;
+  }
+  return out;
+}
+
+// Everything but the 7-day window (which bounds submission, P7).
+Result<void> CheckRemainder(Tx& tx, Eligibility& out, const std::string& tenant, const std::string& exclude_request,
+                            TimePoint now) {
+  CLOZIT_ASSIGN_OR_RETURN(bool abuse, SuspendedForAbuse(tx, tenant));
+  if (abuse) {
+    out.reason = RefundReason::kAccountSuspendedForAbuse;
+    return Ok();
+  }
+  CLOZIT_ASSIGN_OR_RETURN(auto open, tx.Query("SELECT 1 FROM billing_refund_requests WHERE purchase_id = $1 AND "
+                                              "status IN ('pending', 'approved') AND id <> $2",
+                                              {out.purchase->id.str(), exclude_request}));
+  if (!open.empty()) {
+    out.reason = RefundReason::kAlreadyRequested;
+    return Ok();
+  }
+  CLOZIT_ASSIGN_OR_RETURN(auto lot, detail::FindLot(tx, out.purchase->lot_id));
+  out.refundable = (!lot || lot->ExpiredAt(now)) ? Credits() : lot->Unreserved();
+  if (out.refundable.micros() <= 0) out.reason = RefundReason::kNothingLeftToRefund;
+  return Ok();
+}
+
+Result<Eligibility> Evaluate(Tx& tx, const std::string& tenant, const std::string& subject, TimePoint now) {
+  CLOZIT_ASSIGN_OR_RETURN(Eligibility out, Classify(tx, tenant, subject));
+  if (out.reason == RefundReason::kUnknownTransaction) return out;
+  CLOZIT_ASSIGN_OR_RETURN(bool abuse, SuspendedForAbuse(tx, tenant));
+  if (abuse) {
+    out.reason = RefundReason::kAccountSuspendedForAbuse;
+    return out;
+  }
+  if (out.reason != RefundReason::kEligible) return out;
+  if (now - out.purchase->created_at > kRefundWindow) {
+    out.reason = RefundReason::kRefundWindowExpired;
+    return out;
+  }
+  CLOZIT_TRY(CheckRemainder(tx, out, tenant, "", now));
+  return out;
+}
+
+// ---- adjustments ----
+
+std::optional<AdjustmentResolution> ResolutionFrom(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  return ParseAdjustmentResolution(text);
+}
+
+Result<std::optional<AdjustmentRequest>> FindAdjustment(Tx& tx, const std::string& id, const std::string& tenant_id) {
+  CLOZIT_ASSIGN_OR_RETURN(
+      auto rows, tx.Query("SELECT id, tenant_id, description, status, resolution, restored, lot_id, decision_reason, "
+                          "decided_by, decided_at, created_at, updated_at FROM billing_adjustment_requests "
+                          "WHERE id = $1 AND ($2 = '' OR tenant_id = $2)",
+                          {id, tenant_id}));
+  if (rows.empty()) return std::optional<AdjustmentRequest>();
+  const Row& row = rows.front();
+  AdjustmentRequest a;
+  a.id = AdjustmentRequestId(row.Text(0));
+  a.tenant_id = TenantId(row.Text(1));
+  a.description = row.Text(2);
+  a.status = ParseStatus(row.Text(3)).value_or(RequestStatus::kPending);
+  a.resolution = ResolutionFrom(row.Text(4));
+  a.restored = Credits::FromMicros(row.Int(5));
+  a.lot_id = row.Text(6);
+  a.decision_reason = row.Text(7);
+  a.decided_by = row.Text(8);
+  a.decided_at = detail::OptionalTime(row, 9);
+  a.created_at = FromUnixMillis(row.Int(10));
+  a.updated_at = FromUnixMillis(row.Int(11));
+  CLOZIT_ASSIGN_OR_RETURN(auto items, tx.Query("SELECT transfer_id, charged, evidence, restored FROM "
+                                               "billing_adjustment_items WHERE request_id = $1 ORDER BY transfer_id",
+                                               {a.id.str()}));
+  for (const Row& item : items) {
+    a.items.push_back({item.Text(0), Credits::FromMicros(item.Int(1)), item.Text(2), Credits::FromMicros(item.Int(3))});
+  }
+  return std::optional<AdjustmentRequest>(std::move(a));
+}
+
+Result<AdjustmentRequest> RequireAdjustment(Tx& tx, const std::string& id, const std::string& tenant_id) {
+  CLOZIT_ASSIGN_OR_RETURN(auto found, FindAdjustment(tx, id, tenant_id));
+  if (!found) return Error::NotFound("adjustment request not found");
+  return std::move(*found);
+}
+
+// What all approved claims have restored of a charge so far.
+Result<Credits> RestoredSoFar(Tx& tx, const std::string& transfer_id) {
+  CLOZIT_ASSIGN_OR_RETURN(auto rows, tx.Query("SELECT COALESCE(SUM(i.restored), 0) FROM billing_adjustment_items i "
+                                              "JOIN billing_adjustment_requests r ON r.id = i.request_id "
+                                              "WHERE i.transfer_id = $1 AND r.status = 'approved'",
+                                              {transfer_id}));
+  return Credits::FromMicros(rows.empty() ? 0 : rows.front().Int(0));
+}
+
+Error NotPending(std::string_view what, const std::string& id, RequestStatus status) {
+  return Error::Make(ErrorCode::kConflict,
+                     std::string(what) + " " + id + " is " + std::string(RequestStatusName(status)) + ", not pending");
+}
+
+Result<void> ValidateDecisionReason(const std::string& reason, bool required) {
+  if ((required && reason.empty()) || reason.size() > kMaxDescription) {
+    return Error::InvalidArgument(
+        "reason", required ? "a reason of 1-4000 characters is required" : "reason must be at most 4000 characters");
+  }
+  return Ok();
+}
+
+}  // namespace
+
+std::string_view RefundReasonName(RefundReason reason) {
+  switch (reason) {
+    case RefundReason::kEligible:
+      return "eligible";
+    case RefundReason::kUnknownTransaction:
+      return "unknown_transaction";
+    case RefundReason::kUsedCreditsNotRefundable:
+      return "used_credits_not_refundable";
+    case RefundReason::kSubscriptionNotRefundable:
+      return "subscription_not_refundable";
+    case RefundReason::kPhoneNumberFeeNotRefundable:
+      return "phone_number_fee_not_refundable";
+    case RefundReason::kGrantedCreditsNotRefundable:
+      return "granted_credits_not_refundable";
+    case RefundReason::kAccountSuspendedForAbuse:
+      return "account_suspended_for_abuse";
+    case RefundReason::kRefundWindowExpired:
+      return "refund_window_expired";
+    case RefundReason::kNothingLeftToRefund:
+      return "nothing_left_to_refund";
+    case RefundReason::kAlreadyRequested:
+      return "already_requested";
+  }
+  return "unknown";
+}
+
+std::string_view RequestStatusName(RequestStatus status) {
+  switch (status) {
+    case RequestStatus::kPending:
+      return "pending";
+    case RequestStatus::kApproved:
+      return "approved";
+    case RequestStatus::kRejected:
+      return "rejected";
+    case RequestStatus::kRefused:
+      return "refused";
+  }
+  return "unknown";
+}
+
+std::string_view AdjustmentResolutionName(AdjustmentResolution resolution) {
+  switch (resolution) {
+    case AdjustmentResolution::kCreditAdjustment:
+      return "credit_adjustment";
+    case AdjustmentResolution::kReplacementCredits:
+      return "replacement_credits";
+  }
+  return "unknown";
+}
+
+std::optional<AdjustmentResolution> ParseAdjustmentResolution(std::string_view text) {
+  if (text == "credit_adjustment") return AdjustmentResolution::kCreditAdjustment;
+  if (text == "replacement_credits") return AdjustmentResolution::kReplacementCredits;
+  return std::nullopt;
+}
+
+// ---------------------------------------------------------------- purchases
+
+Result<Purchase> Purchases::RecordPurchase(const PurchaseRequest& request) {
+  const TimePoint now = clock_.Now();
+  CLOZIT_TRY(ValidateTenant(request.tenant_id));
+  if (!detail::ValidKey(request.idempotency_key)) {
+    return Error::InvalidArgument("idempotency_key", "idempotency key must be 1-200 printable characters, no spaces");
+  }
+  if (request.credits.micros() <= 0) return Error::InvalidArgument("credits", "credits must be positive");
+  if (request.price_minor < 0) return Error::InvalidArgument("price_minor", "price must not be negative");
+  if (!ValidCurrency(request.currency)) {
+    return Error::InvalidArgument("currency", "currency must be a three-letter ISO 4217 code in upper case");
+  }
+  if (request.payment_reference.empty() || request.payment_reference.size() > kMaxText) {
+    return Error::InvalidArgument("payment_reference", "payment reference must be 1-200 characters");
+  }
+  if (request.provider.empty() || request.provider.size() > 50) {
+    return Error::InvalidArgument("provider", "provider must be 1-50 characters");
+  }
+  if (request.expires_at && *request.expires_at <= now) {
+    return Error::InvalidArgument("expires_at", "expiry must be in the future");
+  }
+  const std::string tenant = request.tenant_id.str();
+  Purchase result;
+  CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
+    CLOZIT_ASSIGN_OR_RETURN(auto existing, FindPurchase(tx, "WHERE p.tenant_id = $1 AND p.idempotency_key = $2",
+                                                        {tenant, request.idempotency_key}));
+    if (existing) {
+      if (existing->credits != request.credits || existing->price_minor != request.price_minor ||
+          existing->currency != request.currency || existing->payment_reference != request.payment_reference) {
+        return Error::Make(ErrorCode::kIdempotencyMismatch,
+                           "idempotency key " + request.idempotency_key + " was used for a different purchase",
+                           "idempotency_key");
+      }
+      result = *existing;
+      return Ok();
+    }
+    CLOZIT_TRY(RequireTenant(tx, request.tenant_id));
+    const std::string id = PurchaseId::New(clock_, random_).str();
+    CLOZIT_ASSIGN_OR_RETURN(Account credits, ledger_.OpenAccount(tx, TenantCreditsAccount(tenant)));
+    CLOZIT_ASSIGN_OR_RETURN(Account issuance,
+                            ledger_.OpenAccount(tx, IssuanceAccount(LotKind::kPurchase, PlatformShard(tenant))));
+    TransferSpec grant;
+    grant.id = "purchase/" + id;
+    grant.debit_account_id = issuance.id;
+    grant.credit_account_id = credits.id;
+    grant.amount = request.credits;
+    grant.code = "grant.purchase";
+    grant.reference = id;
+    grant.new_lot = LotSpec{LotKind::kPurchase, 0, request.expires_at};
+    CLOZIT_TRY(ledger_.CreateTransfers(tx, {grant}, now));
+    CLOZIT_ASSIGN_OR_RETURN(auto lots,
+                            tx.Query("SELECT id FROM ledger_lots WHERE source_transfer_id = $1", {grant.id}));
+    if (lots.empty()) return Error::Internal("purchase " + id + " opened no lot");
+    CLOZIT_TRY(tx.Exec(
+        "INSERT INTO billing_purchases (id, tenant_id, credits, price_minor, currency, provider, payment_reference, "
+        "lot_id, idempotency_key, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        {id, tenant, request.credits.micros(), request.price_minor, request.currency, request.provider,
+         request.payment_reference, lots.front().Text(0), request.idempotency_key, ActorText(request.actor),
+         detail::Ms(now)}));
+    json details = {{"credits", request.credits.ToString()},
+                    {"price_minor", request.price_minor},
+                    {"currency", request.currency},
+                    {"provider", request.provider},
+                    {"payment_reference", request.payment_reference},
+                    {"lot_id", lots.front().Text(0)}};
+    CLOZIT_TRY(audit_.Record(tx, request.actor, {"credits.purchase", "purchase", id, details.dump()}, tenant));
+    CLOZIT_ASSIGN_OR_RETURN(auto stored, FindPurchase(tx, "WHERE p.id = $1", {id}));
+    result = *stored;
+    return Ok();
+  }));
+  return result;
+}
+
+Result<Purchase> Purchases::GetPurchase(const TenantId& tenant_id, const std::string& purchase_id) {
+  std::optional<Purchase> found;
+  CLOZIT_TRY(db_.Read([&](Tx& tx) -> Result<void> {
+    CLOZIT_ASSIGN_OR_RETURN(found,
+                            FindPurchase(tx, "WHERE p.id = $1 AND p.tenant_id = $2", {purchase_id, tenant_id.str()}));
+    return Ok();
+  }));
+  if (!found) return Error::NotFound("purchase not found");
+  return *found;
+}
+
+Result<Page<Purchase>> Purchases::ListPurchases(const TenantId& tenant_id, const PageRequest& page) {
+  Page<Purchase> out;
+  CLOZIT_TRY(db_.Read([&](Tx& tx) -> Result<void> {
+    out = {};
+    CLOZIT_ASSIGN_OR_RETURN(
+        auto rows, tx.Query(std::string(kSelectPurchase) +
+                                "WHERE p.tenant_id = $1 AND ($2 = '' OR p.id < $2) ORDER BY p.id DESC LIMIT $3",
+                            {tenant_id.str(), page.cursor, page.limit + 1}));
+    for (size_t i = 0; i < rows.size() && static_cast<int64_t>(i) < page.limit; ++i) {
+      out.items.push_back(PurchaseFrom(rows[i]));
+    }
+    if (static_cast<int64_t>(rows.size()) > page.limit) out.next_cursor = out.items.back().id.str();
+    return Ok();
+  }));
+  return out;
+}
+
+// ---------------------------------------------------------------- refunds
+
+Result<RefundRequest> Purchases::RequestRefund(const TenantId& tenant_id, const std::string& subject_id,
+                                               const std::string& reason, const privacy::Actor& actor) {
+  const TimePoint now = clock_.Now();
+  CLOZIT_TRY(ValidateTenant(tenant_id));
+  if (!detail::ValidKey(subject_id)) {
+    return Error::InvalidArgument("purchase_id", "the purchase (or transaction) id is required");
+  }
+  if (reason.size() > kMaxDescription)
+    return Error::InvalidArgument("reason", "reason must be at most 4000 characters");
+  const std::string tenant = tenant_id.str();
+  RefundRequest result;
+  CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
+    CLOZIT_TRY(RequireTenant(tx, tenant_id));
+    CLOZIT_ASSIGN_OR_RETURN(Eligibility eligibility, Evaluate(tx, tenant, subject_id, now));
+    const bool eligible = eligibility.reason == RefundReason::kEligible;
+    const std::string id = RefundRequestId::New(clock_, random_).str();
+    storage::Value purchase =
+        eligibility.purchase ? storage::Value(eligibility.purchase->id.str()) : storage::Value(nullptr);
+    CLOZIT_TRY(tx.Exec(
+        "INSERT INTO billing_refund_requests (id, tenant_id, subject_id, purchase_id, reason, status, reason_code, "
+        "requested_credits, attempts, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9)",
+        {id, tenant, subject_id, purchase, reason,
+         std::string(RequestStatusName(eligible ? RequestStatus::kPending : RequestStatus::kRefused)),
+         std::string(RefundReasonName(eligibility.reason)), eligibility.refundable.micros(), detail::Ms(now)}));
+    json details = {{"subject_id", subject_id},
+                    {"reason_code", RefundReasonName(eligibility.reason)},
+                    {"refundable", eligibility.refundable.ToString()}};
+    CLOZIT_TRY(audit_.Record(
+        tx, actor, {eligible ? "refund_request.create" : "refund_request.refuse", "refund_request", id, details.dump()},
+        tenant));
+    CLOZIT_ASSIGN_OR_RETURN(StoredRefund stored, RequireRefund(tx, id, tenant));
+    result = std::move(stored.view);
+    return Ok();
+  }));
+  return result;
+}
+
+Result<RefundRequest> Purchases::GetRefundRequest(const TenantId& tenant_id, const std::string& id) {
+  RefundRequest result;
+  CLOZIT_TRY(db_.Read([&](Tx& tx) -> Result<void> {
+    CLOZIT_ASSIGN_OR_RETURN(StoredRefund stored, RequireRefund(tx, id, tenant_id.str()));
+    result = std::move(stored.view);
+    return Ok();
+  }));
+  return result;
+}
+
+Result<Page<RefundRequest>> Purchases::ListRefundRequests(const TenantId& tenant_id, const PageRequest& page) {
+  Page<RefundRequest> out;
+  CLOZIT_TRY(db_.Read([&](Tx& tx) -> Result<void> {
+    out = {};
+    CLOZIT_ASSIGN_OR_RETURN(
+        auto rows, tx.Query(std::string(kSelectRefund) +
+                                "WHERE r.tenant_id = $1 AND ($2 = '' OR r.id < $2) ORDER BY r.id DESC LIMIT $3",
+                            {tenant_id.str(), page.cursor, page.limit + 1}));
+    for (size_t i = 0; i < rows.size() && static_cast<int64_t>(i) < page.limit; ++i) {
+      out.items.push_back(RefundFrom(rows[i]).view);
+    }
+    if (static_cast<int64_t>(rows.size()) > page.limit) out.next_cursor = out.items.back().id.str();
+    return Ok();
+  }));
+  return out;
+}
+
+Result<RefundRequest> Purchases::ApproveRefund(const std::string& id, const privacy::Actor& actor) {
+  // 1. Earmark the lot's remainder so no call can spend what is being refunded.
+  RefundCall call;
+  std::string hold_id;
+  std::string tenant;
+  std::optional<RefundRequest> done;
+  CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
+    const TimePoint now = clock_.Now();
+    done.reset();
+    CLOZIT_ASSIGN_OR_RETURN(StoredRefund stored, RequireRefund(tx, id, ""));
+    const RefundRequest& request = stored.view;
+    tenant = request.tenant_id.str();
+    if (request.status == RequestStatus::kApproved) {
+      done = request;  // a replay
+      return Ok();
+    }
+    if (request.status != RequestStatus::kPending) return NotPending("refund request", id, request.status);
+    CLOZIT_ASSIGN_OR_RETURN(auto purchase, FindPurchase(tx, "WHERE p.id = $1", {request.purchase_id}));
+    if (!purchase) return Error::Internal("refund request " + id + " has no purchase");
+    // A hold left by an attempt whose provider call failed to report back is reused.
+    if (!stored.hold_transfer_id.empty()) {
+      CLOZIT_ASSIGN_OR_RETURN(auto pending, detail::FindPending(tx, stored.hold_transfer_id));
+      if (pending && pending->state == PendingState::kPending && (!pending->expires_at || *pending->expires_at > now)) {
+        CLOZIT_ASSIGN_OR_RETURN(auto hold, detail::FindTransfer(tx, stored.hold_transfer_id));
+        hold_id = hold->id;
+        call = {purchase->payment_reference, ProRata(purchase->price_minor, hold->amount, purchase->credits),
+                purchase->currency, id};
+        return Ok();
+      }
+    }
+    Eligibility eligibility;
+    eligibility.purchase = purchase;
+    CLOZIT_TRY(CheckRemainder(tx, eligibility, tenant, id, now));
+    if (eligibility.reason != RefundReason::kEligible) {
+      return Error::Make(ErrorCode::kConflict, "refund request " + id + " can no longer be approved: " +
+                                                   std::string(RefundReasonName(eligibility.reason)));
+    }
+    CLOZIT_ASSIGN_OR_RETURN(Account refunds, ledger_.OpenAccount(tx, RefundsAccount(PlatformShard(tenant))));
+    TransferSpec hold;
+    hold.id = id + "/refund/" + std::to_string(request.attempts + 1);
+    hold.kind = TransferKind::kPending;
+    hold.debit_account_id = TenantCreditsAccount(tenant).id;
+    hold.credit_account_id = refunds.id;
+    hold.amount = eligibility.refundable;
+    hold.expires_at = now + kRefundHoldTtl;
+    hold.code = "refund";
+    hold.reference = id;
+    hold.tenant_id = tenant;
+    hold.debit_lot_id = purchase->lot_id;
+    CLOZIT_TRY(ledger_.CreateTransfers(tx, {hold}, now));
+    CLOZIT_TRY(
+        tx.Exec("UPDATE billing_refund_requests SET hold_transfer_id = $2, attempts = attempts + 1, "
+                "updated_at = $3 WHERE id = $1",
+                {id, hold.id, detail::Ms(now)}));
+    hold_id = hold.id;
+    call = {purchase->payment_reference, ProRata(purchase->price_minor, eligibility.refundable, purchase->credits),
+            purchase->currency, id};
+    return Ok();
+  }));
+  if (done) return *done;
+
+  // 2. The provider, outside any transaction. A zero-price purchase has nothing to return.
+  Result<RefundReceipt> receipt = RefundReceipt{"", 0};
+  if (call.amount_minor > 0) receipt = provider_.Refund(call);
+
+  // 3a. Failure: release the earmark; the request stays pending with the error.
+  if (!receipt) {
+    const Error provider_error = receipt.error();
+    CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
+      const TimePoint now = clock_.Now();
+      CLOZIT_ASSIGN_OR_RETURN(auto pending, detail::FindPending(tx, hold_id));
+      if (pending && pending->state == PendingState::kPending) {
+        TransferSpec release;
+        release.id = hold_id + "/void";
+        release.kind = TransferKind::kVoidPending;
+        release.pending_id = hold_id;
+        release.code = "refund.failed";
+        CLOZIT_TRY(ledger_.CreateTransfers(tx, {release}, now));
+      }
+      CLOZIT_TRY(tx.Exec("UPDATE billing_refund_requests SET last_error = $2, updated_at = $3 WHERE id = $1",
+                         {id, provider_error.message, detail::Ms(now)}));
+      json details = {{"error", provider_error.message}, {"hold_transfer_id", hold_id}};
+      CLOZIT_TRY(
+          audit_.Record(tx, actor, {"refund_request.provider_error", "refund_request", id, details.dump()}, tenant));
+      return Ok();
+    }));
+    return Error::Make(
+        ErrorCode::kUnavailable,
+        "the payment provider refused or failed the refund; the request stays pending: " + provider_error.message);
+  }
+
+  // 3b. Success: the credits leave the lot with the request's approval, in one transaction.
+  RefundRequest result;
+  CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
+    const TimePoint now = clock_.Now();
+    CLOZIT_ASSIGN_OR_RETURN(StoredRefund stored, RequireRefund(tx, id, ""));
+    if (stored.view.status == RequestStatus::kApproved) {
+      result = std::move(stored.view);
+      return Ok();
+    }
+    CLOZIT_ASSIGN_OR_RETURN(auto hold, detail::FindTransfer(tx, hold_id));
+    TransferSpec post;
+    post.id = hold_id + "/post";
+    post.kind = TransferKind::kPostPending;
+    post.pending_id = hold_id;
+    post.amount = hold->amount;
+    post.code = "refund";
+    CLOZIT_TRY(ledger_.CreateTransfers(tx, {post}, now));
+    CLOZIT_TRY(RecordBalanceEvents(tx, tenant, now, random_));
+    CLOZIT_TRY(tx.Exec(
+        "UPDATE billing_refund_requests SET status = 'approved', refunded_credits = $2, "
+        "refunded_minor = $3, provider_refund_id = $4, last_error = NULL, decided_by = $5, "
+        "decided_at = $6, updated_at = $6 WHERE id = $1",
+        {id, hold->amount.micros(), receipt->amount_minor, receipt->refund_id, ActorText(actor), detail::Ms(now)}));
+    json details = {{"refunded_credits", hold->amount.ToString()},
+                    {"refunded_minor", receipt->amount_minor},
+                    {"currency", call.currency},
+                    {"provider_refund_id", receipt->refund_id},
+                    {"transfer_id", post.id}};
+    CLOZIT_TRY(audit_.Record(tx, actor, {"refund_request.approve", "refund_request", id, details.dump()}, tenant));
+    CLOZIT_ASSIGN_OR_RETURN(stored, RequireRefund(tx, id, ""));
+    result = std::move(stored.view);
+    return Ok();
+  }));
+  return result;
+}
+
+Result<RefundRequest> Purchases::RejectRefund(const std::string& id, const std::string& reason,
+                                              const privacy::Actor& actor) {
+  CLOZIT_TRY(ValidateDecisionReason(reason, true));
+  RefundRequest result;
+  CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
+    const TimePoint now = clock_.Now();
+    CLOZIT_ASSIGN_OR_RETURN(StoredRefund stored, RequireRefund(tx, id, ""));
+    if (stored.view.status != RequestStatus::kPending) return NotPending("refund request", id, stored.view.status);
+    CLOZIT_TRY(
+        tx.Exec("UPDATE billing_refund_requests SET status = 'rejected', decision_reason = $2, "
+                "decided_by = $3, decided_at = $4, updated_at = $4 WHERE id = $1",
+                {id, reason, ActorText(actor), detail::Ms(now)}));
+    CLOZIT_TRY(audit_.Record(tx, actor,
+                             {"refund_request.reject", "refund_request", id, json{{"reason", reason}}.dump()},
+                             stored.view.tenant_id.str()));
+    CLOZIT_ASSIGN_OR_RETURN(stored, RequireRefund(tx, id, ""));
+    result = std::move(stored.view);
+    return Ok();
+  }));
+  return result;
+}
+
+// ---------------------------------------------------------------- adjustments
+
+Result<AdjustmentRequest> Purchases::RequestAdjustment(const TenantId& tenant_id,
+                                                       const std::vector<std::string>& transfer_ids,
+                                                       const std::string& description, const privacy::Actor& actor) {
+  const TimePoint now = clock_.Now();
+  CLOZIT_TRY(ValidateTenant(tenant_id));
+  if (transfer_ids.empty() || transfer_ids.size() > kMaxClaimCharges) {
+    return Error::InvalidArgument("charge_ids", "name 1-100 charges (ledger transfer ids of settled usage)");
+  }
+  std::set<std::string> unique(transfer_ids.begin(), transfer_ids.end());
+  if (unique.size() != transfer_ids.size()) return Error::InvalidArgument("charge_ids", "a charge is named twice");
+  if (description.empty() || description.size() > kMaxDescription) {
+    return Error::InvalidArgument("description", "description must be 1-4000 characters");
+  }
+  const std::string tenant = tenant_id.str();
+  AdjustmentRequest result;
+  CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
+    CLOZIT_TRY(RequireTenant(tx, tenant_id));
+    const std::string id = AdjustmentRequestId::New(clock_, random_).str();
+    CLOZIT_TRY(
+        tx.Exec("INSERT INTO billing_adjustment_requests (id, tenant_id, description, status, restored, "
+                "created_at, updated_at) VALUES ($1, $2, $3, 'pending', 0, $4, $4)",
+                {id, tenant, description, detail::Ms(now)}));
+    for (const std::string& transfer_id : transfer_ids) {
+      CLOZIT_ASSIGN_OR_RETURN(auto charge, detail::FindTransfer(tx, transfer_id));
+      if (!charge || charge->tenant_id != tenant || charge->code.rfind("usage.", 0) != 0) {
+        return Error::Make(ErrorCode::kNotFound, "charge " + transfer_id + " not found among your settled usage",
+                           "charge_ids");
+      }
+      json evidence = {{"transfer_id", charge->id},
+                       {"category", charge->code.substr(6)},
+                       {"amount", charge->amount.ToString()},
+                       {"charged_at", FormatRfc3339(charge->created_at)},
+                       {"reservation_id", charge->reference}};
+      CLOZIT_ASSIGN_OR_RETURN(
+          auto source,
+          tx.Query("SELECT r.purpose, r.created_at, r.estimate, r.hold_transfer_id, p.resolved_at "
+                   "FROM billing_reservations r JOIN ledger_pending p ON p.transfer_id = r.hold_transfer_id "
+                   "WHERE r.id = $1 AND r.tenant_id = $2",
+                   {charge->reference, tenant}));
+      if (!source.empty()) {
+        const Row& row = source.front();
+        evidence["reservation"] = {{"purpose", row.Text(0)},
+                                   {"reserved_at", FormatRfc3339(FromUnixMillis(row.Int(1)))},
+                                   {"estimate", Credits::FromMicros(row.Int(2)).ToString()},
+                                   {"hold_transfer_id", row.Text(3)}};
+        if (!row.IsNull(4)) evidence["reservation"]["settled_at"] = FormatRfc3339(FromUnixMillis(row.Int(4)));
+      }
+      CLOZIT_TRY(
+          tx.Exec("INSERT INTO billing_adjustment_items (request_id, transfer_id, charged, evidence, restored) "
+                  "VALUES ($1, $2, $3, $4, 0)",
+                  {id, transfer_id, charge->amount.micros(), evidence.dump()}));
+    }
+    json details = {{"charge_ids", transfer_ids}};
+    CLOZIT_TRY(
+        audit_.Record(tx, actor, {"adjustment_request.create", "adjustment_request", id, details.dump()}, tenant));
+    CLOZIT_ASSIGN_OR_RETURN(result, RequireAdjustment(tx, id, tenant));
+    return Ok();
+  }));
+  return result;
+}
+
+Result<AdjustmentRequest> Purchases::GetAdjustmentRequest(const TenantId& tenant_id, const std::string& id) {
+  AdjustmentRequest result;
+  CLOZIT_TRY(db_.Read([&](Tx& tx) -> Result<void> {
+    CLOZIT_ASSIGN_OR_RETURN(result, RequireAdjustment(tx, id, tenant_id.str()));
+    return Ok();
+  }));
+  return result;
+}
+
+Result<Page<AdjustmentRequest>> Purchases::ListAdjustmentRequests(const TenantId& tenant_id, const PageRequest& page) {
+  Page<AdjustmentRequest> out;
+  CLOZIT_TRY(db_.Read([&](Tx& tx) -> Result<void> {
+    out = {};
+    CLOZIT_ASSIGN_OR_RETURN(auto rows, tx.Query("SELECT id FROM billing_adjustment_requests WHERE tenant_id = $1 "
+                                                "AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3",
+                                                {tenant_id.str(), page.cursor, page.limit + 1}));
+    for (size_t i = 0; i < rows.size() && static_cast<int64_t>(i) < page.limit; ++i) {
+      CLOZIT_ASSIGN_OR_RETURN(auto request, RequireAdjustment(tx, rows[i].Text(0), tenant_id.str()));
+      out.items.push_back(std::move(request));
+    }
+    if (static_cast<int64_t>(rows.size()) > page.limit) out.next_cursor = out.items.back().id.str();
+    return Ok();
+  }));
+  return out;
+}
+
+Result<AdjustmentRequest> Purchases::ApproveAdjustment(const std::string& id, const AdjustmentDecision& decision,
+                                                       const privacy::Actor& actor) {
+  CLOZIT_TRY(ValidateDecisionReason(decision.reason, false));
+  AdjustmentRequest result;
+  CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
+    const TimePoint now = clock_.Now();
+    CLOZIT_ASSIGN_OR_RETURN(AdjustmentRequest request, RequireAdjustment(tx, id, ""));
+    if (request.status != RequestStatus::kPending) return NotPending("adjustment request", id, request.status);
+    const std::string tenant = request.tenant_id.str();
+    for (const auto& [transfer_id, amount] : decision.amounts) {
+      bool known = std::any_of(request.items.begin(), request.items.end(),
+                               [&](const AdjustmentItem& item) { return item.transfer_id == transfer_id; });
+      if (!known) return Error::InvalidArgument("amounts", "charge " + transfer_id + " is not part of this claim");
+      if (amount.micros() < 0) return Error::InvalidArgument("amounts", "amounts must not be negative");
+    }
+    // What each charge may still get back, over every claim ever approved on it.
+    std::vector<std::pair<AdjustmentItem, Credits>> grants;
+    Credits total;
+    for (const AdjustmentItem& item : request.items) {
+      CLOZIT_ASSIGN_OR_RETURN(Credits so_far, RestoredSoFar(tx, item.transfer_id));
+      const Credits left = Credits::FromMicros(std::max<int64_t>(0, item.charged.micros() - so_far.micros()));
+      Credits want = left;
+      for (const auto& [transfer_id, amount] : decision.amounts) {
+        if (transfer_id == item.transfer_id) want = amount;
+      }
+      if (want > left) {
+        return Error::InvalidArgument("amounts", "charge " + item.transfer_id + " was " + item.charged.ToString() +
+                                                     " of which " + so_far.ToString() +
+                                                     " was already restored: at most " + left.ToString() + " remains");
+      }
+      CLOZIT_ASSIGN_OR_RETURN(total, total.Add(want));
+      grants.emplace_back(item, want);
+    }
+    if (total.micros() <= 0) {
+      return Error::Make(ErrorCode::kConflict, "nothing left to restore: every charge of adjustment request " + id +
+                                                   " was already restored in full");
+    }
+    CLOZIT_ASSIGN_OR_RETURN(Account credits, ledger_.OpenAccount(tx, TenantCreditsAccount(tenant)));
+    std::vector<TransferSpec> batch;
+    if (decision.resolution == AdjustmentResolution::kCreditAdjustment) {
+      // Each restoration corrects its charge: revenue gives back what it earned.
+      for (const auto& [item, amount] : grants) {
+        if (amount.micros() == 0) continue;
+        CLOZIT_ASSIGN_OR_RETURN(auto charge, detail::FindTransfer(tx, item.transfer_id));
+        TransferSpec restore;
+        restore.id = id + "/restore/" + std::to_string(batch.size() + 1);
+        restore.debit_account_id = charge->credit_account_id;
+        restore.credit_account_id = credits.id;
+        restore.amount = amount;
+        restore.code = "adjustment.credit";
+        restore.corrects = charge->id;
+        restore.reference = id;
+        restore.tenant_id = tenant;
+        restore.new_lot = LotSpec{LotKind::kReplacement, 0, std::nullopt};
+        batch.push_back(std::move(restore));
+      }
+    } else {
+      CLOZIT_ASSIGN_OR_RETURN(Account issuance,
+                              ledger_.OpenAccount(tx, IssuanceAccount(LotKind::kPromotional, PlatformShard(tenant))));
+      TransferSpec replacement;
+      replacement.id = id + "/replacement";
+      replacement.debit_account_id = issuance.id;
+      replacement.credit_account_id = credits.id;
+      replacement.amount = total;
+      replacement.code = "adjustment.replacement";
+      replacement.reference = id;
+      replacement.tenant_id = tenant;
+      replacement.new_lot = LotSpec{LotKind::kPromotional, 0, decision.expires_at};
+      batch.push_back(std::move(replacement));
+    }
+    CLOZIT_TRY(ledger_.CreateTransfers(tx, batch, now));
+    CLOZIT_ASSIGN_OR_RETURN(auto lots,
+                            tx.Query("SELECT id FROM ledger_lots WHERE source_transfer_id = $1", {batch.front().id}));
+    for (const auto& [item, amount] : grants) {
+      CLOZIT_TRY(tx.Exec("UPDATE billing_adjustment_items SET restored = $3 WHERE request_id = $1 AND transfer_id = $2",
+                         {id, item.transfer_id, amount.micros()}));
+    }
+    CLOZIT_TRY(
+        tx.Exec("UPDATE billing_adjustment_requests SET status = 'approved', resolution = $2, restored = $3, "
+                "lot_id = $4, decision_reason = $5, decided_by = $6, decided_at = $7, updated_at = $7 "
+                "WHERE id = $1",
+                {id, std::string(AdjustmentResolutionName(decision.resolution)), total.micros(),
+                 lots.empty() ? storage::Value(nullptr) : storage::Value(lots.front().Text(0)), decision.reason,
+                 ActorText(actor), detail::Ms(now)}));
+    json transfers = json::array();
+    for (const TransferSpec& t : batch) transfers.push_back(t.id);
+    json details = {{"resolution", AdjustmentResolutionName(decision.resolution)},
+                    {"restored", total.ToString()},
+                    {"transfers", transfers},
+                    {"reason", decision.reason}};
+    CLOZIT_TRY(
+        audit_.Record(tx, actor, {"adjustment_request.approve", "adjustment_request", id, details.dump()}, tenant));
+    CLOZIT_ASSIGN_OR_RETURN(result, RequireAdjustment(tx, id, ""));
+    return Ok();
+  }));
+  return result;
+}
+
+Result<AdjustmentRequest> Purchases::RejectAdjustment(const std::string& id, const std::string& reason,
+                                                      const privacy::Actor& actor) {
+  CLOZIT_TRY(ValidateDecisionReason(reason, true));
+  AdjustmentRequest result;
+  CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
+    const TimePoint now = clock_.Now();
+    CLOZIT_ASSIGN_OR_RETURN(AdjustmentRequest request, RequireAdjustment(tx, id, ""));
+    if (request.status != RequestStatus::kPending) return NotPending("adjustment request", id, request.status);
+    CLOZIT_TRY(
+        tx.Exec("UPDATE billing_adjustment_requests SET status = 'rejected', decision_reason = $2, "
+                "decided_by = $3, decided_at = $4, updated_at = $4 WHERE id = $1",
+                {id, reason, ActorText(actor), detail::Ms(now)}));
+    CLOZIT_TRY(audit_.Record(tx, actor,
+                             {"adjustment_request.reject", "adjustment_request", id, json{{"reason", reason}}.dump()},
+                             request.tenant_id.str()));
+    CLOZIT_ASSIGN_OR_RETURN(result, RequireAdjustment(tx, id, ""));
+    return Ok();
+  }));
+  return result;
+}
+
+}  // namespace clozit::billing

@@ -1,0 +1,212 @@
+// billing/purchases: purchases of credit packs, refund requests (policy P2,
+// P4, P5, P7) and platform-error adjustments (P6).
+//
+// Purchase   an operator records a payment taken elsewhere and grants its
+//            credits as a purchase lot linked to the Purchase (the Stripe
+//            adapter will call the same path). Idempotent per tenant by key.
+// Refunds    a tenant asks about a purchase (or any transaction it was shown:
+//            a lot or a ledger transfer id); every request is stored, with an
+//            exact reason code (RefundReason). Eligible: a purchase of this
+//            tenant, asked at most 7 days after it, whose lot still has an
+//            unused, unreserved, unexpired remainder, no other open or approved
+//            request for it, and the tenant not suspended for spam, illegal
+//            calling or fraud. Used credits, subscription periods, phone-number
+//            fees (transfers coded "fee.phone_number.*") and granted credits
+//            are never refundable. An operator approves (eligibility re-checked
+//            except the window, which applies to submission) or rejects with a
+//            reason. Approval earmarks the lot's remainder with a pending
+//            transfer, calls the PaymentProvider (idempotency key = request
+//            id), then posts the earmark to platform.refunds in the same
+//            transaction that marks the request approved; if the provider
+//            fails, the earmark is voided, the balances are as before and the
+//            request stays pending with the error recorded.
+// Adjustments a tenant claims that specific settled usage charges (ledger
+//            transfer ids coded "usage.*") were caused by a platform error; the
+//            claim copies the evidence from each charge's reservation. An
+//            operator approves a credit adjustment (transfers from the revenue
+//            the charge went to back into a replacement lot, each a correction
+//            of its charge) or replacement credits (a promotional lot), or
+//            rejects with a reason. What is restored per charge, over all claims
+//            ever, never exceeds what was charged.
+// Everything that changes state is audited in the same transaction.
+// Thread-safe; methods block on the database and the provider.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "billing/charging.hpp"
+#include "billing/ledger.hpp"
+#include "billing/payments.hpp"
+#include "common/clock.hpp"
+#include "common/credits.hpp"
+#include "common/ids.hpp"
+#include "common/page.hpp"
+#include "common/result.hpp"
+#include "privacy/audit_log.hpp"
+#include "storage/database.hpp"
+
+namespace clozit::billing {
+
+struct PurchaseTag {
+  static constexpr const char* kPrefix = "pur";
+};
+struct RefundRequestTag {
+  static constexpr const char* kPrefix = "rfd";
+};
+struct AdjustmentRequestTag {
+  static constexpr const char* kPrefix = "adj";
+};
+using PurchaseId = TypedId<PurchaseTag>;
+using RefundRequestId = TypedId<RefundRequestTag>;
+using AdjustmentRequestId = TypedId<AdjustmentRequestTag>;
+
+/// How long after a transaction a refund may be asked for (P7).
+inline constexpr std::chrono::hours kRefundWindow{24 * 7};
+
+struct PurchaseRequest {
+  TenantId tenant_id;
+  Credits credits;                // > 0
+  int64_t price_minor = 0;        // >= 0, minor currency units
+  std::string currency;           // three letters, ISO 4217
+  std::string payment_reference;  // 1..200 printable characters
+  std::string provider = "operator_grant";
+  std::string idempotency_key;
+  std::optional<TimePoint> expires_at;  // of the lot
+  privacy::Actor actor{"system", "billing"};
+};
+
+struct Purchase {
+  PurchaseId id;
+  TenantId tenant_id;
+  Credits credits;
+  int64_t price_minor = 0;
+  std::string currency;
+  std::string provider;
+  std::string payment_reference;
+  std::string lot_id;
+  Credits lot_remaining;  // what is left of the lot now (reserved included)
+  TimePoint created_at;
+};
+
+/// Why a refund is (not) possible. Stable snake_case names (RefundReasonName).
+enum class RefundReason {
+  kEligible,
+  kUnknownTransaction,           // nothing of this tenant has that id
+  kUsedCreditsNotRefundable,     // P2: a usage charge
+  kSubscriptionNotRefundable,    // P3: a subscription period or its credits
+  kPhoneNumberFeeNotRefundable,  // P4
+  kGrantedCreditsNotRefundable,  // promotional or replacement credits were never paid for
+  kAccountSuspendedForAbuse,     // P5: spam, illegal calling or fraud
+  kRefundWindowExpired,          // P7: more than 7 days after the purchase
+  kNothingLeftToRefund,          // the purchase's credits are used, reserved or expired
+  kAlreadyRequested,             // another request for this purchase is pending or approved
+};
+std::string_view RefundReasonName(RefundReason reason);
+
+enum class RequestStatus { kPending, kApproved, kRejected, kRefused };
+std::string_view RequestStatusName(RequestStatus status);
+
+struct RefundRequest {
+  RefundRequestId id;
+  TenantId tenant_id;
+  std::string subject_id;
+  std::string purchase_id;  // empty when the subject is not a purchase
+  std::string reason;
+  RequestStatus status = RequestStatus::kPending;
+  RefundReason reason_code = RefundReason::kEligible;
+  Credits requested_credits;  // the refundable remainder when asked
+  std::optional<Credits> refunded_credits;
+  std::optional<int64_t> refunded_minor;
+  std::string currency;
+  std::string provider_refund_id;
+  int64_t attempts = 0;
+  std::string last_error;
+  std::string decision_reason;
+  std::string decided_by;
+  std::optional<TimePoint> decided_at;
+  TimePoint created_at;
+  TimePoint updated_at;
+};
+
+struct AdjustmentItem {
+  std::string transfer_id;
+  Credits charged;
+  std::string evidence;  // JSON object from the charge's source record
+  Credits restored;      // by this request's approval
+};
+
+enum class AdjustmentResolution { kCreditAdjustment, kReplacementCredits };
+std::string_view AdjustmentResolutionName(AdjustmentResolution resolution);
+std::optional<AdjustmentResolution> ParseAdjustmentResolution(std::string_view text);
+
+struct AdjustmentRequest {
+  AdjustmentRequestId id;
+  TenantId tenant_id;
+  std::string description;
+  RequestStatus status = RequestStatus::kPending;
+  std::optional<AdjustmentResolution> resolution;
+  Credits restored;
+  std::string lot_id;
+  std::vector<AdjustmentItem> items;
+  std::string decision_reason;
+  std::string decided_by;
+  std::optional<TimePoint> decided_at;
+  TimePoint created_at;
+  TimePoint updated_at;
+};
+
+struct AdjustmentDecision {
+  AdjustmentResolution resolution = AdjustmentResolution::kCreditAdjustment;
+  /// Per charge: what to restore; a charge not named restores all it still may.
+  std::vector<std::pair<std::string, Credits>> amounts;
+  std::string reason;
+  std::optional<TimePoint> expires_at;  // replacement credits only
+};
+
+class Purchases {
+ public:
+  Purchases(storage::Database& db, Ledger& ledger, Charging& charging, PaymentProvider& provider,
+            privacy::AuditLog& audit, const Clock& clock, Random& random)
+      : db_(db),
+        ledger_(ledger),
+        charging_(charging),
+        provider_(provider),
+        audit_(audit),
+        clock_(clock),
+        random_(random) {}
+
+  Result<Purchase> RecordPurchase(const PurchaseRequest& request);
+  Result<Purchase> GetPurchase(const TenantId& tenant_id, const std::string& purchase_id);
+  Result<Page<Purchase>> ListPurchases(const TenantId& tenant_id, const PageRequest& page);
+
+  /// Stores the request: pending when eligible, refused with the reason otherwise.
+  Result<RefundRequest> RequestRefund(const TenantId& tenant_id, const std::string& subject_id,
+                                      const std::string& reason, const privacy::Actor& actor);
+  Result<RefundRequest> GetRefundRequest(const TenantId& tenant_id, const std::string& id);
+  Result<Page<RefundRequest>> ListRefundRequests(const TenantId& tenant_id, const PageRequest& page);
+  /// Operator actions: `tenant_id` empty means any tenant.
+  Result<RefundRequest> ApproveRefund(const std::string& id, const privacy::Actor& actor);
+  Result<RefundRequest> RejectRefund(const std::string& id, const std::string& reason, const privacy::Actor& actor);
+
+  Result<AdjustmentRequest> RequestAdjustment(const TenantId& tenant_id, const std::vector<std::string>& transfer_ids,
+                                              const std::string& description, const privacy::Actor& actor);
+  Result<AdjustmentRequest> GetAdjustmentRequest(const TenantId& tenant_id, const std::string& id);
+  Result<Page<AdjustmentRequest>> ListAdjustmentRequests(const TenantId& tenant_id, const PageRequest& page);
+  Result<AdjustmentRequest> ApproveAdjustment(const std::string& id, const AdjustmentDecision& decision,
+                                              const privacy::Actor& actor);
+  Result<AdjustmentRequest> RejectAdjustment(const std::string& id, const std::string& reason,
+                                             const privacy::Actor& actor);
+
+ private:
+  storage::Database& db_;
+  Ledger& ledger_;
+  Charging& charging_;
+  PaymentProvider& provider_;
+  privacy::AuditLog& audit_;
+  const Clock& clock_;
+  Random& random_;
+};
+
+}  // namespace clozit::billing

@@ -1,0 +1,276 @@
+#include "billing/statements.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <utility>
+
+#include "billing/chart.hpp"
+#include "billing/detail/store.hpp"
+
+namespace clozit::billing {
+namespace {
+
+using storage::Row;
+using storage::Tx;
+
+constexpr std::string_view kVisible = "kind IN ('single', 'post_pending') AND code <> 'settle'";
+
+std::string CategoryPredicate(std::string_view category) {
+  if (category == "purchase") return "code = 'grant.purchase'";
+  if (category == "grant") return "(code LIKE 'grant.%' AND code <> 'grant.purchase')";
+  if (category == "usage") return "code LIKE 'usage.%'";
+  if (category == "refund") return "code = 'refund'";
+  if (category == "adjustment") return "code LIKE 'adjustment.%'";
+  if (category == "expiry") return "code = 'lot_expiry'";
+  if (category == "fee") return "code LIKE 'fee.%'";
+  return "";
+}
+
+std::string CategoryOf(const std::string& code) {
+  auto starts = [&code](std::string_view prefix) { return code.rfind(prefix, 0) == 0; };
+  if (code == "grant.purchase") return "purchase";
+  if (starts("grant.")) return "grant";
+  if (starts("usage.")) return "usage";
+  if (code == "refund") return "refund";
+  if (starts("adjustment.")) return "adjustment";
+  if (code == "lot_expiry") return "expiry";
+  if (starts("fee.")) return "fee";
+  return "other";
+}
+
+Result<std::string> FilterSql(const StatementFilter& filter) {
+  std::string sql;
+  if (!filter.categories.empty()) {
+    std::string any;
+    for (const std::string& category : filter.categories) {
+      std::string predicate = CategoryPredicate(category);
+      if (predicate.empty()) {
+        return Error::InvalidArgument("category",
+                                      "category must be purchase, grant, usage, refund, adjustment, expiry or fee");
+      }
+      any += (any.empty() ? "" : " OR ") + predicate;
+    }
+    sql += " AND (" + any + ")";
+  }
+  return sql;
+}
+
+// Cursor: "<created_at ms>~<transfer id>" of the last entry returned.
+Result<std::pair<int64_t, std::string>> ParseCursor(const std::string& cursor) {
+  auto tilde = cursor.find('~');
+  if (tilde == std::string::npos || tilde == 0) return Error::InvalidArgument("cursor", "malformed cursor");
+  int64_t at = 0;
+  for (size_t i = 0; i < tilde; ++i) {
+    if (cursor[i] < '0' || cursor[i] > '9') return Error::InvalidArgument("cursor", "malformed cursor");
+    at = at * 10 + (cursor[i] - '0');
+  }
+  return std::make_pair(at, cursor.substr(tilde + 1));
+}
+
+StatementEntry EntryFrom(const Row& row, const std::string& credits_account) {
+  StatementEntry e;
+  e.id = row.Text(0);
+  e.at = FromUnixMillis(row.Int(1));
+  e.code = row.Text(2);
+  e.category = CategoryOf(e.code);
+  if (e.category == "usage") e.usage_category = e.code.substr(6);
+  const int64_t amount = row.Int(3);
+  const bool in = row.Text(5) == credits_account;
+  e.amount = Credits::FromMicros(in ? amount : -amount);
+  e.reference = row.Text(6);
+  return e;
+}
+
+constexpr std::string_view kSelectEntries =
+    "SELECT id, created_at, code, amount, debit_account_id, credit_account_id, reference FROM ledger_transfers "
+    "WHERE (tenant_id = $1 OR debit_account_id = $2 OR credit_account_id = $2) AND ";
+
+std::string CsvField(const std::string& text) {
+  if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string PeriodOf(TimePoint at, UsagePeriod period) {
+  using namespace std::chrono;
+  const year_month_day ymd{floor<days>(sys_time<milliseconds>(milliseconds(ToUnixMillis(at))))};
+  char text[16];
+  if (period == UsagePeriod::kDay) {
+    std::snprintf(text, sizeof text, "%04d-%02u-%02u", static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                  static_cast<unsigned>(ymd.day()));
+  } else {
+    std::snprintf(text, sizeof text, "%04d-%02u", static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()));
+  }
+  return text;
+}
+
+}  // namespace
+
+Result<Page<StatementEntry>> Statements::Transactions(const TenantId& tenant_id, const StatementFilter& filter,
+                                                      const PageRequest& page) {
+  CLOZIT_ASSIGN_OR_RETURN(std::string where, FilterSql(filter));
+  const std::string tenant = tenant_id.str();
+  const std::string account = TenantCreditsAccount(tenant).id;
+  storage::Params params = {tenant, account};
+  std::string sql = std::string(kSelectEntries) + std::string(kVisible) + where;
+  if (filter.from) {
+    params.push_back(detail::Ms(*filter.from));
+    sql += " AND created_at >= $" + std::to_string(params.size());
+  }
+  if (filter.to) {
+    params.push_back(detail::Ms(*filter.to));
+    sql += " AND created_at < $" + std::to_string(params.size());
+  }
+  if (!page.cursor.empty()) {
+    CLOZIT_ASSIGN_OR_RETURN(auto cursor, ParseCursor(page.cursor));
+    params.push_back(cursor.first);
+    params.push_back(cursor.second);
+    const std::string at = "$" + std::to_string(params.size() - 1);
+    const std::string id = "$" + std::to_string(params.size());
+    sql += " AND (created_at < " + at + " OR (created_at = " + at + " AND id < " + id + "))";
+  }
+  params.push_back(page.limit + 1);
+  sql += " ORDER BY created_at DESC, id DESC LIMIT $" + std::to_string(params.size());
+  Page<StatementEntry> out;
+  CLOZIT_TRY(db_.Read([&](Tx& tx) -> Result<void> {
+    out = {};
+    CLOZIT_ASSIGN_OR_RETURN(auto rows, tx.Query(sql, params));
+    for (size_t i = 0; i < rows.size() && static_cast<int64_t>(i) < page.limit; ++i) {
+      out.items.push_back(EntryFrom(rows[i], account));
+    }
+    if (static_cast<int64_t>(rows.size()) > page.limit) {
+      out.next_cursor = std::to_string(detail::Ms(out.items.back().at)) + "~" + out.items.back().id;
+    }
+    return Ok();
+  }));
+  return out;
+}
+
+Result<std::string> Statements::TransactionsCsv(const TenantId& tenant_id, const StatementFilter& filter) {
+  std::vector<StatementEntry> all;
+  PageRequest page{PageRequest::kMaxLimit, ""};
+  do {
+    CLOZIT_ASSIGN_OR_RETURN(auto chunk, Transactions(tenant_id, filter, page));
+    all.insert(all.end(), chunk.items.begin(), chunk.items.end());
+    page.cursor = chunk.next_cursor;
+  } while (!page.cursor.empty());
+  std::string csv = "id,created_at,category,usage_category,code,amount,reference\r\n";
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    csv += CsvField(it->id) + "," + FormatRfc3339(it->at) + "," + it->category + "," + it->usage_category + "," +
+           CsvField(it->code) + "," + it->amount.ToString() + "," + CsvField(it->reference) + "\r\n";
+  }
+  return csv;
+}
+
+Result<std::vector<UsageRow>> Statements::Usage(const TenantId& tenant_id, UsagePeriod period, TimePoint from,
+                                                TimePoint to) {
+  if (to <= from) return Error::InvalidArgument("to", "to must be after from");
+  std::map<std::pair<std::string, std::string>, UsageRow> rows;
+  CLOZIT_TRY(db_.Read([&](Tx& tx) -> Result<void> {
+    rows.clear();
+    CLOZIT_ASSIGN_OR_RETURN(auto found,
+                            tx.Query("SELECT code, amount, created_at FROM ledger_transfers WHERE tenant_id = $1 "
+                                     "AND code LIKE 'usage.%' AND created_at >= $2 AND created_at < $3",
+                                     {tenant_id.str(), detail::Ms(from), detail::Ms(to)}));
+    for (const Row& row : found) {
+      std::string key_period = PeriodOf(FromUnixMillis(row.Int(2)), period);
+      std::string category = row.Text(0).substr(6);
+      UsageRow& entry = rows[{key_period, category}];
+      entry.period = key_period;
+      entry.category = category;
+      entry.amount = Credits::FromMicros(entry.amount.micros() + row.Int(1));
+      ++entry.charges;
+    }
+    return Ok();
+  }));
+  std::vector<UsageRow> out;
+  for (auto& [key, row] : rows) out.push_back(std::move(row));
+  return out;
+}
+
+Result<void> Statements::SetLowBalanceThreshold(const TenantId& tenant_id, Credits threshold,
+                                                const privacy::Actor& actor) {
+  if (threshold.micros() < 0) return Error::InvalidArgument("threshold", "threshold must not be negative");
+  const TimePoint now = clock_.Now();
+  return db_.Write([&](Tx& tx) -> Result<void> {
+    CLOZIT_ASSIGN_OR_RETURN(auto known, tx.Query("SELECT 1 FROM tenants WHERE id = $1", {tenant_id.str()}));
+    if (known.empty()) return Error::NotFound("tenant " + tenant_id.str() + " not found");
+    // A new threshold is a new crossing to report.
+    CLOZIT_TRY(
+        tx.Exec("INSERT INTO billing_balance_settings (tenant_id, low_balance_micros, low_notified, "
+                "depleted_notified, updated_at) VALUES ($1, $2, 0, 0, $3) ON CONFLICT (tenant_id) DO UPDATE "
+                "SET low_balance_micros = excluded.low_balance_micros, low_notified = 0, "
+                "updated_at = excluded.updated_at",
+                {tenant_id.str(), threshold.micros(), detail::Ms(now)}));
+    nlohmann::json details = {{"threshold", threshold.ToString()}};
+    CLOZIT_TRY(audit_.Record(tx, actor, {"credits.low_balance_threshold", "tenant", tenant_id.str(), details.dump()},
+                             tenant_id.str()));
+    return RecordBalanceEvents(tx, tenant_id.str(), now, random_);
+  });
+}
+
+Result<Credits> Statements::LowBalanceThreshold(const TenantId& tenant_id) {
+  CLOZIT_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT low_balance_micros FROM billing_balance_settings WHERE "
+                                               "tenant_id = $1",
+                                               {tenant_id.str()}));
+  return Credits::FromMicros(rows.empty() ? 0 : rows.front().Int(0));
+}
+
+Result<Page<BalanceEvent>> Statements::BalanceEvents(const TenantId& tenant_id, const PageRequest& page) {
+  CLOZIT_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT id, tenant_id, kind, available, threshold, created_at FROM "
+                                               "billing_balance_events WHERE tenant_id = $1 AND ($2 = '' OR id < $2) "
+                                               "ORDER BY id DESC LIMIT $3",
+                                               {tenant_id.str(), page.cursor, page.limit + 1}));
+  Page<BalanceEvent> out;
+  for (size_t i = 0; i < rows.size() && static_cast<int64_t>(i) < page.limit; ++i) {
+    const Row& row = rows[i];
+    out.items.push_back({row.Text(0), TenantId(row.Text(1)), row.Text(2), Credits::FromMicros(row.Int(3)),
+                         Credits::FromMicros(row.Int(4)), FromUnixMillis(row.Int(5))});
+  }
+  if (static_cast<int64_t>(rows.size()) > page.limit) out.next_cursor = out.items.back().id;
+  return out;
+}
+
+Result<void> RecordBalanceEvents(Tx& tx, const std::string& tenant_id, TimePoint now, Random& random) {
+  CLOZIT_ASSIGN_OR_RETURN(auto account, detail::FindAccount(tx, TenantCreditsAccount(tenant_id).id));
+  if (!account) return Ok();
+  const Credits available = account->Available();
+  CLOZIT_ASSIGN_OR_RETURN(auto settings, tx.Query("SELECT low_balance_micros, low_notified, depleted_notified FROM "
+                                                  "billing_balance_settings WHERE tenant_id = $1",
+                                                  {tenant_id}));
+  const int64_t threshold = settings.empty() ? 0 : settings.front().Int(0);
+  const bool low_notified = !settings.empty() && settings.front().Bool(1);
+  const bool depleted_notified = !settings.empty() && settings.front().Bool(2);
+  const bool low = threshold > 0 && available.micros() < threshold;
+  const bool depleted = available.micros() <= 0;
+  if (low == low_notified && depleted == depleted_notified) return Ok();
+  auto record = [&](const char* kind) -> Result<void> {
+    ManualClock at(now);
+    const std::string id = TypedId<BalanceEventTag>::New(at, random).str();
+    CLOZIT_TRY(
+        tx.Exec("INSERT INTO billing_balance_events (id, tenant_id, kind, available, threshold, created_at) "
+                "VALUES ($1, $2, $3, $4, $5, $6)",
+                {id, tenant_id, std::string(kind), available.micros(), threshold, detail::Ms(now)}));
+    return Ok();
+  };
+  if (low && !low_notified) CLOZIT_TRY(record("balance.low"));
+  if (depleted && !depleted_notified) CLOZIT_TRY(record("credits.depleted"));
+  // An upsert: concurrent settles of one tenant must not collide on the first row.
+  CLOZIT_TRY(
+      tx.Exec("INSERT INTO billing_balance_settings (tenant_id, low_balance_micros, low_notified, "
+              "depleted_notified, updated_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id) DO UPDATE "
+              "SET low_notified = excluded.low_notified, depleted_notified = excluded.depleted_notified, "
+              "updated_at = excluded.updated_at",
+              {tenant_id, threshold, int64_t{low}, int64_t{depleted}, detail::Ms(now)}));
+  return Ok();
+}
+
+}  // namespace clozit::billing

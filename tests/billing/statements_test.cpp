@@ -1,0 +1,139 @@
+// Statements: transactions with categories and cursor pages, usage per day and
+// month, CSV export, low-balance and depleted events.
+#include <chrono>
+
+#include "billing/chart.hpp"
+#include "billing/statements.hpp"
+#include "billing_fixture.hpp"
+
+namespace clozit::billing::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+class StatementsTest : public BillingTest {
+ protected:
+  void SetUp() override {
+    BillingTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    statements_ = std::make_unique<Statements>(*db_, *audit_, clock_, random_);
+  }
+  void TearDown() override {
+    statements_.reset();
+    BillingTest::TearDown();
+  }
+
+  void Use(const TenantId& tenant, UsageCategory category, Credits used) {
+    auto reservation = Reserve(tenant, used, "use-" + std::to_string(++counter_));
+    ASSERT_TRUE(reservation.ok()) << reservation.error().message;
+    auto settled = charging_->Settle(tenant, reservation->id.str(), {{category, used}});
+    ASSERT_TRUE(settled.ok()) << settled.error().message;
+  }
+
+  std::vector<std::string> Kinds(const TenantId& tenant) {
+    auto events = statements_->BalanceEvents(tenant, {});
+    EXPECT_TRUE(events.ok());
+    std::vector<std::string> kinds;
+    if (events.ok()) {
+      for (const auto& e : events->items) kinds.insert(kinds.begin(), e.kind);
+    }
+    return kinds;
+  }
+
+  std::unique_ptr<Statements> statements_;
+  int counter_ = 0;
+};
+
+TEST_P(StatementsTest, TransactionsAreCategorisedSignedFilteredAndPaged) {
+  TenantId tenant = NewTenant();
+  GrantOk(tenant, Cr(100), LotKind::kPurchase);
+  clock_.Advance(1s);
+  GrantOk(tenant, Cr(5), LotKind::kPromotional);
+  for (int i = 0; i < 5; ++i) {
+    clock_.Advance(1s);
+    Use(tenant, i % 2 ? UsageCategory::kAiProcessing : UsageCategory::kCallMinutes, Cr(1));
+  }
+  auto all = statements_->Transactions(tenant, {}, {});
+  ASSERT_TRUE(all.ok()) << all.error().message;
+  ASSERT_EQ(all->items.size(), 7u);  // 2 grants + 5 usage items; holds and settles are not shown
+  EXPECT_EQ(all->items.front().category, "usage");
+  EXPECT_EQ(all->items.front().amount, Cr(-1));
+  EXPECT_EQ(all->items.back().category, "purchase");
+  EXPECT_EQ(all->items.back().amount, Cr(100));
+
+  StatementFilter usage_only{{"usage"}, {}, {}};
+  std::vector<std::string> seen;
+  PageRequest page{2, ""};
+  do {
+    auto chunk = statements_->Transactions(tenant, usage_only, page);
+    ASSERT_TRUE(chunk.ok()) << chunk.error().message;
+    for (const auto& e : chunk->items) {
+      EXPECT_EQ(e.category, "usage");
+      seen.push_back(e.id);
+    }
+    page.cursor = chunk->next_cursor;
+  } while (!page.cursor.empty());
+  EXPECT_EQ(seen.size(), 5u);
+  StatementFilter grants{{"grant", "purchase"}, {}, {}};
+  EXPECT_EQ(statements_->Transactions(tenant, grants, {})->items.size(), 2u);
+  EXPECT_FALSE(statements_->Transactions(tenant, {{"bogus"}, {}, {}}, {}).ok());
+  // Another tenant sees none of it.
+  EXPECT_TRUE(statements_->Transactions(NewTenant(), {}, {})->items.empty());
+
+  auto csv = statements_->TransactionsCsv(tenant, {});
+  ASSERT_TRUE(csv.ok());
+  EXPECT_EQ(csv->rfind("id,created_at,category,usage_category,code,amount,reference\r\n", 0), 0u);
+  EXPECT_NE(csv->find(",purchase,,grant.purchase,100,"), std::string::npos) << *csv;
+  EXPECT_EQ(std::count(csv->begin(), csv->end(), '\n'), 8);
+  ExpectClean();
+}
+
+TEST_P(StatementsTest, UsageIsSummedByCategoryPerDayAndMonth) {
+  TenantId tenant = NewTenant();
+  GrantOk(tenant, Cr(100));
+  clock_.Set(FromUnixMillis(1'790'000'000'000));  // 2026-09-21 UTC
+  const TimePoint start = clock_.Now();
+  Use(tenant, UsageCategory::kCallMinutes, Cr(2));
+  Use(tenant, UsageCategory::kCallMinutes, Cr(3));
+  Use(tenant, UsageCategory::kVoiceGeneration, Cr(1));
+  clock_.Advance(24h);
+  Use(tenant, UsageCategory::kCallMinutes, Cr(4));
+  auto days = statements_->Usage(tenant, UsagePeriod::kDay, start - 1h, clock_.Now() + 1h);
+  ASSERT_TRUE(days.ok()) << days.error().message;
+  ASSERT_EQ(days->size(), 3u);
+  EXPECT_EQ((*days)[0].period, "2026-09-21");
+  EXPECT_EQ((*days)[0].category, "call_minutes");
+  EXPECT_EQ((*days)[0].amount, Cr(5));
+  EXPECT_EQ((*days)[0].charges, 2);
+  EXPECT_EQ((*days)[2].period, "2026-09-22");
+  auto months = statements_->Usage(tenant, UsagePeriod::kMonth, start - 1h, clock_.Now() + 1h);
+  ASSERT_TRUE(months.ok());
+  ASSERT_EQ(months->size(), 2u);
+  EXPECT_EQ((*months)[0].period, "2026-09");
+  EXPECT_EQ((*months)[0].amount, Cr(9));
+}
+
+TEST_P(StatementsTest, LowBalanceAndDepletedAreRecordedOncePerCrossing) {
+  TenantId tenant = NewTenant();
+  GrantOk(tenant, Cr(10));
+  ASSERT_TRUE(statements_->SetLowBalanceThreshold(tenant, Cr(5), {"user", "usr_x"}).ok());
+  EXPECT_EQ(*statements_->LowBalanceThreshold(tenant), Cr(5));
+  Use(tenant, UsageCategory::kCallMinutes, Cr(4));
+  EXPECT_TRUE(Kinds(tenant).empty());
+  Use(tenant, UsageCategory::kCallMinutes, Cr(2));  // 4 left
+  EXPECT_EQ(Kinds(tenant), std::vector<std::string>({"balance.low"}));
+  Use(tenant, UsageCategory::kCallMinutes, Cr(1));  // still low: no repeat
+  EXPECT_EQ(Kinds(tenant).size(), 1u);
+  Use(tenant, UsageCategory::kCallMinutes, Cr(3));  // nothing left
+  EXPECT_EQ(Kinds(tenant), std::vector<std::string>({"balance.low", "credits.depleted"}));
+  GrantOk(tenant, Cr(20));
+  Use(tenant, UsageCategory::kCallMinutes, Cr(1));  // back above: re-armed
+  Use(tenant, UsageCategory::kCallMinutes, Cr(16));
+  EXPECT_EQ(Kinds(tenant), std::vector<std::string>({"balance.low", "credits.depleted", "balance.low"}));
+  ExpectClean();
+}
+
+CLOZIT_INSTANTIATE_BACKENDS(StatementsTest);
+
+}  // namespace
+}  // namespace clozit::billing::test
