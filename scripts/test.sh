@@ -18,13 +18,19 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 scripts/with-postgres.sh ctest --test-dir build/asan --output-on-failure -j2 --timeout 900 | tee build/asan/ctest.log
 
-echo "== fuzz (bounded)"
+echo "== fuzz (bounded: 20 s per target, on a copy of its seed corpus)"
 CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCLOZIT_FUZZ=ON >/dev/null
-ninja -C build/fuzz fuzz_request
-corpus=$(mktemp -d)
-cp tests/fuzz/corpus/request/* "$corpus"/
-build/fuzz/tests/fuzz/fuzz_request -max_total_time=30 -print_final_stats=1 "$corpus" 2>&1 | tail -n 3
-rm -rf "$corpus"
+targets=()
+for seeds in tests/fuzz/corpus/*/; do targets+=("fuzz_$(basename "$seeds")"); done
+ninja -C build/fuzz "${targets[@]}"
+for seeds in tests/fuzz/corpus/*/; do
+  name=$(basename "$seeds")
+  corpus=$(mktemp -d)
+  cp "$seeds"* "$corpus"/
+  echo "-- fuzz_$name"
+  build/fuzz/tests/fuzz/fuzz_"$name" -max_total_time=20 -print_final_stats=1 "$corpus" 2>&1 | tail -n 3
+  rm -rf "$corpus"
+done
 summary=$(grep -Eo '[0-9]+ tests failed out of [0-9]+' build/asan/ctest.log | tail -n 1)
 failed=$(awk '{print $1}' <<<"$summary")
 total=$(awk '{print $NF}' <<<"$summary")

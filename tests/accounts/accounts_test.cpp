@@ -7,15 +7,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
-#include <random>
-#include <sstream>
 #include <string>
 
 #include <gtest/gtest.h>
-#include <libpq-fe.h>
 
 #include "common/clock.hpp"
 #include "privacy/audit_log.hpp"
+#include "storage/backend_fixture.hpp"
 #include "storage/database.hpp"
 #include "storage/migrations.hpp"
 
@@ -27,40 +25,10 @@ using storage::Dialect;
 
 constexpr const char* kOwnerPassword = "Correct-Horse-42";
 
-std::string RandomSuffix() {
-  std::random_device device;
-  std::ostringstream out;
-  out << std::hex << device() << device();
-  return out.str();
-}
-
-/// Runs one statement outside a transaction (CREATE DATABASE refuses one); returns "" or the error.
-std::string PgAdminExec(const std::string& url, const std::string& sql) {
-  PGconn* connection = PQconnectdb(url.c_str());
-  std::string error;
-  if (PQstatus(connection) != CONNECTION_OK) {
-    error = PQerrorMessage(connection);
-  } else {
-    PGresult* result = PQexec(connection, sql.c_str());
-    if (PQresultStatus(result) != PGRES_COMMAND_OK) error = PQresultErrorMessage(result);
-    PQclear(result);
-  }
-  PQfinish(connection);
-  return error;
-}
-
-/// `url` with its database name replaced.
-std::string WithDatabase(const std::string& url, const std::string& database) {
-  size_t authority = url.find("://");
-  authority = authority == std::string::npos ? 0 : authority + 3;
-  size_t query = url.find('?', authority);
-  size_t path = std::min(url.find('/', authority), query);
-  return url.substr(0, path) + "/" + database + (query == std::string::npos ? "" : url.substr(query));
-}
-
-std::string BackendName(const ::testing::TestParamInfo<Dialect>& info) {
-  return info.param == Dialect::kSqlite ? "Sqlite" : "Postgres";
-}
+using storage::test::AdminExec;
+using storage::test::BackendName;
+using storage::test::RandomSuffix;
+using storage::test::WithDatabase;
 
 class AccountsTest : public ::testing::TestWithParam<Dialect> {
  protected:
@@ -87,7 +55,7 @@ class AccountsTest : public ::testing::TestWithParam<Dialect> {
       }
       server_url_ = server;
       database_name_ = "clozit_acc_" + RandomSuffix();
-      ASSERT_EQ(PgAdminExec(server_url_, "CREATE DATABASE " + database_name_), "");
+      ASSERT_EQ(AdminExec(server_url_, "CREATE DATABASE " + database_name_), "");
       options.url = WithDatabase(server_url_, database_name_);
     }
     auto opened = storage::Open(options);
@@ -103,7 +71,7 @@ class AccountsTest : public ::testing::TestWithParam<Dialect> {
     db_.reset();
     if (!directory_.empty()) std::filesystem::remove_all(directory_);
     if (!database_name_.empty()) {
-      EXPECT_EQ(PgAdminExec(server_url_, "DROP DATABASE IF EXISTS " + database_name_ + " WITH (FORCE)"), "");
+      EXPECT_EQ(AdminExec(server_url_, "DROP DATABASE IF EXISTS " + database_name_ + " WITH (FORCE)"), "");
     }
   }
 
