@@ -1,5 +1,5 @@
 // clozit: the command-line entry point. Subcommands: serve, migrate,
-// config check, admin create-operator, admin ledger-check.
+// config check, admin create-operator, admin ledger-check, import.
 #include <unistd.h>
 
 #include <iostream>
@@ -11,6 +11,7 @@
 
 #include "app/application.hpp"
 #include "billing/ledger_check.hpp"
+#include "contacts/import_command.hpp"
 #include "storage/migrations.hpp"
 
 namespace {
@@ -76,6 +77,27 @@ int Main(int argc, char** argv) {
   auto* ledger_check = admin->add_subcommand(
       "ledger-check", "Verify the credit ledger's invariants; exit 1 and list every breach if any fails");
 
+  auto* import_cmd = cli.add_subcommand("import", "Import contacts from a CSV file (streamed, resumable)");
+  clozit::contacts::ImportCommand import;
+  import_cmd->add_option("FILE", import.file, "CSV file: a CRM export or any file with a phone column");
+  import_cmd->add_option("--tenant", import.tenant_id, "Tenant id (ten_...)")->required();
+  import_cmd->add_option("--list", import.list_name, "Contact list name (created when missing)");
+  import_cmd->add_option("--consent-type", import.consent_type,
+                         "prior_express_written_consent | prior_express_consent | established_business_relationship | "
+                         "opt_in");
+  import_cmd->add_option("--consent-where", import.consent_where, "Where the consent was obtained");
+  import_cmd->add_option("--consent-at", import.consent_at, "When it was obtained (2025-11-01 or RFC 3339)");
+  import_cmd->add_option("--consent-evidence", import.consent_evidence, "Evidence: text, URL or reference");
+  import_cmd->add_option("--attested-by", import.attested_by, "Id of the tenant user who attests the consent");
+  import_cmd->add_option("--default-country", import.default_country, "Country of national numbers (default US)");
+  import_cmd->add_option("--map", import.mappings, "Explicit column: field=Header (repeatable), e.g. phone=Cell");
+  import_cmd->add_option("--tag", import.tags, "Tag every imported contact (repeatable)");
+  import_cmd->add_option("--resume", import.resume_id, "Continue an interrupted import (imp_...)");
+  import_cmd->add_option("--rejected-out", import.rejected_out, "Write the rejected rows here as CSV");
+  import_cmd->add_option("--batch-rows", import.batch_rows, "Rows per transaction (default 20000)");
+  import_cmd->add_flag(
+      "--no-progress", [&import](int64_t) { import.progress_bar = false; }, "No progress bar");
+
   CLI11_PARSE(cli, argc, argv);
 
   try {
@@ -129,6 +151,26 @@ int Main(int argc, char** argv) {
       auto created = (*app)->accounts().CreateOperator(operator_email, operator_name, password, cli_actor);
       if (!created) return Fail(created.error());
       std::cout << "created operator " << created->id.str() << " <" << created->email << ">\n";
+      return 0;
+    }
+    if (import_cmd->parsed()) {
+      if (import.file.empty() && import.resume_id.empty())
+        return Fail(Error::InvalidArgument("FILE", "name a CSV file"));
+      auto app = clozit::app::Application::Create(*config);
+      if (!app) return Fail(app.error());
+      clozit::TenantId tenant(import.tenant_id);
+      if (auto found = (*app)->accounts().GetTenant(tenant); !found) return Fail(found.error());
+      if (import.resume_id.empty()) {
+        if (import.attested_by.empty()) {
+          return Fail(Error::InvalidArgument("attested-by", "a tenant user must attest the consent (--attested-by)"));
+        }
+        if (auto user = (*app)->accounts().GetUser(tenant, import.attested_by); !user) {
+          return Fail(Error::InvalidArgument("attested-by", "--attested-by is not a user of this tenant"));
+        }
+      }
+      auto summary = clozit::contacts::RunImportCommand((*app)->db(), import, std::cerr, isatty(STDERR_FILENO) != 0);
+      if (!summary) return Fail(summary.error());
+      std::cout << "imported " << *summary << "\n";
       return 0;
     }
     if (serve->parsed()) {
