@@ -36,17 +36,19 @@ INSERT INTO dnc_entries (tenant_id, number, kind, source, note, registry_import_
 SQL
 dnc_entries=$(sqlite3 "$work/clozit.db" "SELECT count(*) FROM dnc_entries")
 
-measure() {  # measure LABEL CMD...: runs CMD under /usr/bin/time -v, sets wall_s and rss_mb
+measure() {  # measure LABEL CMD...: runs CMD under /usr/bin/time -v, sets wall_s, cpu_s and rss_mb
   local log="$work/$1.time"
   /usr/bin/time -v "${@:2}" 2>"$log" >"$work/$1.out" || { cat "$log" "$work/$1.out" >&2; exit 1; }
   wall_s=$(awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i]; printf "%.1f", s}' "$log")
+  cpu_s=$(awk -F': ' '/(User|System) time \(seconds\)/ {s += $2} END {printf "%.1f", s}' "$log")
   rss_mb=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2 / 1024}' "$log")
 }
 
 measure clozit "$clozit" import "$work/contacts.csv" --tenant "$tenant" --list "Bench list" \
   --consent-type prior_express_written_consent --consent-where "bench web form" --consent-at 2025-12-01 \
   --consent-evidence "https://example.com/bench-consent" --attested-by "$user" --no-progress
-clozit_wall=$wall_s clozit_rss=$rss_mb
+clozit_wall=$wall_s clozit_cpu=$cpu_s clozit_rss=$rss_mb
+load=$(cut -d' ' -f1 /proc/loadavg)
 summary=$(cat "$work/clozit.out")
 contacts=$(sqlite3 "$work/clozit.db" "SELECT count(*) FROM contacts")
 
@@ -56,10 +58,11 @@ raw_rows=$(sqlite3 "$work/plain.db" "SELECT count(*) FROM raw")
 
 echo
 echo "file: $rows rows, $((bytes / 1024 / 1024)) MiB; tenant do-not-call entries: $dnc_entries"
-echo "clozit import: ${clozit_wall} s, ${clozit_rss} MB peak RSS; $summary; contacts table: $contacts rows"
+echo "clozit import: ${clozit_wall} s wall, ${clozit_cpu} s CPU, ${clozit_rss} MB peak RSS; $summary; contacts table: $contacts rows"
+echo "1-minute load average after the import (other work on the machine): $load"
 echo "sqlite3 .import (no validation): ${sqlite_wall} s, ${sqlite_rss} MB peak RSS; $raw_rows rows"
 echo
-echo "| date | rows | clozit import wall | peak RSS | accepted / rejected / duplicates / on DNC | sqlite3 .import wall | sqlite3 RSS |"
-echo "| --- | --- | --- | --- | --- | --- | --- |"
+echo "| date | rows | clozit import wall | CPU (user+sys) | peak RSS | accepted / rejected / duplicates / on DNC | sqlite3 .import wall | sqlite3 RSS |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 counts=$(sed -E 's/.*rows: ([0-9,]+) accepted, ([0-9,]+) rejected, ([0-9,]+) duplicates, ([0-9,]+) on a.*/\1 \/ \2 \/ \3 \/ \4/' <<<"$summary")
-echo "| $(date -u +%Y-%m-%d) | $rows | ${clozit_wall} s | ${clozit_rss} MB | $counts | ${sqlite_wall} s | ${sqlite_rss} MB |"
+echo "| $(date -u +%Y-%m-%d) | $rows | ${clozit_wall} s | ${clozit_cpu} s | ${clozit_rss} MB | $counts | ${sqlite_wall} s | ${sqlite_rss} MB |"

@@ -94,7 +94,8 @@ int Main(int argc, char** argv) {
   import_cmd->add_option("--tag", import.tags, "Tag every imported contact (repeatable)");
   import_cmd->add_option("--resume", import.resume_id, "Continue an interrupted import (imp_...)");
   import_cmd->add_option("--rejected-out", import.rejected_out, "Write the rejected rows here as CSV");
-  import_cmd->add_option("--batch-rows", import.batch_rows, "Rows per transaction (default 20000)");
+  import_cmd->add_option("--batch-rows", import.batch_rows,
+                         "Rows per transaction (default: 100000 on SQLite, 5000 on PostgreSQL)");
   import_cmd->add_flag(
       "--no-progress", [&import](int64_t) { import.progress_bar = false; }, "No progress bar");
 

@@ -36,7 +36,7 @@ struct ImportCommand {
   std::string resume_id;     // continue this job instead of creating one
   std::string rejected_out;  // write the rejected rows here as CSV
   bool progress_bar = true;
-  size_t batch_rows = 20000;
+  size_t batch_rows = 0;  // rows per transaction; 0: the importer's default for the backend
 };
 
 /// Runs the import; returns the job's final counters as a one-line summary.

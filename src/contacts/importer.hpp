@@ -6,7 +6,7 @@
 // take the row's country column or the job's default country) → dedupe
 // within the file and against the tenant by E.164 → the job's consent basis
 // attached → do-not-call status checked and counted → contacts inserted in
-// batches (5,000 rows per transaction by default).
+// batches (100,000 rows a transaction on SQLite, 5,000 on PostgreSQL).
 //
 // Each batch commits together with the job row's byte offset and counters,
 // so a job stopped anywhere (crash, restart, failure) resumes from its last
@@ -84,11 +84,16 @@ struct ImportJob {
 };
 
 struct ImporterSettings {
-  size_t batch_rows = 20000;
+  /// Rows per transaction; 0 picks by backend: 100,000 on SQLite, where each
+  /// commit rewrites every page of the random-order (tenant, number) index
+  /// it touched into the WAL (5,000-row commits wrote 7.6 GB for a
+  /// million-row import, 100,000-row ones 2.2 GB), and 5,000 on PostgreSQL,
+  /// where a serialization failure retries the whole transaction.
+  size_t batch_rows = 0;
   /// SQLite only: the writer connection's page cache while imports run, so the
   /// (tenant, number) index stays in memory, and a checkpoint interval of at
   /// least 50,000 pages (both restored afterwards). 0 leaves them.
-  int64_t sqlite_cache_kib = 64 * 1024;
+  int64_t sqlite_cache_kib = 48 * 1024;
   CsvOptions csv;  // limits for the reader; delimiter detection stays on
 };
 
@@ -113,6 +118,9 @@ class Importer {
   Result<Page<ImportJob>> List(const TenantId& tenant, const PageRequest& page);
   /// Jobs not finished (pending, or running when the process stopped): to resume at start-up.
   Result<std::vector<ImportJob>> Unfinished();
+
+  /// The file a job reads.
+  Result<std::string> FilePath(const TenantId& tenant, const ImportId& id);
 
   /// Writes the rejected rows as CSV: row,line,reason, then the row's own fields.
   Result<int64_t> ExportRejected(const TenantId& tenant, const ImportId& id, std::ostream& out);

@@ -25,7 +25,7 @@ class ImporterTest : public ContactsTest {
     ContactsTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
     importer_ = std::make_unique<Importer>(*db_, clock_, random_, *audit_, SharedNumbers(), *contacts_, *dnc_,
-                                           ImporterSettings{batch_rows_, {}});
+                                           ImporterSettings{.batch_rows = batch_rows_});
     files_ = std::filesystem::path(::testing::TempDir()) / ("clozit_import_" + storage::test::RandomSuffix());
     std::filesystem::create_directories(files_);
   }
@@ -263,7 +263,7 @@ TEST_P(ImporterTest, MarksNumbersOnDoNotCallLists) {
 TEST_P(ImporterTest, StopsAndResumesWithoutImportingTwice) {
   batch_rows_ = 4;
   importer_ = std::make_unique<Importer>(*db_, clock_, random_, *audit_, SharedNumbers(), *contacts_, *dnc_,
-                                         ImporterSettings{batch_rows_, {}});
+                                         ImporterSettings{.batch_rows = batch_rows_});
   ImportRequest request{Fixture("hubspot_contacts_export.csv"), "hubspot.csv", std::nullopt, Consent(), {}};
   auto job = importer_->Create(tenant_a_, request, Actor());
   ASSERT_TRUE(job.ok()) << job.error().message;
@@ -281,7 +281,7 @@ TEST_P(ImporterTest, StopsAndResumesWithoutImportingTwice) {
 
   // Another process picks it up from the committed offset.
   auto fresh = std::make_unique<Importer>(*db_, clock_, random_, *audit_, SharedNumbers(), *contacts_, *dnc_,
-                                          ImporterSettings{batch_rows_, {}});
+                                          ImporterSettings{.batch_rows = batch_rows_});
   auto finished = fresh->Run(tenant_a_, job->id, [&](const ImportJob& p) { offsets.push_back(p.bytes_read); });
   ASSERT_TRUE(finished.ok()) << finished.error().message;
   EXPECT_EQ(finished->status, "completed");
