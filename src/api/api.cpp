@@ -46,6 +46,7 @@ Api::Api(ApiDeps deps)
   AddAccountRoutes();
   AddAdminRoutes();
   AddBillingRoutes();
+  AddContactRoutes();
   for (const auto& spec : specs_) {
     router_.Add(spec.method, spec.pattern,
                 [this, &spec](http::Request& request) { return RunPipeline(spec, request); });

@@ -88,6 +88,7 @@ class Api {
   void AddSystemRoutes();
   void AddAdminRoutes();
   void AddBillingRoutes();
+  void AddContactRoutes();  // contact_routes.cpp: lists, contacts, imports, do-not-call
 
   ApiDeps deps_;
   std::vector<RouteSpec> specs_;

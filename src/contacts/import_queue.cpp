@@ -55,6 +55,10 @@ Result<int> ImportQueue::ResumeUnfinished() {
   CLOZIT_ASSIGN_OR_RETURN(auto jobs, importer_.Unfinished());
   int queued = 0;
   for (const auto& job : jobs) {
+    // Spooled files are local to the node that took the upload: leave other nodes' jobs alone.
+    auto path = importer_.FilePath(job.tenant_id, job.id);
+    std::error_code error;
+    if (!path || !std::filesystem::exists(*path, error)) continue;
     CLOZIT_TRY(Enqueue(job.tenant_id, job.id));
     ++queued;
   }

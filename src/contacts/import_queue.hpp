@@ -5,7 +5,9 @@
 // queued; the worker runs jobs in order and deletes a spooled file once its
 // job has completed (the rejected rows stay in the database). At start-up,
 // ResumeUnfinished() queues the jobs a previous process left pending or
-// running, so a restart resumes imports from their last committed batch.
+// running whose file is on this node, so a restart resumes imports from their
+// last committed batch. (With several nodes, a job belongs to the node that
+// spooled its upload; there is no lease between nodes yet.)
 // The queue holds at most 1,000 jobs; beyond that Enqueue refuses.
 //
 // Thread-safe. The destructor asks the running job to stop after its current
@@ -36,7 +38,7 @@ class ImportQueue {
   Result<std::string> Spool(std::string_view data);
   /// Queues a created job; unavailable when the queue is full.
   Result<void> Enqueue(const TenantId& tenant, const ImportId& id);
-  /// Queues every unfinished job whose file still exists; returns how many.
+  /// Queues every unfinished job whose file is on this node; returns how many.
   Result<int> ResumeUnfinished();
   /// Blocks until the queue is empty and no job runs (tests).
   void WaitIdle();

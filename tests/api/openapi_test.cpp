@@ -227,6 +227,13 @@ TEST_F(OpenApiTest, RequestBodiesAreDocumentedForRoutesThatReadThem) {
       {"POST /v1/admin/refund-requests/{id}/reject", {"reason"}},
       {"POST /v1/admin/adjustment-requests/{id}/approve", {"resolution"}},
       {"POST /v1/admin/adjustment-requests/{id}/reject", {"reason"}},
+      {"POST /v1/contact-lists", {"name"}},
+      {"PATCH /v1/contact-lists/{id}", {"name"}},
+      {"POST /v1/contacts", {"phone", "consent"}},
+      {"PATCH /v1/contacts/{id}", {}},
+      {"POST /v1/contacts/{id}/consent-revocation", {}},
+      {"POST /v1/dnc", {"number"}},
+      {"POST /v1/dnc/opt-outs", {"number"}},
   };
   SchemaChecker checker(document_);
   for (const auto& route : api_->routes()) {

@@ -11,6 +11,7 @@
 
 #include "contacts/contacts_fixture.hpp"
 #include "contacts/header_mapping.hpp"
+#include "contacts/import_queue.hpp"
 
 namespace clozit::contacts::test {
 namespace {
@@ -334,6 +335,49 @@ TEST_P(ImporterTest, AChangedFileIsNotResumed) {
   ASSERT_FALSE(run.ok());
   EXPECT_EQ(run.error().code, ErrorCode::kConflict);
   EXPECT_EQ(importer_->Get(tenant_a_, job->id)->status, "failed");
+}
+
+TEST_P(ImporterTest, QueueRunsUploadsAndResumesUnfinishedJobsAtStartUp) {
+  std::string spool = (files_ / "spool").string();
+  std::string first_path;
+  ImportId pending;
+  {
+    ImportQueue queue(*importer_, random_, spool);
+    auto spooled = queue.Spool("phone\n4155550101\n");
+    ASSERT_TRUE(spooled.ok()) << spooled.error().message;
+    first_path = *spooled;
+    auto job = importer_->Create(tenant_a_, {first_path, "a.csv", std::nullopt, Consent(), {}}, Actor());
+    ASSERT_TRUE(job.ok()) << job.error().message;
+    ASSERT_TRUE(queue.Enqueue(tenant_a_, job->id).ok());
+    queue.WaitIdle();
+    EXPECT_EQ(importer_->Get(tenant_a_, job->id)->status, "completed");
+    EXPECT_FALSE(std::filesystem::exists(first_path));  // a completed upload's spool file is removed
+
+    // A job created but never run, as a crash would leave it.
+    auto second = queue.Spool("phone\n4155550102\n");
+    auto created = importer_->Create(tenant_a_, {*second, "b.csv", std::nullopt, Consent(), {}}, Actor());
+    ASSERT_TRUE(created.ok());
+    pending = created->id;
+    // And one whose file is on another node.
+    ASSERT_TRUE(
+        importer_
+            ->Create(tenant_a_, {Fixture("hubspot_contacts_export.csv"), "c.csv", std::nullopt, Consent(), {}}, Actor())
+            .ok());
+    ASSERT_TRUE(db_->Write([&](storage::Tx& tx) -> Result<void> {
+                     CLOZIT_TRY(
+                         tx.Exec("UPDATE contact_imports SET file_path = '/nonexistent/c.csv' "
+                                 "WHERE file_name = 'c.csv'"));
+                     return Ok();
+                   })
+                    .ok());
+  }
+  ImportQueue restarted(*importer_, random_, spool);
+  auto resumed = restarted.ResumeUnfinished();
+  ASSERT_TRUE(resumed.ok()) << resumed.error().message;
+  EXPECT_EQ(*resumed, 1);
+  restarted.WaitIdle();
+  EXPECT_EQ(importer_->Get(tenant_a_, pending)->status, "completed");
+  EXPECT_EQ(Numbers().size(), 2u);
 }
 
 CLOZIT_INSTANTIATE_BACKENDS(ImporterTest);
