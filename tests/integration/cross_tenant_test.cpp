@@ -71,6 +71,12 @@ std::string Substitute(const std::string& pattern, const std::string& id) {
   return pattern.substr(0, open) + id + pattern.substr(close + 1);
 }
 
+http::Headers ContentType(std::string type) {
+  http::Headers headers;
+  headers.Set("Content-Type", std::move(type));
+  return headers;
+}
+
 bool IsStateChanging(const std::string& method) { return method != "GET" && method != "HEAD"; }
 
 class CrossTenantTest : public ServerTest {
@@ -153,6 +159,30 @@ TEST_P(CrossTenantTest, EveryRouteHidesOtherTenantsResources) {
   });
   ASSERT_TRUE(inserted.ok()) << inserted.error().message;
 
+  // Contacts: a list, a contact in it, an import, a do-not-call entry.
+  auto a_list = client->Post("/v1/contact-lists", {{"name", "tenant-a spring leads"}}, &a.cookie);
+  ASSERT_EQ(a_list.status, 201) << a_list;
+  const std::string a_list_id = a_list.Json().value("id", "");
+  const json consent = {{"type", "prior_express_written_consent"},
+                        {"obtained_where", "web form"},
+                        {"obtained_at", "2026-01-05T10:00:00Z"},
+                        {"evidence", "https://example.com/consent/a"}};
+  auto a_contact = client->Post(
+      "/v1/contacts",
+      {{"phone", "+14155552699"}, {"name", "Alice Privatecontact"}, {"list_ids", {a_list_id}}, {"consent", consent}},
+      &a.cookie);
+  ASSERT_EQ(a_contact.status, 201) << a_contact;
+  const std::string a_contact_id = a_contact.Json().value("id", "");
+  const std::string import_query =
+      "?file_name=a.csv&consent_type=prior_express_written_consent&consent_where=web%20form"
+      "&consent_at=2026-01-05T10:00:00Z&consent_evidence=ref-a";
+  auto a_import = client->SendBytes("POST", "/v1/contacts/imports" + import_query,
+                                    "phone,name\n+14155552698,Albert Privaterow\nnot-a-number,Bad Row\n", &a.cookie,
+                                    ContentType("text/csv"));
+  ASSERT_EQ(a_import.status, 202) << a_import;
+  const std::string a_import_id = a_import.Json().value("id", "");
+  ASSERT_EQ(client->Post("/v1/dnc", {{"number", "+14155552697"}}, &a.cookie).status, 201);
+
   a_private_ = {a.tenant_id,
                 a_refund_id,
                 a_adjustment_id,
@@ -170,7 +200,16 @@ TEST_P(CrossTenantTest, EveryRouteHidesOtherTenantsResources) {
                 a.cookie.csrf,
                 "tenant-a Ltd",
                 "Amy Member",
-                "+14155552672"};
+                "+14155552672",
+                a_list_id,
+                "tenant-a spring leads",
+                a_contact_id,
+                "Alice Privatecontact",
+                "+14155552699",
+                a_import_id,
+                "Albert Privaterow",
+                "+14155552698",
+                "+14155552697"};
   for (const auto& value : a_private_) ASSERT_FALSE(value.empty() || value == "?");
 
   // ---- Tenant B's owner, with a cookie session and with an owner API key. B has data of its own.
@@ -193,6 +232,16 @@ TEST_P(CrossTenantTest, EveryRouteHidesOtherTenantsResources) {
       {"/v1/admin/refund-requests/{id}/reject", {a_refund_id}},
       {"/v1/admin/adjustment-requests/{id}/approve", {a_adjustment_id}},
       {"/v1/admin/adjustment-requests/{id}/reject", {a_adjustment_id}},
+      {"/v1/contact-lists/{id}", {a_list_id}},
+      {"/v1/contacts/{id}", {a_contact_id}},
+      {"/v1/contacts/{id}/consent-revocation", {a_contact_id}},
+      {"/v1/contacts/imports/{id}", {a_import_id}},
+      {"/v1/contacts/imports/{id}/rejected", {a_import_id}},
+      {"/v1/dnc/{number}", {"+14155552697"}},
+  };
+  // What stands for a row that does not exist; numbers are validated before they are looked up.
+  const auto missing_id = [](const std::string& pattern) -> std::string {
+    return pattern.find("{number}") != std::string::npos ? "+14155550100" : "xyz_01ZZZZZZZZZZZZZZZZZZZZZZZZ";
   };
 
   std::set<RouteKey> exercised;
@@ -236,9 +285,14 @@ TEST_P(CrossTenantTest, EveryRouteHidesOtherTenantsResources) {
           ++requests;
         }
         // And a row that does not exist answers the same status and code.
-        auto missing = client->Send(route.method, Substitute(route.pattern, "xyz_01ZZZZZZZZZZZZZZZZZZZZZZZZ"),
-                                    generic_body, &creds);
+        auto missing =
+            client->Send(route.method, Substitute(route.pattern, missing_id(route.pattern)), generic_body, &creds);
         ExpectProblem(missing, 404, "not_found");
+      } else if (route.method == "GET" && route.pattern == "/v1/dnc/check") {
+        auto response = client->Get(route.pattern + "?number=%2B14155552697", &creds);  // on A's list only
+        ASSERT_EQ(response.status, 200) << response;
+        EXPECT_FALSE(response.Json().value("blocked", true)) << response;
+        ++requests;
       } else if (route.method == "GET") {
         // Collections and singletons of the caller's own tenant, and public documents.
         auto response = client->Get(route.pattern, &creds);
@@ -321,6 +375,34 @@ TEST_P(CrossTenantTest, EveryRouteHidesOtherTenantsResources) {
         ExpectProblem(response, 404, "not_found", "charge_ids");
         ExpectNoLeak(what, response);
         ++requests;
+      } else if (route.method == "POST" && route.pattern == "/v1/contact-lists") {
+        auto response = client->Post(route.pattern, {{"name", "b-walk list"}}, &creds);
+        EXPECT_EQ(response.status, creds.label == "cookie" ? 201 : 409) << response;
+        ExpectNoLeak(what, response);
+        ++requests;
+      } else if (route.method == "POST" && route.pattern == "/v1/contacts") {
+        // A's number is free for B: contacts are per tenant.
+        auto response = client->Post(route.pattern, {{"phone", "+14155550142"}, {"consent", consent}}, &creds);
+        EXPECT_EQ(response.status, creds.label == "cookie" ? 201 : 409) << response;
+        ExpectNoLeak(what, response);
+        ++requests;
+      } else if (route.method == "POST" && route.pattern == "/v1/contacts/imports") {
+        auto response = client->SendBytes("POST", route.pattern + import_query, "phone\n+14155550143\n", &creds,
+                                          ContentType("text/csv"));
+        EXPECT_EQ(response.status, 202) << response;
+        ExpectNoLeak(what, response);
+        ++requests;
+      } else if (route.method == "POST" && route.pattern == "/v1/dnc/registry-imports") {
+        auto response = client->SendBytes("POST", route.pattern + "?file_date=2026-11-01T00:00:00Z", "4155550144\n",
+                                          &creds, ContentType("text/plain"));
+        EXPECT_EQ(response.status, 201) << response;
+        ExpectNoLeak(what, response);
+        ++requests;
+      } else if (route.method == "POST" && (route.pattern == "/v1/dnc" || route.pattern == "/v1/dnc/opt-outs")) {
+        auto response = client->Post(route.pattern, {{"number", "+14155550145"}}, &creds);
+        EXPECT_LT(response.status, 300) << response;
+        ExpectNoLeak(what, response);
+        ++requests;
       } else {
         ADD_FAILURE() << what << ": the cross-tenant walk does not know how to exercise this route; teach it";
         continue;
@@ -355,6 +437,15 @@ TEST_P(CrossTenantTest, EveryRouteHidesOtherTenantsResources) {
   auto a_adjustment = client->Get("/v1/adjustment-requests/" + a_adjustment_id, &a.cookie);
   ASSERT_EQ(a_adjustment.status, 200) << a_adjustment;
   EXPECT_EQ(a_adjustment.Json().value("status", ""), "pending");
+
+  auto a_contact_now = client->Get("/v1/contacts/" + a_contact_id, &a.cookie);
+  ASSERT_EQ(a_contact_now.status, 200) << a_contact_now;
+  EXPECT_EQ(a_contact_now.Json().value("name", ""), "Alice Privatecontact");
+  EXPECT_TRUE(a_contact_now.Json()["consent_revoked_at"].is_null());
+  auto a_dnc = client->Get("/v1/dnc/check?number=%2B14155552697", &a.cookie);
+  ASSERT_EQ(a_dnc.status, 200) << a_dnc;
+  EXPECT_TRUE(a_dnc.Json().value("blocked", false));
+  EXPECT_EQ(client->Get("/v1/contact-lists/" + a_list_id, &a.cookie).Json().value("name", ""), "tenant-a spring leads");
 
   // ---- And the isolation holds the other way round: A's audit log shows nothing of B.
   auto a_audit = client->Get("/v1/audit-log?limit=200", &a.cookie);

@@ -488,12 +488,14 @@ Response TestClient::SendRaw(const std::string& method, const std::string& targe
 
 Response TestClient::Send(const std::string& method, const std::string& target, const std::optional<json>& body,
                           const Credentials* credentials, const http::Headers& extra) {
+  http::Headers headers = extra;
+  if (body && !headers.Get("Content-Type")) headers.Set("Content-Type", "application/json");
+  return SendBytes(method, target, body ? body->dump() : std::string(), credentials, headers);
+}
+
+Response TestClient::SendBytes(const std::string& method, const std::string& target, const std::string& body,
+                               const Credentials* credentials, const http::Headers& extra) {
   http::Headers headers;
-  std::string payload;
-  if (body) {
-    headers.Set("Content-Type", "application/json");
-    payload = body->dump();
-  }
   if (credentials) {
     std::string cookie;
     if (!credentials->session.empty()) cookie = "clozit_session=" + credentials->session;
@@ -505,7 +507,7 @@ Response TestClient::Send(const std::string& method, const std::string& target, 
     if (!credentials->bearer.empty()) headers.Set("Authorization", "Bearer " + credentials->bearer);
   }
   for (const auto& [name, value] : extra.all()) headers.Set(name, value);
-  return SendRaw(method, target, payload, headers);
+  return SendRaw(method, target, body, headers);
 }
 
 void TestClient::Close() {

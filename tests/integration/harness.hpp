@@ -148,6 +148,9 @@ class TestClient {
   /// Sends a request. A JSON `body` is serialized and sent with Content-Type application/json.
   Response Send(const std::string& method, const std::string& target, const std::optional<json>& body = std::nullopt,
                 const Credentials* credentials = nullptr, const http::Headers& extra = {});
+  /// Sends `body` as it is (set its Content-Type in `extra`), authenticated by `credentials`.
+  Response SendBytes(const std::string& method, const std::string& target, const std::string& body,
+                     const Credentials* credentials, const http::Headers& extra = {});
   /// Sends raw bytes as the body, with the given headers only.
   Response SendRaw(const std::string& method, const std::string& target, const std::string& body,
                    const http::Headers& headers);
