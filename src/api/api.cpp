@@ -48,8 +48,9 @@ Api::Api(ApiDeps deps)
   AddBillingRoutes();
   AddContactRoutes();
   for (const auto& spec : specs_) {
-    router_.Add(spec.method, spec.pattern,
-                [this, &spec](http::Request& request) { return RunPipeline(spec, request); });
+    router_.Add(
+        spec.method, spec.pattern, [this, &spec](http::Request& request) { return RunPipeline(spec, request); },
+        spec.streamed_body);
   }
 }
 

@@ -58,6 +58,7 @@ struct RouteSpec {
   accounts::Role min_role = accounts::Role::kViewer;
   bool per_ip_limited = false;  // sign-up, login, invitation acceptance
   RouteHandler handler;
+  bool streamed_body = false;  // uploads: the server spools the body to a file (Request::body_file)
 };
 
 struct ApiDeps {
@@ -79,6 +80,8 @@ class Api {
   /// The full handler: instrumentation, routing, the pipeline, the routes.
   http::Handler Handler();
   const std::vector<RouteSpec>& routes() const { return specs_; }
+  /// For http::ServerOptions::streams_body.
+  bool StreamsBody(std::string_view method, std::string_view path) const { return router_.StreamsBody(method, path); }
   /// The OpenAPI 3.1 document served at /v1/openapi.json.
   static const std::string& OpenApiDocument();
 

@@ -7,6 +7,7 @@
 // and the rejected rows are read back through their own routes. Numbers and
 // names never go to the logs: handlers log nothing.
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -45,14 +46,7 @@ struct ContactServices {
   contacts::ImportQueue queue;  // last: its worker thread stops first
 };
 
-std::string SpoolDirectory(const Config& config) {
-  const std::string& url = config.database.url;
-  if (url.rfind("sqlite:", 0) == 0) {
-    auto parent = std::filesystem::path(url.substr(7)).parent_path();
-    return (parent.empty() ? std::filesystem::path("imports") : parent / "imports").string();
-  }
-  return "var/imports";
-}
+std::string SpoolDirectory(const Config& config) { return DataDirectory(config) + "/imports"; }
 
 json Nullable(const std::optional<TimePoint>& at) { return at ? json(FormatRfc3339(*at)) : json(nullptr); }
 
@@ -313,7 +307,11 @@ void Api::AddContactRoutes() {
       {"POST", "/v1/contacts/imports", Access::kTenant, Role::kMember, false,
        [services](Context& c) -> Result<http::Response> {
          const auto& r = c.request;
-         if (r.body.empty()) return Error::InvalidArgument("body", "send the CSV file as the request body");
+         std::error_code size_error;
+         const bool spooled = !r.body_file.empty();
+         if (spooled ? std::filesystem::file_size(r.body_file, size_error) == 0 || size_error : r.body.empty()) {
+           return Error::InvalidArgument("body", "send the CSV file as the request body");
+         }
          contacts::ImportRequest request;
          request.file_name = r.QueryParam("file_name").value_or("upload.csv");
          if (auto list = r.QueryParam("list_id"); list && !list->empty())
@@ -336,7 +334,8 @@ void Api::AddContactRoutes() {
                                          "a consent basis is required: consent_type, consent_where, "
                                          "consent_at and consent_evidence");
          }
-         CLOZIT_ASSIGN_OR_RETURN(request.file_path, services->queue.Spool(r.body));
+         CLOZIT_ASSIGN_OR_RETURN(request.file_path,
+                                 spooled ? services->queue.Adopt(r.body_file) : services->queue.Spool(r.body));
          auto job = services->importer.Create(c.principal->tenant_id, request, c.actor);
          if (!job) {
            std::error_code ignored;
@@ -346,6 +345,7 @@ void Api::AddContactRoutes() {
          CLOZIT_TRY(services->queue.Enqueue(c.principal->tenant_id, job->id));
          return http::Response::Json(202, ToJson(*job).dump(-1, ' ', false, json::error_handler_t::replace));
        }});
+  specs_.back().streamed_body = true;  // multi-gigabyte files never sit in memory
   specs_.push_back({"GET", "/v1/contacts/imports", Access::kTenant, Role::kViewer, false,
                     [services](Context& c) -> Result<http::Response> {
                       CLOZIT_ASSIGN_OR_RETURN(auto page, ParsePage(c.request));
@@ -424,12 +424,18 @@ void Api::AddContactRoutes() {
                       if (!date)
                         return Error::InvalidArgument("file_date", "file_date (the registry's date) is required");
                       CLOZIT_ASSIGN_OR_RETURN(TimePoint file_date, contacts::ParseTimestamp(*date, "file_date"));
-                      std::istringstream in(r.body);
+                      std::ifstream file;
+                      std::istringstream text;
+                      if (!r.body_file.empty()) file.open(r.body_file, std::ios::binary);
+                      std::istream& in =
+                          r.body_file.empty() ? static_cast<std::istream&>(text = std::istringstream(r.body)) : file;
+                      if (!in) return Error::Make(ErrorCode::kUnavailable, "cannot read the upload");
                       return JsonOf(services->dnc.ImportRegistry(
                                         c.principal->tenant_id, in, r.QueryParam("registry").value_or("us_national"),
                                         file_date, r.QueryParam("country_code").value_or("1"), c.actor),
                                     201);
                     }});
+  specs_.back().streamed_body = true;
   specs_.push_back({"DELETE", "/v1/dnc/{number}", Access::kTenant, Role::kAdmin, false,
                     [services](Context& c) -> Result<http::Response> {
                       CLOZIT_TRY(

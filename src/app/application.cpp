@@ -71,6 +71,12 @@ Result<void> Application::Serve() {
   options.io_threads = static_cast<int>(s.io_threads);
   options.worker_threads = static_cast<int>(s.worker_threads);
   options.body_limit = static_cast<uint64_t>(s.body_limit_bytes);
+  options.upload_limit = static_cast<uint64_t>(s.upload_limit_bytes);
+  // Beside the import spool, so that keeping an upload is a rename, not a copy.
+  options.upload_directory = DataDirectory(config_) + "/uploads";
+  options.streams_body = [api = api_.get()](std::string_view method, std::string_view path) {
+    return api->StreamsBody(method, path);
+  };
   options.header_timeout = std::chrono::milliseconds(s.header_timeout_ms);
   options.idle_timeout = std::chrono::milliseconds(s.idle_timeout_ms);
   options.shutdown_deadline = std::chrono::milliseconds(s.shutdown_deadline_ms);

@@ -1,5 +1,7 @@
 #include "common/config.hpp"
 
+#include <filesystem>
+
 #include <cctype>
 #include <charconv>
 #include <fstream>
@@ -34,6 +36,7 @@ std::vector<Key> Schema(Config& c) {
       {"server", "io_threads", &c.server.io_threads, false, 1, 256},
       {"server", "worker_threads", &c.server.worker_threads, false, 1, 1024},
       {"server", "body_limit_bytes", &c.server.body_limit_bytes, false, 1024, int64_t{1} << 34},
+      {"server", "upload_limit_bytes", &c.server.upload_limit_bytes, false, 1024, int64_t{1} << 40},
       {"server", "header_timeout_ms", &c.server.header_timeout_ms, false, 10, 3'600'000},
       {"server", "idle_timeout_ms", &c.server.idle_timeout_ms, false, 10, 3'600'000},
       {"server", "shutdown_deadline_ms", &c.server.shutdown_deadline_ms, false, 0, 600'000},
@@ -164,6 +167,15 @@ Environment ProcessEnvironment() {
     env.emplace(std::string(text.substr(0, eq)), std::string(text.substr(eq + 1)));
   }
   return env;
+}
+
+std::string DataDirectory(const Config& config) {
+  const std::string& url = config.database.url;
+  if (url.rfind("sqlite:", 0) == 0) {
+    auto parent = std::filesystem::path(url.substr(7)).parent_path();
+    return parent.empty() ? "." : parent.string();
+  }
+  return "var";
 }
 
 Result<Config> LoadConfig(const std::string& path, const Environment& env) {

@@ -24,6 +24,7 @@ struct ServerConfig {
   int64_t io_threads = 2;
   int64_t worker_threads = 4;
   int64_t body_limit_bytes = 1 << 20;
+  int64_t upload_limit_bytes = int64_t{16} << 30;  // streamed uploads (CSV imports), spooled to disk
   int64_t header_timeout_ms = 10'000;
   int64_t idle_timeout_ms = 60'000;
   int64_t shutdown_deadline_ms = 10'000;
@@ -86,6 +87,10 @@ using Environment = std::map<std::string, std::string>;
 
 /// The process environment, as a map (only CLOZIT_* entries).
 Environment ProcessEnvironment();
+
+/// Where the server keeps its files (uploads, import spools): beside the SQLite
+/// database, or var/ with PostgreSQL.
+std::string DataDirectory(const Config& config);
 
 /// Loads `path` (empty: defaults only) and applies `env` overrides. Errors name
 /// the key in `field` as "section.key".

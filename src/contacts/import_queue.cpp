@@ -39,6 +39,24 @@ Result<std::string> ImportQueue::Spool(std::string_view data) {
   return path;
 }
 
+Result<std::string> ImportQueue::Adopt(const std::string& path) {
+  std::error_code error;
+  std::filesystem::create_directories(spool_directory_, error);
+  if (error) return Error::Make(ErrorCode::kUnavailable, "cannot create the import spool directory");
+  std::string target = spool_directory_ + "/upload_" + RandomToken(random_, 16) + ".csv";
+  std::filesystem::rename(path, target, error);
+  if (error) {
+    // Another file system: copy, then drop the original.
+    std::filesystem::copy_file(path, target, error);
+    if (error) {
+      std::filesystem::remove(target, error);
+      return Error::Make(ErrorCode::kUnavailable, "cannot move the upload to the spool directory");
+    }
+    std::filesystem::remove(path, error);
+  }
+  return target;
+}
+
 Result<void> ImportQueue::Enqueue(const TenantId& tenant, const ImportId& id) {
   {
     std::lock_guard lock(mutex_);

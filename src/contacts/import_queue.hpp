@@ -36,6 +36,9 @@ class ImportQueue {
 
   /// Writes an upload under the spool directory; returns its path.
   Result<std::string> Spool(std::string_view data);
+  /// Moves an upload the server already wrote to disk into the spool (a rename
+  /// on the same file system); returns its new path.
+  Result<std::string> Adopt(const std::string& path);
   /// Queues a created job; unavailable when the queue is full.
   Result<void> Enqueue(const TenantId& tenant, const ImportId& id);
   /// Queues every unfinished job whose file is on this node; returns how many.

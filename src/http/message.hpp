@@ -36,6 +36,9 @@ struct Request {
   std::vector<std::pair<std::string, std::string>> query;  // decoded
   Headers headers;
   std::string body;
+  // For routes that stream their upload (Router::StreamsBody): the body is in this file instead of `body`. The
+  // server removes the file after the response; a handler that keeps it moves it elsewhere first.
+  std::string body_file;
   std::string remote_ip;
   bool tls = false;
 

@@ -28,7 +28,7 @@ int Specificity(const std::vector<std::string>& segments) {
 }
 }  // namespace
 
-void Router::Add(std::string method, std::string pattern, Handler handler) {
+void Router::Add(std::string method, std::string pattern, Handler handler, bool streamed_body) {
   Compiled compiled;
   for (auto segment : SplitPath(pattern)) compiled.segments.emplace_back(segment);
   compiled.route_index = routes_.size();
@@ -42,7 +42,7 @@ void Router::Add(std::string method, std::string pattern, Handler handler) {
       throw std::logic_error("duplicate route " + method + " " + pattern);
     }
   }
-  routes_.push_back({std::move(method), std::move(pattern), std::move(handler)});
+  routes_.push_back({std::move(method), std::move(pattern), std::move(handler), streamed_body});
   compiled_.push_back(std::move(compiled));
   // Most literal segments first, so "/v1/invitations/accept" beats "/v1/invitations/{id}".
   std::stable_sort(compiled_.begin(), compiled_.end(), [](const Compiled& a, const Compiled& b) {
@@ -63,6 +63,15 @@ bool Router::Match(const Compiled& compiled, const std::vector<std::string_view>
     }
   }
   return true;
+}
+
+bool Router::StreamsBody(std::string_view method, std::string_view path) const {
+  auto segments = SplitPath(path);
+  for (const auto& compiled : compiled_) {
+    const Route& route = routes_[compiled.route_index];
+    if (route.method == method && Match(compiled, segments, nullptr)) return route.streamed_body;
+  }
+  return false;
 }
 
 Response Router::Dispatch(Request& request) const {

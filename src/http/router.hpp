@@ -20,11 +20,14 @@ struct Route {
   std::string method;
   std::string pattern;
   Handler handler;
+  bool streamed_body = false;  // the server spools the body to a file (Request::body_file)
 };
 
 class Router {
  public:
-  void Add(std::string method, std::string pattern, Handler handler);
+  void Add(std::string method, std::string pattern, Handler handler, bool streamed_body = false);
+  /// Whether the route this request would reach takes its body as a spooled file.
+  bool StreamsBody(std::string_view method, std::string_view path) const;
   /// Matches, fills request.path_params and request.route, and runs the handler.
   Response Dispatch(Request& request) const;
   const std::vector<Route>& routes() const { return routes_; }

@@ -1,5 +1,7 @@
 #include "http/server.hpp"
 
+#include <filesystem>
+
 #include <utility>
 
 #include <csignal>
@@ -80,6 +82,15 @@ Result<void> Server::Start() {
     return Error::InvalidArgument("server.listen_address",
                                   "refusing to serve plaintext HTTP on a non-loopback address; configure "
                                   "server.tls_cert_file/tls_key_file or set server.allow_plaintext_public");
+  }
+
+  if (options.streams_body) {
+    std::error_code error;
+    std::filesystem::create_directories(options.upload_directory, error);
+    if (error) {
+      return Error::InvalidArgument("server.upload_directory",
+                                    "cannot create " + options.upload_directory + ": " + error.message());
+    }
   }
 
   tcp::endpoint endpoint(address, options.port);

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -28,6 +29,11 @@ struct ServerOptions {
   int io_threads = 2;
   int worker_threads = 4;
   uint64_t body_limit = 1 << 20;
+  // Uploads (multi-gigabyte CSV files) go to a file as they arrive, never into memory, for the requests this
+  // predicate selects; the per-read idle timeout applies instead of the header timeout while they stream.
+  std::function<bool(std::string_view method, std::string_view path)> streams_body;
+  uint64_t upload_limit = uint64_t{16} << 30;
+  std::string upload_directory = "var/uploads";
   std::chrono::milliseconds header_timeout{10'000};
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds shutdown_deadline{10'000};

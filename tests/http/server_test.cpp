@@ -2,8 +2,11 @@
 // picked by the kernel, a trivial handler, and http::Client as the peer.
 #include "http/server.hpp"
 
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <set>
@@ -146,6 +149,64 @@ TEST_F(ServerTest, BodyOverTheLimitIs413Problem) {
   EXPECT_EQ(body["code"], "payload_too_large");
   EXPECT_EQ(body["field"], "body");
   EXPECT_EQ(handled.load(), 1) << "the handler must not see an oversized body";
+}
+
+// Uploads to streamed routes reach the handler as a file with exactly the bytes sent, the file is gone after
+// the response, and each route keeps its own limit.
+TEST_F(ServerTest, StreamedRoutesSpoolTheBodyToAFile) {
+  const std::string directory = ::testing::TempDir() + "/uploads-" + std::to_string(::getpid());
+  std::filesystem::remove_all(directory);
+  ServerOptions options;
+  options.body_limit = 1024;
+  options.upload_limit = 3 << 20;
+  options.upload_directory = directory;
+  options.streams_body = [](std::string_view method, std::string_view path) {
+    return method == "POST" && path == "/upload file";
+  };
+  std::mutex mutex;
+  std::vector<std::string> files;     // guarded by mutex
+  std::vector<std::string> contents;  // guarded by mutex
+  StartServer(options, [&](Request& request) {
+    std::ifstream in(request.body_file, std::ios::binary);
+    std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::lock_guard lock(mutex);
+    files.push_back(request.body_file);
+    contents.push_back(content);
+    return Response::Json(200, nlohmann::json{{"in_memory", request.body.size()}, {"bytes", content.size()}}.dump());
+  });
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+
+  std::string payload(2 << 20, '\0');
+  for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>('a' + (i * 7919) % 26);
+  auto streamed = client->Send("POST", "/upload%20file?x=1", {}, payload);
+  ASSERT_TRUE(streamed.ok()) << streamed.error().message;
+  ASSERT_EQ(streamed->status, 200) << streamed->body;
+  EXPECT_EQ(nlohmann::json::parse(streamed->body)["in_memory"], 0);
+  {
+    std::lock_guard lock(mutex);
+    ASSERT_EQ(files.size(), 1u);
+    EXPECT_TRUE(files[0].starts_with(directory + "/")) << files[0];
+    EXPECT_TRUE(contents[0] == payload) << "the spooled file differs from what was sent";
+    EXPECT_FALSE(std::filesystem::exists(files[0])) << "the spooled file outlived its response";
+  }
+
+  // Over the upload limit: 413 before the handler, nothing left on disk.
+  auto too_large = client->Send("POST", "/upload%20file", {}, std::string((3 << 20) + 1, 'x'));
+  ASSERT_TRUE(too_large.ok()) << too_large.error().message;
+  EXPECT_EQ(too_large->status, 413) << too_large->body;
+  // Another route keeps the small in-memory limit.
+  auto client2 = Connect();
+  ASSERT_NE(client2, nullptr);
+  auto other = client2->Send("POST", "/other", {}, std::string(4096, 'a'));
+  ASSERT_TRUE(other.ok()) << other.error().message;
+  EXPECT_EQ(other->status, 413);
+  {
+    std::lock_guard lock(mutex);
+    EXPECT_EQ(files.size(), 1u) << "an oversized upload reached the handler";
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(directory)) << "an upload was left behind";
+  std::filesystem::remove_all(directory);
 }
 
 TEST_F(ServerTest, ShutdownLetsInFlightRequestFinish) {

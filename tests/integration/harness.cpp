@@ -48,7 +48,9 @@ pid_t Spawn(const std::vector<std::string>& args, const Env& env, const std::str
   argv_storage.insert(argv_storage.end(), args.begin(), args.end());
   std::vector<std::string> env_storage;
   for (char** entry = environ; entry && *entry; ++entry) {
-    if (std::strncmp(*entry, "CLOZIT_", 7) != 0) env_storage.emplace_back(*entry);
+    std::string_view text = *entry;
+    const bool overridden = env.count(std::string(text.substr(0, text.find('=')))) > 0;
+    if (!text.starts_with("CLOZIT_") && !overridden) env_storage.emplace_back(text);
   }
   for (const auto& [name, value] : env) env_storage.push_back(name + "=" + value);
   std::vector<char*> argv, envp;

@@ -1,5 +1,11 @@
 // One HTTP/1.1 connection: read a request, hand it to a worker, write the
 // response, repeat while keep-alive. Plain TCP and TLS share one coroutine.
+// Bodies of streamed routes (uploads) are written to a file as they arrive.
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
 #include <utility>
 
 #include <spdlog/spdlog.h>
@@ -21,7 +27,7 @@ namespace {
 
 constexpr uint32_t kHeaderLimit = 16 * 1024;
 
-Request ToRequest(const bhttp::request<bhttp::string_body>& in, const std::string& remote_ip, bool tls) {
+Request ToRequest(const bhttp::request_header<>& in, const std::string& remote_ip, bool tls) {
   Request out;
   out.method = std::string(in.method_string());
   out.target = std::string(in.target());
@@ -30,7 +36,6 @@ Request ToRequest(const bhttp::request<bhttp::string_body>& in, const std::strin
   out.path = PercentDecode(target.substr(0, question), false);
   if (question != std::string_view::npos) out.query = ParseQuery(target.substr(question + 1));
   for (const auto& field : in) out.headers.Add(std::string(field.name_string()), std::string(field.value()));
-  out.body = in.body();
   out.remote_ip = remote_ip;
   out.tls = tls;
   return out;
@@ -56,6 +61,16 @@ asio::awaitable<void> WriteProblem(Stream& stream, const Error& error, unsigned 
   co_await bhttp::async_write(stream, response, asio::redirect_error(asio::use_awaitable, ec));
 }
 
+std::string_view PathOf(std::string_view target) { return target.substr(0, target.find('?')); }
+
+// A fresh, exclusive file name for one upload; uniqueness is all that matters (the file is opened O_EXCL).
+std::string NewUploadPath(const std::string& directory) {
+  static std::atomic<uint64_t> counter{0};
+  auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+  return directory + "/upload-" + std::to_string(::getpid()) + "-" + std::to_string(now) + "-" +
+         std::to_string(counter.fetch_add(1)) + ".part";
+}
+
 template <class Stream>
 asio::awaitable<void> ServeRequests(ServerState& state, Stream& stream, SessionControl& control,
                                     const std::string& remote_ip, bool tls) {
@@ -65,7 +80,8 @@ asio::awaitable<void> ServeRequests(ServerState& state, Stream& stream, SessionC
   for (;;) {
     if (state.stopping) co_return;
     bhttp::request_parser<bhttp::string_body> parser;
-    parser.body_limit(state.options.body_limit);
+    // Streamed routes take up to upload_limit; the others are held to body_limit once the route is known.
+    parser.body_limit(std::max(state.options.body_limit, state.options.upload_limit));
     parser.header_limit(kHeaderLimit);
     socket_layer.expires_after(first ? state.options.header_timeout : state.options.idle_timeout);
     first = false;
@@ -91,34 +107,83 @@ asio::awaitable<void> ServeRequests(ServerState& state, Stream& stream, SessionC
       co_return;
     }
     unsigned version = parser.get().version();
+    const bool streamed =
+        state.options.streams_body &&
+        state.options.streams_body(parser.get().method_string(), PercentDecode(PathOf(parser.get().target()), false));
+    const uint64_t limit = streamed ? state.options.upload_limit : state.options.body_limit;
+    if (parser.content_length() && *parser.content_length() > limit) {
+      co_await WriteProblem(stream, BodyTooLarge(limit), version);
+      co_return;
+    }
     if (beast::iequals(parser.get()[bhttp::field::expect], "100-continue")) {
       bhttp::response<bhttp::empty_body> proceed{bhttp::status::continue_, version};
       co_await bhttp::async_write(stream, proceed, asio::redirect_error(asio::use_awaitable, ec));
       if (ec) co_return;
     }
-    socket_layer.expires_after(state.options.header_timeout);
-    co_await bhttp::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
-    if (ec == bhttp::error::body_limit) {
-      co_await WriteProblem(stream, BodyTooLarge(state.options.body_limit), version);
-      co_return;
-    }
-    if (ec) {
-      if (ec != beast::error::timeout && ec != asio::error::operation_aborted) {
-        co_await WriteProblem(stream, Error::InvalidArgument("request", "malformed HTTP request body: " + ec.message()),
-                              version);
+    std::shared_ptr<Request> request;
+    bool keep_alive = false;
+    if (!streamed) {
+      parser.body_limit(limit);
+      socket_layer.expires_after(state.options.header_timeout);
+      co_await bhttp::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec == bhttp::error::body_limit) {
+        co_await WriteProblem(stream, BodyTooLarge(limit), version);
+        co_return;
       }
-      co_return;
+      if (ec) {
+        if (ec != beast::error::timeout && ec != asio::error::operation_aborted) {
+          co_await WriteProblem(
+              stream, Error::InvalidArgument("request", "malformed HTTP request body: " + ec.message()), version);
+        }
+        co_return;
+      }
+      auto beast_request = parser.release();
+      keep_alive = beast_request.keep_alive();
+      request = std::make_shared<Request>(ToRequest(beast_request, remote_ip, tls));
+      request->body = std::move(beast_request.body());
+    } else {
+      // Same parser state, a body that writes each chunk to disk as it is parsed.
+      bhttp::request_parser<bhttp::file_body> file_parser(std::move(parser));
+      file_parser.body_limit(limit);
+      const std::string path = NewUploadPath(state.options.upload_directory);
+      file_parser.get().body().open(path.c_str(), beast::file_mode::write_new, ec);
+      if (ec) {
+        co_await WriteProblem(stream, Error::Make(ErrorCode::kUnavailable, "cannot store the upload"), version);
+        co_return;
+      }
+      while (!ec && !file_parser.is_done()) {
+        // A slow but steady upload may take as long as it needs; a stalled one times out.
+        socket_layer.expires_after(state.options.idle_timeout);
+        co_await bhttp::async_read_some(stream, buffer, file_parser, asio::redirect_error(asio::use_awaitable, ec));
+      }
+      auto beast_request = file_parser.release();
+      beast_request.body().close();
+      if (ec) {
+        std::error_code ignored;
+        std::filesystem::remove(path, ignored);
+        if (ec == bhttp::error::body_limit) {
+          co_await WriteProblem(stream, BodyTooLarge(limit), version);
+        } else if (ec != beast::error::timeout && ec != asio::error::operation_aborted) {
+          co_await WriteProblem(
+              stream, Error::InvalidArgument("request", "malformed HTTP request body: " + ec.message()), version);
+        }
+        co_return;
+      }
+      keep_alive = beast_request.keep_alive();
+      request = std::make_shared<Request>(ToRequest(beast_request, remote_ip, tls));
+      request->body_file = path;
     }
     socket_layer.expires_never();
 
-    auto beast_request = parser.release();
-    bool keep_alive = beast_request.keep_alive();
-    auto request = std::make_shared<Request>(ToRequest(beast_request, remote_ip, tls));
     // The handler may block (database, argon2): run it on the worker pool and resume here on our strand.
     // A named lambda, not a temporary inside the co_await: GCC 12 destroys such a temporary twice, which
     // released `request` one time too many (heap corruption under load).
     auto work = [&state, request]() -> asio::awaitable<Response> { co_return state.handler(*request); };
     Response response = co_await asio::co_spawn(state.workers.get_executor(), std::move(work), asio::use_awaitable);
+    if (!request->body_file.empty()) {
+      std::error_code ignored;  // gone already when the handler kept (moved) it
+      std::filesystem::remove(request->body_file, ignored);
+    }
     keep_alive = keep_alive && !state.stopping;
     auto beast_response = ToBeast(std::move(response), version, keep_alive);
     socket_layer.expires_after(state.options.idle_timeout);
