@@ -195,6 +195,39 @@ Result<std::optional<contacts::LocationHints>> HintsFrom(const json& body) {
   return std::optional<contacts::LocationHints>(hints);
 }
 
+// Pages of do-not-call entries: the cursor is a number ("+1415..."), which ParsePage's id-shaped check refuses.
+Result<PageRequest> NumberCursorPage(const http::Request& request) {
+  http::Request without_cursor;
+  without_cursor.query = request.query;
+  std::erase_if(without_cursor.query, [](const auto& pair) { return pair.first == "cursor"; });
+  CLOZIT_ASSIGN_OR_RETURN(PageRequest page, ParsePage(without_cursor));
+  page.cursor = request.QueryParam("cursor").value_or("");
+  if (page.cursor.size() > 32) return Error::InvalidArgument("cursor", "malformed cursor");
+  return page;
+}
+
+// A request body to read as a stream: the spooled file of a streamed route, or the in-memory body.
+class BodyStream {
+ public:
+  explicit BodyStream(const http::Request& request) : spooled_(!request.body_file.empty()) {
+    if (spooled_) {
+      file_.open(request.body_file, std::ios::binary);
+    } else {
+      text_.str(request.body);
+    }
+  }
+  std::istream& in() { return spooled_ ? static_cast<std::istream&>(file_) : text_; }
+  Result<void> Check() {
+    if (!in()) return Error::Make(ErrorCode::kUnavailable, "cannot read the upload");
+    return Ok();
+  }
+
+ private:
+  bool spooled_;
+  std::ifstream file_;
+  std::istringstream text_;
+};
+
 }  // namespace
 
 void Api::AddContactRoutes() {
@@ -367,13 +400,7 @@ void Api::AddContactRoutes() {
   // ---- do-not-call
   specs_.push_back(
       {"GET", "/v1/dnc", Access::kTenant, Role::kViewer, false, [services](Context& c) -> Result<http::Response> {
-         // The cursor is a number ("+1415..."), which ParsePage's id-shaped cursor check refuses.
-         http::Request without_cursor;
-         without_cursor.query = c.request.query;
-         std::erase_if(without_cursor.query, [](const auto& pair) { return pair.first == "cursor"; });
-         CLOZIT_ASSIGN_OR_RETURN(PageRequest page, ParsePage(without_cursor));
-         page.cursor = c.request.QueryParam("cursor").value_or("");
-         if (page.cursor.size() > 32) return Error::InvalidArgument("cursor", "malformed cursor");
+         CLOZIT_ASSIGN_OR_RETURN(PageRequest page, NumberCursorPage(c.request));
          auto kind = contacts::ParseDncKind(c.request.QueryParam("kind").value_or("tenant"));
          if (!kind) return Error::InvalidArgument("kind", "kind must be tenant, registry or platform");
          CLOZIT_ASSIGN_OR_RETURN(auto entries, services->dnc.List(c.principal->tenant_id, *kind, page));
@@ -424,22 +451,61 @@ void Api::AddContactRoutes() {
                       if (!date)
                         return Error::InvalidArgument("file_date", "file_date (the registry's date) is required");
                       CLOZIT_ASSIGN_OR_RETURN(TimePoint file_date, contacts::ParseTimestamp(*date, "file_date"));
-                      std::ifstream file;
-                      std::istringstream text;
-                      if (!r.body_file.empty()) file.open(r.body_file, std::ios::binary);
-                      std::istream& in =
-                          r.body_file.empty() ? static_cast<std::istream&>(text = std::istringstream(r.body)) : file;
-                      if (!in) return Error::Make(ErrorCode::kUnavailable, "cannot read the upload");
-                      return JsonOf(services->dnc.ImportRegistry(
-                                        c.principal->tenant_id, in, r.QueryParam("registry").value_or("us_national"),
-                                        file_date, r.QueryParam("country_code").value_or("1"), c.actor),
-                                    201);
+                      BodyStream body(r);
+                      CLOZIT_TRY(body.Check());
+                      return JsonOf(
+                          services->dnc.ImportRegistry(c.principal->tenant_id, body.in(),
+                                                       r.QueryParam("registry").value_or("us_national"), file_date,
+                                                       r.QueryParam("country_code").value_or("1"), c.actor),
+                          201);
+                    }});
+  specs_.back().streamed_body = true;
+  specs_.push_back({"POST", "/v1/dnc/imports", Access::kTenant, Role::kMember, false,
+                    [services](Context& c) -> Result<http::Response> {
+                      const auto& r = c.request;
+                      BodyStream body(r);
+                      CLOZIT_TRY(body.Check());
+                      CLOZIT_ASSIGN_OR_RETURN(
+                          auto imported, services->dnc.ImportList(c.principal->tenant_id, body.in(),
+                                                                  r.QueryParam("default_country").value_or("US"),
+                                                                  r.QueryParam("source").value_or("import"), c.actor));
+                      json out = {{"added", imported.added},
+                                  {"already_listed", imported.already_listed},
+                                  {"rejected", imported.rejected},
+                                  {"errors", imported.errors}};
+                      return http::Response::Json(200, out.dump(-1, ' ', false, json::error_handler_t::replace));
                     }});
   specs_.back().streamed_body = true;
   specs_.push_back({"DELETE", "/v1/dnc/{number}", Access::kTenant, Role::kAdmin, false,
                     [services](Context& c) -> Result<http::Response> {
                       CLOZIT_TRY(
                           services->dnc.Remove(c.principal->tenant_id, c.request.Param("number"), "US", c.actor));
+                      return http::Response::NoContent();
+                    }});
+
+  // ---- the platform's do-not-call list (operators): numbers no tenant may call
+  specs_.push_back({"GET", "/v1/admin/dnc", Access::kOperator, Role::kViewer, false,
+                    [services](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(PageRequest page, NumberCursorPage(c.request));
+                      CLOZIT_ASSIGN_OR_RETURN(auto entries,
+                                              services->dnc.List(TenantId(), contacts::DncKind::kPlatform, page));
+                      return PageOf(entries);
+                    }});
+  specs_.push_back({"POST", "/v1/admin/dnc", Access::kOperator, Role::kViewer, false,
+                    [services](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(json body, ParseObject(c.request));
+                      CLOZIT_ASSIGN_OR_RETURN(std::string number, RequiredString(body, "number"));
+                      CLOZIT_ASSIGN_OR_RETURN(auto note, OptionalString(body, "note"));
+                      CLOZIT_ASSIGN_OR_RETURN(auto source, OptionalString(body, "source"));
+                      CLOZIT_ASSIGN_OR_RETURN(bool added, services->dnc.AddPlatform(number, source.value_or("operator"),
+                                                                                    note.value_or(""), c.actor));
+                      CLOZIT_ASSIGN_OR_RETURN(std::string canonical, services->dnc.Canonical(number, "US"));
+                      json out = {{"number", canonical}, {"added", added}};
+                      return http::Response::Json(added ? 201 : 200, out.dump());
+                    }});
+  specs_.push_back({"DELETE", "/v1/admin/dnc/{number}", Access::kOperator, Role::kViewer, false,
+                    [services](Context& c) -> Result<http::Response> {
+                      CLOZIT_TRY(services->dnc.RemovePlatform(c.request.Param("number"), c.actor));
                       return http::Response::NoContent();
                     }});
 }

@@ -275,6 +275,17 @@ class ApiTest : public ::testing::Test {
     return {CookieValue(reply.Header("Set-Cookie"), "clozit_session"), reply.data.value("csrf_token", "")};
   }
 
+  /// Creates the operator ops@clozit.tech (once) and logs in: the operator cookie and CSRF headers.
+  std::vector<std::pair<std::string, std::string>> OperatorLogin() {
+    privacy::Actor cli{"system", "cli", "", "127.0.0.1", "cli"};
+    (void)accounts_->CreateOperator("ops@clozit.tech", "Ops", "Operator-Pass-9", cli);  // exists on a second call
+    auto login =
+        Send("POST", "/v1/admin/login", json{{"email", "ops@clozit.tech"}, {"password", "Operator-Pass-9"}}.dump());
+    EXPECT_EQ(login.status, 200) << login.body;
+    return {{"Cookie", "clozit_operator_session=" + CookieValue(login.Header("Set-Cookie"), "clozit_operator_session")},
+            {"X-CSRF-Token", login.data.value("csrf_token", "")}};
+  }
+
   std::vector<std::pair<std::string, std::string>> Bearer(const std::string& secret) {
     return {{"Authorization", "Bearer " + secret}};
   }

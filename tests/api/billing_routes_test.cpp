@@ -16,16 +16,6 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 
 class BillingRoutesTest : public ApiTest {
  protected:
-  Headers OperatorLogin() {
-    privacy::Actor cli{"system", "cli", "", "127.0.0.1", "cli"};
-    EXPECT_TRUE(accounts_->CreateOperator("ops@clozit.tech", "Ops", "Operator-Pass-9", cli).ok());
-    auto login =
-        Send("POST", "/v1/admin/login", json{{"email", "ops@clozit.tech"}, {"password", "Operator-Pass-9"}}.dump());
-    EXPECT_EQ(login.status, 200) << login.body;
-    return {{"Cookie", "clozit_operator_session=" + CookieValue(login.Header("Set-Cookie"), "clozit_operator_session")},
-            {"X-CSRF-Token", login.data.value("csrf_token", "")}};
-  }
-
   static Headers With(Headers headers, const std::string& name, const std::string& value) {
     headers.emplace_back(name, value);
     return headers;

@@ -200,6 +200,46 @@ TEST_F(ContactRoutesTest, DoNotCallListThroughTheApi) {
   EXPECT_EQ(registry.data["rejected"], 1);
   EXPECT_TRUE(Send("GET", "/v1/dnc/check?number=%2B14155550102", {}, owner_.Headers(false)).data["blocked"]);
   EXPECT_EQ(Send("GET", "/v1/dnc?kind=registry", {}, owner_.Headers(false)).data["data"].size(), 2u);
+
+  // The tenant's own list, imported from a file: numbers in any format, wildcards, junk counted.
+  auto imported = Send("POST", "/v1/dnc/imports?source=crm-export",
+                       "(305) 555-0111\n+1 305 555 0112\n+1 646 *\n(305) 555-0111\nnonsense\n", headers);
+  ASSERT_EQ(imported.status, 200) << imported.body;
+  EXPECT_EQ(imported.data["added"], 3);
+  EXPECT_EQ(imported.data["already_listed"], 1);
+  EXPECT_EQ(imported.data["rejected"], 1);
+  ASSERT_EQ(imported.data["errors"].size(), 1u);
+  EXPECT_NE(imported.data["errors"][0].get<std::string>().find("line 5"), std::string::npos) << imported.body;
+  auto wildcard = Send("GET", "/v1/dnc/check?number=%2B16465550100", {}, owner_.Headers(false));
+  EXPECT_TRUE(wildcard.data["blocked"]);
+  EXPECT_EQ(wildcard.data["matches"][0]["source"], "crm-export");
+}
+
+TEST_F(ContactRoutesTest, OperatorsKeepThePlatformListThatBindsEveryTenant) {
+  auto ops = OperatorLogin();
+  auto added = Send("POST", "/v1/admin/dnc", R"({"number":"+1 (786) 555-0190","note":"litigator"})", ops);
+  ASSERT_EQ(added.status, 201) << added.body;
+  EXPECT_EQ(added.data["number"], "+17865550190");
+  EXPECT_EQ(Send("POST", "/v1/admin/dnc", R"({"number":"+17865550190"})", ops).status, 200);
+  EXPECT_EQ(Send("POST", "/v1/admin/dnc", R"({"number":"call me"})", ops).data["field"], "number");
+  // Tenants cannot edit it...
+  EXPECT_EQ(Send("POST", "/v1/admin/dnc", R"({"number":"+17865550191"})", owner_.Headers()).status, 401);
+  EXPECT_EQ(Send("DELETE", "/v1/dnc/%2B17865550190", {}, owner_.Headers()).status, 404);
+  // ...and it binds them all.
+  auto other = SignUp("second@example.com");
+  for (const auto* session : {&owner_, &other}) {
+    auto check = Send("GET", "/v1/dnc/check?number=%2B17865550190", {}, session->Headers(false));
+    ASSERT_EQ(check.status, 200) << check.body;
+    EXPECT_TRUE(check.data["blocked"]);
+    EXPECT_EQ(check.data["matches"][0]["kind"], "platform");
+  }
+  auto listed = Send("GET", "/v1/admin/dnc", {}, ops);
+  ASSERT_EQ(listed.status, 200) << listed.body;
+  ASSERT_EQ(listed.data["data"].size(), 1u);
+  EXPECT_EQ(listed.data["data"][0]["note"], "litigator");
+  EXPECT_EQ(Send("DELETE", "/v1/admin/dnc/%2B17865550190", {}, ops).status, 204);
+  EXPECT_EQ(Send("DELETE", "/v1/admin/dnc/%2B17865550190", {}, ops).status, 404);
+  EXPECT_FALSE(Send("GET", "/v1/dnc/check?number=%2B17865550190", {}, owner_.Headers(false)).data["blocked"]);
 }
 
 }  // namespace

@@ -238,6 +238,7 @@ TEST_P(CrossTenantTest, EveryRouteHidesOtherTenantsResources) {
       {"/v1/contacts/imports/{id}", {a_import_id}},
       {"/v1/contacts/imports/{id}/rejected", {a_import_id}},
       {"/v1/dnc/{number}", {"+14155552697"}},
+      {"/v1/admin/dnc/{number}", {"+14155552697"}},
   };
   // What stands for a row that does not exist; numbers are validated before they are looked up.
   const auto missing_id = [](const std::string& pattern) -> std::string {
@@ -390,6 +391,11 @@ TEST_P(CrossTenantTest, EveryRouteHidesOtherTenantsResources) {
         auto response = client->SendBytes("POST", route.pattern + import_query, "phone\n+14155550143\n", &creds,
                                           ContentType("text/csv"));
         EXPECT_EQ(response.status, 202) << response;
+        ExpectNoLeak(what, response);
+        ++requests;
+      } else if (route.method == "POST" && route.pattern == "/v1/dnc/imports") {
+        auto response = client->SendBytes("POST", route.pattern, "+14155550146\n", &creds, ContentType("text/plain"));
+        EXPECT_EQ(response.status, 200) << response;
         ExpectNoLeak(what, response);
         ++requests;
       } else if (route.method == "POST" && route.pattern == "/v1/dnc/registry-imports") {
