@@ -7,7 +7,8 @@
 # then stop the server and delete the directory whatever happened. Exits with
 # CMD's status. Works as root (the server runs as user postgres, since
 # PostgreSQL refuses root) and as an ordinary user. Durability is switched off:
-# the data is thrown away anyway.
+# the data is thrown away anyway. CLOZIT_PG_DURABLE=1 keeps PostgreSQL's durable
+# defaults (fsync, full-page writes, synchronous commit) for benchmarks.
 set -euo pipefail
 
 if [ $# -eq 0 ]; then
@@ -76,8 +77,10 @@ while :; do
   fi
   : >"$dir/server.log"
   if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$dir/server.log"; fi
+  durability="-c fsync=off -c full_page_writes=off -c synchronous_commit=off"
+  if [ "${CLOZIT_PG_DURABLE:-0}" = 1 ]; then durability=""; fi
   if as_server_user "$pg_bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=200" \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 $durability -c max_connections=200" \
     start >/dev/null; then
     started=1
     break

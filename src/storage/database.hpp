@@ -97,6 +97,11 @@ class Database {
   /// constraint violation surfaces as ErrorCode::kAlreadyExists.
   virtual Result<void> Write(const std::function<Result<void>(Tx&)>& work) = 0;
 
+  /// Like Write, but in a transaction of its own, never batched with other
+  /// writes; on PostgreSQL at READ COMMITTED, so that each statement sees what
+  /// others committed while it waited for a lock. For schema migrations.
+  virtual Result<void> WriteAlone(const std::function<Result<void>(Tx&)>& work) { return Write(work); }
+
   /// Runs `work` against a consistent read snapshot. Statements that write fail.
   virtual Result<void> Read(const std::function<Result<void>(Tx&)>& work) = 0;
 

@@ -53,10 +53,9 @@ Result<void> Validate(const std::vector<Migration>& migrations, Dialect dialect)
 // ends. SQLite needs nothing: BEGIN IMMEDIATE already admits one writer.
 Result<void> LockMigrations(Tx& tx) {
   if (tx.dialect() != Dialect::kPostgres) return Ok();
-  // Writes run SERIALIZABLE, whose snapshot would be taken by the lock query
-  // itself, before the wait: a migration that the lock holder commits would
-  // stay invisible. READ COMMITTED takes a fresh snapshot per statement.
-  CLOZIT_TRY(tx.Exec("SET TRANSACTION ISOLATION LEVEL READ COMMITTED"));
+  // Runs in Database::WriteAlone, at READ COMMITTED: a SERIALIZABLE snapshot
+  // would be taken by the lock query itself, before the wait, and a migration
+  // that the lock holder commits would stay invisible.
   CLOZIT_TRY(tx.Query("SELECT pg_advisory_xact_lock($1)", {kMigrationLockKey}));
   return Ok();
 }
@@ -103,7 +102,7 @@ Result<void> CheckAllUnchanged(const std::vector<Migration>& migrations, const A
 Result<std::vector<std::string>> Migrate(Database& db, const Clock& clock, const std::vector<Migration>& migrations) {
   const Dialect dialect = db.dialect();
   CLOZIT_TRY(Validate(migrations, dialect));
-  CLOZIT_TRY(db.Write([](Tx& tx) -> Result<void> {
+  CLOZIT_TRY(db.WriteAlone([](Tx& tx) -> Result<void> {
     CLOZIT_TRY(LockMigrations(tx));
     CLOZIT_TRY(tx.Exec(kCreateTable));
     return Ok();
@@ -119,7 +118,7 @@ Result<std::vector<std::string>> Migrate(Database& db, const Clock& clock, const
     const std::string& sql = SqlFor(migration, dialect);
     const std::string checksum = Sha256Hex(sql);
     bool ran = false;
-    auto result = db.Write([&](Tx& tx) -> Result<void> {
+    auto result = db.WriteAlone([&](Tx& tx) -> Result<void> {
       ran = false;  // the work may be re-run after a serialization failure
       CLOZIT_TRY(LockMigrations(tx));
       // Another process may have applied it since LoadApplied.

@@ -7,6 +7,7 @@
 
 #include "storage/detail/connection_pool.hpp"
 #include "storage/detail/tx_base.hpp"
+#include "storage/detail/write_queue.hpp"
 #include "storage/postgres/connection.hpp"
 
 namespace clozit::storage::postgres {
@@ -68,17 +69,27 @@ void Tidy(Pool::Lease& lease) {
 
 class PostgresDatabase final : public Database {
  public:
-  PostgresDatabase(ConnectionParameters parameters, size_t pool_size)
-      : parameters_(std::move(parameters)), pool_(pool_size, [this] { return Connection::Connect(parameters_); }) {}
+  PostgresDatabase(ConnectionParameters parameters, size_t pool_size, size_t write_batch_max)
+      : parameters_(std::move(parameters)),
+        pool_(pool_size, [this] { return Connection::Connect(parameters_); }),
+        writes_(write_batch_max, [this](const std::vector<const Work*>& batch) { return RunBatch(batch); }) {}
 
   void Seed(std::unique_ptr<Connection> connection) { pool_.Seed(std::move(connection)); }
 
   Dialect dialect() const override { return Dialect::kPostgres; }
 
+  // Writes queue for this node's writer, which runs them in batches: one SERIALIZABLE transaction and one
+  // commit (one WAL flush) per batch, a savepoint per write. Writes of one node therefore never fail each
+  // other with serialization errors; only other nodes' transactions can, and then the batch is retried.
   Result<void> Write(const Work& work) override {
+    if (detail::WorkScope::Inside(this)) return detail::WorkScope::NestedCallError();
+    return writes_.Run(work);
+  }
+
+  Result<void> WriteAlone(const Work& work) override {
     for (int attempt = 0;; ++attempt) {
       bool retryable = false;
-      auto result = RunOnce("BEGIN ISOLATION LEVEL SERIALIZABLE", work, &retryable);
+      auto result = RunOnce("BEGIN ISOLATION LEVEL READ COMMITTED", work, &retryable);
       if (result.ok() || !retryable || attempt == kMaxRetries) return result;
       std::this_thread::sleep_for(RetryDelay(attempt));
     }
@@ -103,6 +114,97 @@ class PostgresDatabase final : public Database {
     auto begun = lease->Control(begin, "BEGIN");
     if (begun.ok() || !lease->broken() || !lease->Reset()) return begun;
     return lease->Control(begin, "BEGIN");
+  }
+
+  using Outcome = detail::WriteQueue::Outcome;
+
+  std::vector<Outcome> RunBatch(const std::vector<const Work*>& batch) {
+    for (int attempt = 0;; ++attempt) {
+      bool retryable = false;
+      auto outcomes = RunBatchOnce(batch, &retryable);
+      if (!retryable || attempt == kMaxRetries) return outcomes;
+      std::this_thread::sleep_for(RetryDelay(attempt));
+    }
+  }
+
+  // One attempt at a batch. On a failure of the transaction itself (serialization failure, lost
+  // connection, failed COMMIT) every write of the batch fails with it; `retryable` says whether running the
+  // whole batch again can help (the work functions are re-runnable by contract).
+  std::vector<Outcome> RunBatchOnce(const std::vector<const Work*>& batch, bool* retryable) {
+    std::vector<Outcome> outcomes(batch.size());
+    auto fail_all = [&](const Error& error) {
+      for (auto& outcome : outcomes) {
+        if (outcome.result.ok() && !outcome.exception) outcome.result = error;
+      }
+      return outcomes;
+    };
+    auto leased = pool_.Acquire();
+    if (!leased) return fail_all(leased.error());
+    Pool::Lease lease = std::move(leased).value();
+    if (auto begun = Begin(lease, "BEGIN ISOLATION LEVEL SERIALIZABLE"); !begun) {
+      *retryable = lease->broken();
+      Tidy(lease);
+      return fail_all(begun.error());
+    }
+    // The transaction itself failed: nothing of the batch is committed.
+    auto abandon = [&](const Error& error) {
+      const std::string sqlstate = lease->last_sqlstate();
+      *retryable = IsRetryable(sqlstate) || lease->broken();
+      Tidy(lease);
+      for (auto& outcome : outcomes) {
+        outcome.exception = nullptr;
+        outcome.result = error;
+      }
+      return outcomes;
+    };
+    for (size_t index = 0; index < batch.size(); ++index) {
+      Outcome& outcome = outcomes[index];
+      if (auto saved = lease->Control("SAVEPOINT clozit_write", "SAVEPOINT"); !saved) return abandon(saved.error());
+      PostgresTx tx(*lease);
+      try {
+        detail::WorkScope scope(this);
+        outcome.result = (*batch[index])(tx);
+      } catch (...) {
+        outcome.exception = std::current_exception();
+      }
+      if (outcome.result.ok() && !outcome.exception && tx.failed()) outcome.result = tx.AbortedError();
+      // A serialization failure or deadlock dooms the whole transaction, not just this write.
+      if (IsRetryable(tx.first_sqlstate())) {
+        *retryable = true;
+        Tidy(lease);
+        for (auto& each : outcomes) {
+          each.exception = nullptr;
+          each.result = Error::Make(ErrorCode::kUnavailable, "postgres serialization failure; retry the request");
+        }
+        return outcomes;
+      }
+      if (lease->broken()) {
+        return abandon(Error::Make(ErrorCode::kUnavailable, "postgres connection lost during a write"));
+      }
+      const bool keep = outcome.result.ok() && !outcome.exception;
+      if (keep) {
+        if (auto released = lease->Control("RELEASE clozit_write", "RELEASE"); !released) {
+          return abandon(released.error());
+        }
+      } else {
+        auto undone = lease->Control("ROLLBACK TO clozit_write", "ROLLBACK");
+        if (!undone) return abandon(undone.error());
+        if (auto released = lease->Control("RELEASE clozit_write", "RELEASE"); !released) {
+          return abandon(released.error());
+        }
+      }
+    }
+    auto committed = lease->Control("COMMIT", "COMMIT");
+    if (!committed.ok()) {
+      if (lease->broken()) {
+        Tidy(lease);
+        return fail_all(Error::Make(ErrorCode::kUnavailable,
+                                    "postgres connection lost during COMMIT; the transaction may or may not have "
+                                    "committed"));
+      }
+      return abandon(committed.error());
+    }
+    return outcomes;
   }
 
   Result<void> RunOnce(const char* begin, const Work& work, bool* retryable) {
@@ -144,6 +246,7 @@ class PostgresDatabase final : public Database {
 
   const ConnectionParameters parameters_;
   Pool pool_;
+  detail::WriteQueue writes_;  // last: its thread runs batches once everything above exists
 };
 
 }  // namespace
@@ -151,7 +254,8 @@ class PostgresDatabase final : public Database {
 Result<std::unique_ptr<Database>> OpenPostgresDatabase(const OpenOptions& options) {
   CLOZIT_ASSIGN_OR_RETURN(auto parameters, ParseConnectionUrl(options.url, options.password));
   CLOZIT_ASSIGN_OR_RETURN(auto first, Connection::Connect(parameters));
-  auto database = std::make_unique<PostgresDatabase>(std::move(parameters), static_cast<size_t>(options.pool_size));
+  auto database = std::make_unique<PostgresDatabase>(std::move(parameters), static_cast<size_t>(options.pool_size),
+                                                     static_cast<size_t>(options.write_batch_max));
   database->Seed(std::move(first));
   return std::unique_ptr<Database>(std::move(database));
 }

@@ -1,17 +1,13 @@
 #include "storage/sqlite/sqlite_database.hpp"
 
-#include <condition_variable>
-#include <deque>
 #include <exception>
 #include <filesystem>
-#include <future>
-#include <mutex>
-#include <thread>
 #include <utility>
 #include <vector>
 
 #include "storage/detail/connection_pool.hpp"
 #include "storage/detail/tx_base.hpp"
+#include "storage/detail/write_queue.hpp"
 #include "storage/sqlite/connection.hpp"
 
 namespace clozit::storage::sqlite {
@@ -36,38 +32,19 @@ class SqliteTx final : public detail::TxBase {
 class SqliteDatabase final : public Database {
  public:
   SqliteDatabase(const std::string& path, const OpenOptions& options, std::unique_ptr<Connection> writer)
-      : write_batch_max_(static_cast<size_t>(options.write_batch_max)),
-        writer_connection_(std::move(writer)),
+      : writer_connection_(std::move(writer)),
         readers_(static_cast<size_t>(options.pool_size),
                  [path, busy_timeout_ms = options.busy_timeout_ms] {
                    return Connection::Open(path, Access::kReadOnly, busy_timeout_ms);
                  }),
-        writer_thread_([this] { WriterLoop(); }) {}
-
-  ~SqliteDatabase() override {
-    {
-      std::lock_guard lock(queue_mutex_);
-      stopping_ = true;
-    }
-    queue_changed_.notify_all();
-    writer_thread_.join();  // the writer drains the queue before it exits
-  }
+        writes_(static_cast<size_t>(options.write_batch_max),
+                [this](const std::vector<const Work*>& batch) { return RunBatch(batch); }) {}
 
   Dialect dialect() const override { return Dialect::kSqlite; }
 
   Result<void> Write(const Work& work) override {
     if (detail::WorkScope::Inside(this)) return detail::WorkScope::NestedCallError();
-    auto request = std::make_unique<WriteRequest>();
-    request->work = &work;
-    std::future<Result<void>> done = request->done.get_future();
-    {
-      std::lock_guard lock(queue_mutex_);
-      // Unbounded in type but not in practice: every queued request has a caller blocked on it.
-      if (stopping_) return Error::Make(ErrorCode::kUnavailable, "database is closing");
-      queue_.push_back(std::move(request));
-    }
-    queue_changed_.notify_one();
-    return done.get();  // rethrows what work threw
+    return writes_.Run(work);
   }
 
   Result<void> Read(const Work& work) override {
@@ -112,43 +89,11 @@ class SqliteDatabase final : public Database {
   }
 
  private:
-  struct WriteRequest {
-    const Work* work = nullptr;  // the caller blocks in Write until done is set, so this stays valid
-    std::promise<Result<void>> done;
-  };
-  using Batch = std::vector<std::unique_ptr<WriteRequest>>;
-
-  struct Outcome {
-    Result<void> result;
-    std::exception_ptr exception;
-  };
-
-  void WriterLoop() {
-    for (;;) {
-      Batch batch;
-      {
-        std::unique_lock lock(queue_mutex_);
-        queue_changed_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-        if (queue_.empty()) return;  // stopping, and nothing left to drain
-        while (!queue_.empty() && batch.size() < write_batch_max_) {
-          batch.push_back(std::move(queue_.front()));
-          queue_.pop_front();
-        }
-      }
-      std::vector<Outcome> outcomes = RunBatch(batch);
-      for (size_t index = 0; index < batch.size(); ++index) {
-        if (outcomes[index].exception) {
-          batch[index]->done.set_exception(outcomes[index].exception);
-        } else {
-          batch[index]->done.set_value(std::move(outcomes[index].result));
-        }
-      }
-    }
-  }
+  using Outcome = detail::WriteQueue::Outcome;
 
   // Runs every request of the batch in one transaction; results are final only
   // after COMMIT, so nobody learns of a success that could still be undone.
-  std::vector<Outcome> RunBatch(const Batch& batch) {
+  std::vector<Outcome> RunBatch(const std::vector<const Work*>& batch) {
     Connection& connection = *writer_connection_;
     std::vector<Outcome> outcomes(batch.size());
     auto fail_all = [&](const Error& error) {
@@ -170,7 +115,7 @@ class SqliteDatabase final : public Database {
       SqliteTx tx(connection);
       try {
         detail::WorkScope scope(this);
-        outcome.result = (*batch[index]->work)(tx);
+        outcome.result = (*batch[index])(tx);
         if (outcome.result.ok() && tx.failed()) outcome.result = tx.AbortedError();
       } catch (...) {
         outcome.exception = std::current_exception();
@@ -212,17 +157,9 @@ class SqliteDatabase final : public Database {
     return outcomes;
   }
 
-  const size_t write_batch_max_;
-  std::unique_ptr<Connection> writer_connection_;  // used only by writer_thread_
+  std::unique_ptr<Connection> writer_connection_;  // used only by the write queue's thread
   detail::ConnectionPool<Connection> readers_;
-
-  std::mutex queue_mutex_;
-  std::condition_variable queue_changed_;
-  // State below is protected by queue_mutex_.
-  std::deque<std::unique_ptr<WriteRequest>> queue_;
-  bool stopping_ = false;
-
-  std::thread writer_thread_;  // last: it starts running once everything above exists
+  detail::WriteQueue writes_;  // last: its thread runs batches once everything above exists
 };
 
 }  // namespace
