@@ -14,6 +14,9 @@ packages=(
   nginx-light wrk openssl ca-certificates curl procps python3
 )
 
+# Node.js + npm run the provider SDK tests (tests/sdk); the machine image may ship its own.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then packages+=(nodejs npm); fi
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

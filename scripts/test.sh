@@ -13,6 +13,9 @@ echo "== build (ASan + UBSan, -Wall -Wextra -Werror)"
 cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCLOZIT_SANITIZE=ON >/dev/null
 ninja -C build/asan
 
+echo "== npm packages for the provider SDK tests"
+(cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error)
+
 echo "== tests (SQLite and PostgreSQL)"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

@@ -541,6 +541,8 @@ struct Emulator::Impl {
     FormList form = http::ParseQuery(request.body);
     const std::string& resource = path[3];
     if (resource == "Calls.json" && path.size() == 4 && request.method == "POST") return TwilioPlaceCall(account, form);
+    if (resource == "Calls.json" && path.size() == 4 && request.method == "GET")
+      return TwilioListCalls(request, account);
     if (resource == "Calls" && path.size() == 5 && path[4].ends_with(".json")) {
       std::string sid = path[4].substr(0, path[4].size() - 5);
       auto it = calls.find(sid);
@@ -633,6 +635,37 @@ struct Emulator::Impl {
       }
     }
     return TwilioError(404, 20404, "The requested resource " + request.path + " was not found");
+  }
+
+  // Newest first, as Twilio lists them; one page (the emulator's volumes fit one).
+  http::Response TwilioListCalls(const http::Request& request, const std::string& account) const {
+    int page_size = 50;
+    if (auto size = request.QueryParam("PageSize")) page_size = std::clamp(std::atoi(size->c_str()), 1, 1000);
+    std::string to = request.QueryParam("To").value_or("");
+    std::string from = request.QueryParam("From").value_or("");
+    std::string status = request.QueryParam("Status").value_or("");
+    json list = json::array();
+    for (auto id = call_order.rbegin(); id != call_order.rend(); ++id) {
+      const Call& call = calls.at(*id);
+      if (call.provider != ProviderKind::kTwilio) continue;
+      if ((!to.empty() && call.to != to) || (!from.empty() && call.from != from) ||
+          (!status.empty() && call.status != status)) {
+        continue;
+      }
+      if (static_cast<int>(list.size()) >= page_size) break;
+      list.push_back(TwilioCallResource(call, account));
+    }
+    std::string uri = "/2010-04-01/Accounts/" + account + "/Calls.json?PageSize=" + std::to_string(page_size);
+    return http::Response::Json(200, json{{"calls", list},
+                                          {"page", 0},
+                                          {"page_size", page_size},
+                                          {"start", 0},
+                                          {"end", list.empty() ? 0 : list.size() - 1},
+                                          {"uri", uri},
+                                          {"first_page_uri", uri + "&Page=0"},
+                                          {"previous_page_uri", nullptr},
+                                          {"next_page_uri", nullptr}}
+                                         .dump());
   }
 
   json TwilioNumber(const OwnedNumber& number, const std::string& account) const {
@@ -768,6 +801,27 @@ struct Emulator::Impl {
         if (action == "hangup") EndByApi(call);
         return http::Response::Json(200, json{{"data", {{"result", "ok"}}}}.dump());
       }
+    }
+    if (resource == "connections" && path.size() == 4 && path[3] == "active_calls" && request.method == "GET") {
+      json list = json::array();
+      for (const auto& id : call_order) {
+        const Call& call = calls.at(id);
+        if (call.provider != ProviderKind::kTelnyx || call.connection_id != path[2] || call.ended) continue;
+        int64_t duration =
+            call.answered ? std::chrono::duration_cast<std::chrono::seconds>(clock.Now() - call.answered_at).count()
+                          : 0;
+        list.push_back({{"record_type", "call"},
+                        {"call_control_id", call.id},
+                        {"call_leg_id", call.call_leg_id},
+                        {"call_session_id", call.call_session_id},
+                        {"call_duration", duration},
+                        {"client_state", call.client_state}});
+      }
+      return http::Response::Json(
+          200,
+          json{{"data", list},
+               {"meta", {{"page_number", 1}, {"page_size", 250}, {"total_pages", 1}, {"total_results", list.size()}}}}
+              .dump());
     }
     if (resource == "available_phone_numbers" && path.size() == 2 && request.method == "GET") {
       std::string country = request.QueryParam("filter[country_code]").value_or("US");
