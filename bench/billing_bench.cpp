@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include <sys/resource.h>
+
 #include "billing/charging.hpp"
 #include "billing/ledger.hpp"
 #include "billing/ledger_check.hpp"
@@ -52,6 +54,14 @@ T Must(Result<T> result, const char* what) {
 
 void Must(Result<void> result, const char* what) {
   if (!result) Die(std::string(what) + ": " + result.error().message);
+}
+
+// User + system CPU of the whole process: what a pair costs, whatever else runs on the machine.
+double ProcessCpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
 double Percentile(std::vector<double>& values, double p) {
@@ -174,6 +184,7 @@ int main(int argc, char** argv) {
   std::vector<std::vector<double>> settle_ms(static_cast<size_t>(options.clients));
   std::atomic<int64_t> failures{0};
   const auto run_id = std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
+  const double cpu_before = ProcessCpuSeconds();
   auto [pairs, pair_seconds] = RunClients(options.clients, options.seconds, [&](int client, int64_t i) {
     thread_local std::mt19937_64 rng(static_cast<uint64_t>(client) * 7919 + 1);
     const TenantId& tenant = tenants[rng() % tenants.size()];
@@ -201,6 +212,7 @@ int main(int argc, char** argv) {
     reserve_ms[static_cast<size_t>(client)].push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
     settle_ms[static_cast<size_t>(client)].push_back(std::chrono::duration<double, std::milli>(t2 - t1).count());
   });
+  const double cpu_seconds = ProcessCpuSeconds() - cpu_before;
   std::vector<double> reserves, settles;
   for (auto& v : reserve_ms) reserves.insert(reserves.end(), v.begin(), v.end());
   for (auto& v : settle_ms) settles.insert(settles.end(), v.begin(), v.end());
@@ -210,11 +222,12 @@ int main(int argc, char** argv) {
   std::printf(
       "{\"backend\":\"%s\",\"tenants\":%d,\"clients\":%d,\"raw_inserts_per_s\":%.0f,"
       "\"settled_per_s\":%.0f,\"settled\":%lld,\"failures\":%lld,\"reserve_p50_ms\":%.2f,\"reserve_p99_ms\":%.2f,"
-      "\"settle_p50_ms\":%.2f,\"settle_p99_ms\":%.2f,\"ledger_problems\":%zu}\n",
+      "\"settle_p50_ms\":%.2f,\"settle_p99_ms\":%.2f,\"cpu_us_per_pair\":%.0f,\"ledger_problems\":%zu}\n",
       options.url.rfind("sqlite:", 0) == 0 ? "sqlite" : "postgresql", options.tenants, options.clients,
       static_cast<double>(inserts) / insert_seconds, static_cast<double>(settled) / pair_seconds,
       static_cast<long long>(settled), static_cast<long long>(failures.load()), Percentile(reserves, 0.50),
-      Percentile(reserves, 0.99), Percentile(settles, 0.50), Percentile(settles, 0.99), problems.size());
+      Percentile(reserves, 0.99), Percentile(settles, 0.50), Percentile(settles, 0.99),
+      settled > 0 ? cpu_seconds * 1e6 / static_cast<double>(settled) : 0.0, problems.size());
   for (const auto& problem : problems) std::fprintf(stderr, "ledger: %s\n", problem.c_str());
   (void)pairs;
   return problems.empty() && failures.load() == 0 ? 0 : 2;
