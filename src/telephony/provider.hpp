@@ -37,9 +37,10 @@ struct PlaceCallRequest {
   bool machine_detection = false;
   std::chrono::seconds ring_timeout{30};
   std::chrono::seconds max_duration{4 * 3600};
-  std::string status_callback_url;  // where the carrier posts call events
-  std::string media_stream_url;     // wss:// URL for the two-way media stream; empty: none
-  std::string client_state;         // opaque, echoed by Telnyx in every webhook (sent base64-encoded)
+  std::string status_callback_url;           // where the carrier posts call events
+  std::string status_callback_failover_url;  // Telnyx: where an event goes when the first URL does not answer 2xx
+  std::string media_stream_url;              // wss:// URL for the two-way media stream; empty: none
+  std::string client_state;                  // opaque, echoed by Telnyx in every webhook (sent base64-encoded)
 };
 
 struct ProviderCall {

@@ -391,6 +391,26 @@ TEST(TelnyxEmulator, AnsweredCallSendsInitiatedAnsweredHangup) {
   EXPECT_FALSE(sent["command_id"].get<std::string>().empty());
 }
 
+TEST(TelnyxEmulator, UndeliveredWebhooksGoToTheFailoverUrlSignedForIt) {
+  Carrier carrier;
+  auto request = carrier.Call(*carrier.telnyx_, kAnswers);
+  request.status_callback_failover_url = request.status_callback_url;
+  request.status_callback_url = "http://127.0.0.1:1/telnyx";  // nothing listens on port 1: the endpoint is down
+  auto call = carrier.telnyx_->PlaceCall(request);
+  ASSERT_TRUE(call.ok()) << call.error().message;
+  auto events = carrier.receiver_->WaitForEnd(call->call_id);
+  EXPECT_EQ(Kinds(events), (std::vector<K>{K::kInitiated, K::kAnswered, K::kEnded}));
+  EXPECT_EQ(carrier.receiver_->rejected(), 0);  // re-signed for the failover delivery
+  ASSERT_TRUE(carrier.emulator_->WaitIdle(5s));
+  auto sent = carrier.Recorded("events");
+  ASSERT_EQ(sent.size(), 3u);
+  for (const auto& event : sent) {
+    EXPECT_EQ(event["status"], 0) << event.dump();
+    EXPECT_EQ(event.value("failover_url", ""), request.status_callback_failover_url);
+    EXPECT_EQ(event.value("failover_status", 0), 200);
+  }
+}
+
 TEST(TelnyxEmulator, BusyNoAnswerAndRejectEndWithTheirCauses) {
   Carrier carrier;
   struct Case {

@@ -128,6 +128,7 @@ struct Call {
   int generation = 0;  // bumped when the API ends the call: older scheduled webhooks are dropped
   int next_sequence = 0;
   std::string webhook_url;
+  std::string webhook_failover_url;  // Telnyx: tried when webhook_url does not answer 2xx
   std::string amd_url;
   std::string client_state;
   std::string connection_id;
@@ -149,10 +150,11 @@ struct Delivery {
   int generation = 0;
   ProviderKind provider = ProviderKind::kTwilio;
   std::string url;
-  std::string event;       // "initiated", "call.answered", ...
-  FormList twilio_params;  // Twilio: the form (signed at send time)
-  json telnyx_body;        // Telnyx: the JSON
-  std::string new_status;  // applied to the call when sent
+  std::string event;         // "initiated", "call.answered", ...
+  FormList twilio_params;    // Twilio: the form (signed at send time)
+  json telnyx_body;          // Telnyx: the JSON
+  std::string failover_url;  // Telnyx: where the delivery goes when `url` does not answer 2xx
+  std::string new_status;    // applied to the call when sent
   bool final = false;
   bool duplicate = false;
   bool operator>(const Delivery& other) const { return due != other.due ? due > other.due : order > other.order; }
@@ -363,6 +365,7 @@ struct Emulator::Impl {
     delivery.generation = call.generation;
     delivery.provider = ProviderKind::kTelnyx;
     delivery.url = call.webhook_url;
+    delivery.failover_url = call.webhook_failover_url;
     delivery.event = type;
     json payload = {{"call_control_id", call.id},
                     {"call_leg_id", call.call_leg_id},
@@ -967,6 +970,7 @@ struct Emulator::Impl {
     call.call_session_id = Uuid();
     call.client_state = body.value("client_state", "");
     call.webhook_url = body.value("webhook_url", "");
+    call.webhook_failover_url = body.value("webhook_url_failover", "");
     if (call.webhook_url.empty() && !options.webhook_base.empty()) {
       call.webhook_url = options.webhook_base + "/webhooks/telnyx";
     }
@@ -1068,27 +1072,7 @@ struct Emulator::Impl {
         if (delivery.final) call.ended = true;
       }
       // Sign now: the Telnyx timestamp is the moment of sending.
-      http::Headers headers;
-      std::string body;
-      if (delivery.provider == ProviderKind::kTwilio) {
-        telephony::twilio::FormParams signed_params(delivery.twilio_params.begin(), delivery.twilio_params.end());
-        headers.Set("Content-Type", "application/x-www-form-urlencoded");
-        headers.Set("X-Twilio-Signature",
-                    telephony::twilio::ComputeSignature(options.twilio_auth_token, delivery.url, signed_params));
-        headers.Set("I-Twilio-Idempotency-Token", delivery.call_id + "-" + delivery.event);
-        body = FormBody(delivery.twilio_params);
-      } else {
-        body = delivery.telnyx_body.dump();
-        std::string timestamp =
-            std::to_string(std::chrono::duration_cast<std::chrono::seconds>(clock.Now().time_since_epoch()).count());
-        std::string message = timestamp + "|" + body;
-        unsigned char signature[crypto_sign_BYTES];
-        crypto_sign_detached(signature, nullptr, reinterpret_cast<const unsigned char*>(message.data()), message.size(),
-                             telnyx_secret_key);
-        headers.Set("Content-Type", "application/json");
-        headers.Set("telnyx-timestamp", timestamp);
-        headers.Set("telnyx-signature-ed25519", Base64(signature, sizeof signature));
-      }
+      auto [headers, body] = Signed(delivery);
       size_t event_index = events.size();
       events.push_back({{"provider", std::string(telephony::ProviderName(delivery.provider))},
                         {"call_id", delivery.call_id},
@@ -1099,11 +1083,49 @@ struct Emulator::Impl {
       sending = true;
       lock.unlock();
       int status = Deliver(clients, delivery.url, headers, body);
+      // Telnyx sends an undelivered event (no 2xx) to the call's failover URL, once.
+      std::optional<int> failover_status;
+      if ((status < 200 || status > 299) && !delivery.failover_url.empty()) {
+        Delivery failover = delivery;
+        failover.telnyx_body["meta"] = {{"attempt", 2}, {"delivered_to", delivery.failover_url}};
+        auto [failover_headers, failover_body] = Signed(failover);
+        failover_status = Deliver(clients, delivery.failover_url, failover_headers, failover_body);
+      }
       lock.lock();
       sending = false;
       events[event_index]["status"] = status;
+      if (failover_status) {
+        events[event_index]["failover_url"] = delivery.failover_url;
+        events[event_index]["failover_status"] = *failover_status;
+      }
       wake.notify_all();
     }
+  }
+
+  // Headers and body of a delivery, signed as its carrier signs them (Telnyx: with the current time).
+  std::pair<http::Headers, std::string> Signed(const Delivery& delivery) const {
+    http::Headers headers;
+    std::string body;
+    if (delivery.provider == ProviderKind::kTwilio) {
+      telephony::twilio::FormParams signed_params(delivery.twilio_params.begin(), delivery.twilio_params.end());
+      headers.Set("Content-Type", "application/x-www-form-urlencoded");
+      headers.Set("X-Twilio-Signature",
+                  telephony::twilio::ComputeSignature(options.twilio_auth_token, delivery.url, signed_params));
+      headers.Set("I-Twilio-Idempotency-Token", delivery.call_id + "-" + delivery.event);
+      body = FormBody(delivery.twilio_params);
+    } else {
+      body = delivery.telnyx_body.dump();
+      std::string timestamp =
+          std::to_string(std::chrono::duration_cast<std::chrono::seconds>(clock.Now().time_since_epoch()).count());
+      std::string message = timestamp + "|" + body;
+      unsigned char signature[crypto_sign_BYTES];
+      crypto_sign_detached(signature, nullptr, reinterpret_cast<const unsigned char*>(message.data()), message.size(),
+                           telnyx_secret_key);
+      headers.Set("Content-Type", "application/json");
+      headers.Set("telnyx-timestamp", timestamp);
+      headers.Set("telnyx-signature-ed25519", Base64(signature, sizeof signature));
+    }
+    return {std::move(headers), std::move(body)};
   }
 
   // One POST; a failed connection is retried once (what Twilio does by default). 0: not delivered.

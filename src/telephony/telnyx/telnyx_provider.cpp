@@ -116,6 +116,8 @@ Result<ProviderCall> TelnyxProvider::PlaceCall(const PlaceCallRequest& request) 
   if (!request.status_callback_url.empty()) {
     body["webhook_url"] = request.status_callback_url;
     body["webhook_url_method"] = "POST";
+    if (!request.status_callback_failover_url.empty())
+      body["webhook_url_failover"] = request.status_callback_failover_url;
   }
   if (!request.client_state.empty()) body["client_state"] = detail::Base64(request.client_state);
   if (!request.media_stream_url.empty()) {
