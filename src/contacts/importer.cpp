@@ -10,6 +10,7 @@
 #include <fstream>
 #include <future>
 #include <memory>
+#include <numeric>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -718,10 +719,23 @@ class Importer::Runner {
                                                      PreparedContact::kZones,   PreparedContact::kName,
                                                      PreparedContact::kEmail,   PreparedContact::kCompany,
                                                      PreparedContact::kCustom,  PreparedContact::kTags};
-      for (const auto& c : batch.contacts) {
+      // Inserted in number order, the batch walks the (tenant_id, e164) index once from left to right
+      // instead of landing on random pages; the batch's ids, handed out in that same order, keep the id
+      // indexes appending at their right edge.
+      std::vector<uint32_t> order(batch.contacts.size());
+      std::iota(order.begin(), order.end(), 0u);
+      std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+        return batch.contacts[a].Get(PreparedContact::kE164) < batch.contacts[b].Get(PreparedContact::kE164);
+      });
+      std::vector<std::string_view> ids;
+      ids.reserve(batch.contacts.size());
+      for (const auto& c : batch.contacts) ids.push_back(c.Get(PreparedContact::kId));
+      std::sort(ids.begin(), ids.end());
+      for (size_t k = 0; k < order.size(); ++k) {
+        const PreparedContact& c = batch.contacts[order[k]];
         for (size_t column = 0; column < std::size(kColumns); ++column) {
           if (column == 1) continue;  // tenant_id, set once
-          std::get<std::string>(insert[column]).assign(c.Get(kColumns[column]));
+          std::get<std::string>(insert[column]).assign(column == 0 ? ids[k] : c.Get(kColumns[column]));
         }
         insert[14] = c.created_at;
         CLOZIT_ASSIGN_OR_RETURN(int64_t inserted, tx.Exec(kInsertContact, insert));
@@ -729,7 +743,7 @@ class Importer::Runner {
           ++result.accepted;
           if (!job_.list_id.empty()) {
             if (new_ids.size() > 1) new_ids.push_back(',');
-            AppendJsonString(new_ids, c.Get(PreparedContact::kId));
+            AppendJsonString(new_ids, ids[k]);
           }
         } else {
           ++result.duplicates;
