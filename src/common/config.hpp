@@ -74,6 +74,11 @@ struct DemoConfig {
   std::string owner_password;  // secret
 };
 
+struct BillingConfig {
+  /// How long a phone number whose monthly fee could not be charged is kept before it is flagged for release.
+  int64_t number_fee_grace_days = 7;
+};
+
 struct Config {
   ServerConfig server;
   DatabaseConfig database;
@@ -81,6 +86,7 @@ struct Config {
   RateLimitConfig rate_limit;
   LogConfig log;
   DemoConfig demo;
+  BillingConfig billing;
 };
 
 using Environment = std::map<std::string, std::string>;
