@@ -128,7 +128,7 @@ http::Response Api::RunPipeline(const RouteSpec& spec, http::Request& request) {
     for (const auto& [name, value] : context.response_headers.all()) response.headers.Add(name, value);
     return response;
   };
-  if (request.method == "POST" && request.headers.Get("Idempotency-Key")) {
+  if (request.method == "POST" && request.headers.Get("Idempotency-Key") && !spec.own_idempotency) {
     std::string scope = context.principal ? context.principal->id : "ip:" + request.remote_ip;
     return idempotency_->Run(scope, request, run);
   }

@@ -59,6 +59,10 @@ struct RouteSpec {
   bool per_ip_limited = false;  // sign-up, login, invitation acceptance
   RouteHandler handler;
   bool streamed_body = false;  // uploads: the server spools the body to a file (Request::body_file)
+  /// The handler makes Idempotency-Key safe itself, claiming the key in the same transaction as its write
+  /// (billing reservations): the generic replay store is skipped, so a retry after a crash between claim
+  /// and response is never stuck behind an abandoned "in flight" claim.
+  bool own_idempotency = false;
 };
 
 struct ApiDeps {

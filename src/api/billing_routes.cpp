@@ -8,6 +8,7 @@
 #include "api/json_body.hpp"
 #include "api/serialize.hpp"
 #include "billing/billing.hpp"
+#include "contacts/import_command.hpp"
 
 namespace clozit::api {
 namespace {
@@ -100,6 +101,22 @@ json ToJson(const billing::AdjustmentRequest& a) {
           {"updated_at", FormatRfc3339(a.updated_at)}};
 }
 
+json ToJson(const billing::Reservation& r) {
+  json usage = json::array();
+  for (const auto& item : r.usage) {
+    usage.push_back({{"category", billing::UsageCategoryName(item.category)}, {"amount", item.amount.ToString()}});
+  }
+  return {{"id", r.id.str()},
+          {"tenant_id", r.tenant_id.str()},
+          {"purpose", r.purpose},
+          {"state", billing::ReservationStateName(r.state)},
+          {"held", r.held.ToString()},
+          {"charged", r.charged.ToString()},
+          {"usage", usage},
+          {"expires_at", FormatRfc3339(r.expires_at)},
+          {"created_at", FormatRfc3339(r.created_at)}};
+}
+
 template <typename T>
 http::Response ListResponse(const Page<T>& page) {
   json items = json::array();
@@ -160,6 +177,26 @@ Result<billing::StatementFilter> ParseFilter(const http::Request& request) {
   CLOZIT_ASSIGN_OR_RETURN(filter.from, DateParam(request, "from"));
   CLOZIT_ASSIGN_OR_RETURN(filter.to, DateParam(request, "to"));
   return filter;
+}
+
+// [{"category": "call_minutes", "amount": "1.5"}, ...]
+Result<std::vector<billing::UsageItem>> UsageField(const json& body) {
+  if (!body.contains("usage") || !body.at("usage").is_array()) {
+    return Error::InvalidArgument("usage", "usage must be an array of {category, amount}");
+  }
+  std::vector<billing::UsageItem> items;
+  for (const json& entry : body.at("usage")) {
+    if (!entry.is_object()) return Error::InvalidArgument("usage", "usage items are objects {category, amount}");
+    CLOZIT_ASSIGN_OR_RETURN(std::string category, RequiredString(entry, "category"));
+    auto parsed = billing::ParseUsageCategory(category);
+    if (!parsed) {
+      return Error::InvalidArgument(
+          "usage", "category must be call_minutes, ai_processing, voice_generation or campaign_execution");
+    }
+    CLOZIT_ASSIGN_OR_RETURN(Credits amount, CreditsField(entry, "amount"));
+    items.push_back({*parsed, amount});
+  }
+  return items;
 }
 
 Result<std::string> ReasonField(const json& body) {
@@ -336,6 +373,49 @@ void Api::AddBillingRoutes() {
          request.actor = c.actor;
          return JsonOf(b->purchases.RecordPurchase(request), 201);
        }});
+
+  // Reservations on a tenant's behalf (operators; the crash test drives charging through these). Charging is
+  // idempotent by itself: reserve by the Idempotency-Key claimed in the reservation's own transaction, settle
+  // and void by the reservation. So these routes skip the generic replay store (RouteSpec::own_idempotency).
+  auto operator_self_idempotent = [this](std::string pattern, RouteHandler handler) {
+    RouteSpec spec{"POST", std::move(pattern), Access::kOperator, Role::kViewer, false, std::move(handler)};
+    spec.own_idempotency = true;
+    specs_.push_back(std::move(spec));
+  };
+  operator_self_idempotent("/v1/admin/tenants/{id}/reservations", [need](Context& c) -> Result<http::Response> {
+    CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+    CLOZIT_ASSIGN_OR_RETURN(json body, ParseObject(c.request));
+    billing::ReserveRequest request;
+    request.tenant_id = TenantId(c.request.Param("id"));
+    CLOZIT_ASSIGN_OR_RETURN(request.estimate, CreditsField(body, "estimate"));
+    CLOZIT_ASSIGN_OR_RETURN(request.purpose, RequiredString(body, "purpose"));
+    CLOZIT_ASSIGN_OR_RETURN(std::string expires_at, RequiredString(body, "expires_at"));
+    CLOZIT_ASSIGN_OR_RETURN(request.expires_at, contacts::ParseTimestamp(expires_at, "expires_at"));
+    auto key = c.request.headers.Get("Idempotency-Key");
+    if (!key || key->empty()) {
+      return Error::InvalidArgument("Idempotency-Key", "a reservation holds credits: send an Idempotency-Key");
+    }
+    request.idempotency_key = std::string(*key);
+    if (!TenantId::Valid(request.tenant_id.str())) return Error::NotFound("tenant not found");
+    auto reservation = b->charging.Reserve(request);
+    if (!reservation && reservation.error().code == ErrorCode::kInvalidArgument &&
+        reservation.error().field == "idempotency_key") {
+      return Error::InvalidArgument("Idempotency-Key", reservation.error().message);
+    }
+    return JsonOf(reservation, 201);
+  });
+  operator_self_idempotent(
+      "/v1/admin/tenants/{id}/reservations/{reservation_id}/settle", [need](Context& c) -> Result<http::Response> {
+        CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+        CLOZIT_ASSIGN_OR_RETURN(json body, ParseObject(c.request));
+        CLOZIT_ASSIGN_OR_RETURN(auto usage, UsageField(body));
+        return JsonOf(b->charging.Settle(TenantId(c.request.Param("id")), c.request.Param("reservation_id"), usage));
+      });
+  operator_self_idempotent(
+      "/v1/admin/tenants/{id}/reservations/{reservation_id}/void", [need](Context& c) -> Result<http::Response> {
+        CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+        return JsonOf(b->charging.Void(TenantId(c.request.Param("id")), c.request.Param("reservation_id")));
+      });
 
   specs_.push_back({"POST", "/v1/admin/refund-requests/{id}/approve", Access::kOperator, Role::kViewer, false,
                     [need](Context& c) -> Result<http::Response> {

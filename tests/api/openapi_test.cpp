@@ -224,6 +224,8 @@ TEST_F(OpenApiTest, RequestBodiesAreDocumentedForRoutesThatReadThem) {
       {"POST /v1/refund-requests", {"purchase_id"}},
       {"POST /v1/adjustment-requests", {"charge_ids", "description"}},
       {"POST /v1/admin/tenants/{id}/credit-grants", {"credits", "price_minor", "currency", "payment_reference"}},
+      {"POST /v1/admin/tenants/{id}/reservations", {"estimate", "purpose", "expires_at"}},
+      {"POST /v1/admin/tenants/{id}/reservations/{reservation_id}/settle", {"usage"}},
       {"POST /v1/admin/refund-requests/{id}/reject", {"reason"}},
       {"POST /v1/admin/adjustment-requests/{id}/approve", {"resolution"}},
       {"POST /v1/admin/adjustment-requests/{id}/reject", {"reason"}},

@@ -65,10 +65,13 @@ std::vector<RouteKey> DeclaredRoutes(const std::string& dir) {
   return routes;
 }
 
+// Every {parameter} of the pattern becomes `id` (operator routes may name a tenant and a resource of it).
 std::string Substitute(const std::string& pattern, const std::string& id) {
-  auto open = pattern.find('{');
-  auto close = pattern.find('}', open);
-  return pattern.substr(0, open) + id + pattern.substr(close + 1);
+  std::string out = pattern;
+  for (auto open = out.find('{'); open != std::string::npos; open = out.find('{', open + id.size())) {
+    out.replace(open, out.find('}', open) - open + 1, id);
+  }
+  return out;
 }
 
 http::Headers ContentType(std::string type) {
@@ -228,6 +231,9 @@ TEST_P(CrossTenantTest, EveryRouteHidesOtherTenantsResources) {
       {"/v1/refund-requests/{id}", {a_refund_id}},
       {"/v1/adjustment-requests/{id}", {a_adjustment_id}},
       {"/v1/admin/tenants/{id}/credit-grants", {a.tenant_id}},
+      {"/v1/admin/tenants/{id}/reservations", {a.tenant_id}},
+      {"/v1/admin/tenants/{id}/reservations/{reservation_id}/settle", {a.tenant_id}},
+      {"/v1/admin/tenants/{id}/reservations/{reservation_id}/void", {a.tenant_id}},
       {"/v1/admin/refund-requests/{id}/approve", {a_refund_id}},
       {"/v1/admin/refund-requests/{id}/reject", {a_refund_id}},
       {"/v1/admin/adjustment-requests/{id}/approve", {a_adjustment_id}},
