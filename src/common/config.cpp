@@ -63,6 +63,10 @@ std::vector<Key> Schema(Config& c) {
       {"log", "access_log", &c.log.access_log},
       {"demo", "seed", &c.demo.seed},
       {"demo", "owner_password", &c.demo.owner_password, true},
+      {"telephony", "credentials_key", &c.telephony.credentials_key, true},
+      {"telephony", "embedded_emulator", &c.telephony.embedded_emulator},
+      {"telephony", "emulator_time_scale_percent", &c.telephony.emulator_time_scale_percent, false, 1, 10'000},
+      {"telephony", "emulator_scenario", &c.telephony.emulator_scenario},
   };
 }
 

@@ -30,7 +30,7 @@ struct ServerConfig {
   int64_t shutdown_deadline_ms = 10'000;
   std::string tls_cert_file;
   std::string tls_key_file;
-  std::string public_base_url;  // for links in emails; defaults from address and port
+  std::string public_base_url;  // for links in emails and carrier webhooks; defaults from address and port
   bool tls() const { return !tls_cert_file.empty(); }
 };
 
@@ -74,6 +74,18 @@ struct DemoConfig {
   std::string owner_password;  // secret
 };
 
+struct TelephonyConfig {
+  /// 32 bytes (64 hex digits or base64) sealing provider credentials; secret. Empty: a key file
+  /// beside the SQLite database (var/ with PostgreSQL), created on first start.
+  std::string credentials_key;
+  /// `clozit serve` starts the carrier emulator in-process and makes it the platform's default account.
+  bool embedded_emulator = true;
+  /// The embedded emulator's delays in percent of real time (1: a 20 s call lasts 0.2 s).
+  int64_t emulator_time_scale_percent = 100;
+  /// Scenario file (JSON) mapping callee numbers to personas; empty: everyone answers.
+  std::string emulator_scenario;
+};
+
 struct Config {
   ServerConfig server;
   DatabaseConfig database;
@@ -81,6 +93,7 @@ struct Config {
   RateLimitConfig rate_limit;
   LogConfig log;
   DemoConfig demo;
+  TelephonyConfig telephony;
 };
 
 using Environment = std::map<std::string, std::string>;
