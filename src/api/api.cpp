@@ -47,6 +47,7 @@ Api::Api(ApiDeps deps)
   AddAdminRoutes();
   AddBillingRoutes();
   AddContactRoutes();
+  AddTelephonyRoutes();
   for (const auto& spec : specs_) {
     router_.Add(
         spec.method, spec.pattern, [this, &spec](http::Request& request) { return RunPipeline(spec, request); },

@@ -28,6 +28,9 @@
 namespace clozit::billing {
 struct Billing;
 }
+namespace clozit::telephony {
+class Telephony;
+}
 
 namespace clozit::api {
 
@@ -75,6 +78,8 @@ struct ApiDeps {
   const Config& config;
   /// Credits, purchases, refunds; null: the billing routes answer 503 unavailable.
   billing::Billing* billing = nullptr;
+  /// Provider accounts, calls, webhooks; null: the telephony routes answer 503 unavailable.
+  telephony::Telephony* telephony = nullptr;
 };
 
 class Api {
@@ -95,7 +100,8 @@ class Api {
   void AddSystemRoutes();
   void AddAdminRoutes();
   void AddBillingRoutes();
-  void AddContactRoutes();  // contact_routes.cpp: lists, contacts, imports, do-not-call
+  void AddContactRoutes();    // contact_routes.cpp: lists, contacts, imports, do-not-call
+  void AddTelephonyRoutes();  // telephony_routes.cpp: provider accounts, webhooks, calls
 
   ApiDeps deps_;
   std::vector<RouteSpec> specs_;

@@ -26,4 +26,14 @@ http::Response PageResponse(const Page<T>& page) {
   return http::Response::Json(200, body.dump());
 }
 
+/// A page rendered item by item with `render` (for types whose ToJson is local to a routes file).
+template <typename T, typename Render>
+http::Response PageResponse(const Page<T>& page, Render render) {
+  nlohmann::json items = nlohmann::json::array();
+  for (const auto& item : page.items) items.push_back(render(item));
+  nlohmann::json body = {{"data", items}, {"has_more", !page.next_cursor.empty()}};
+  body["next_cursor"] = page.next_cursor.empty() ? nlohmann::json(nullptr) : nlohmann::json(page.next_cursor);
+  return http::Response::Json(200, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
 }  // namespace clozit::api

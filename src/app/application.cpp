@@ -4,12 +4,54 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
+#include "common/encoding.hpp"
+#include "emulator.hpp"
 #include "storage/migrations.hpp"
+#include "telephony/credentials.hpp"
 
 namespace clozit::app {
+
+/// The carrier emulator served on a loopback port of its own, on its own thread, for the life of Serve().
+class EmbeddedEmulator {
+ public:
+  static Result<std::unique_ptr<EmbeddedEmulator>> Start(emulator::EmulatorOptions options, emulator::Scenario scenario,
+                                                         const Clock& clock) {
+    std::unique_ptr<EmbeddedEmulator> embedded(new EmbeddedEmulator());
+    CLOZIT_ASSIGN_OR_RETURN(embedded->emulator_,
+                            emulator::Emulator::Create(std::move(options), std::move(scenario), clock));
+    http::ServerOptions server_options;
+    server_options.address = "127.0.0.1";
+    server_options.port = 0;
+    server_options.io_threads = 1;
+    server_options.worker_threads = 2;
+    server_options.handle_signals = false;  // the platform's server owns SIGTERM/SIGINT
+    server_options.shutdown_deadline = std::chrono::seconds(2);
+    auto* emulator = embedded->emulator_.get();
+    embedded->server_ = std::make_unique<http::Server>(
+        server_options, [emulator](http::Request& request) { return emulator->Handle(request); });
+    CLOZIT_TRY(embedded->server_->Start());
+    embedded->thread_ = std::thread([server = embedded->server_.get()] { server->Run(); });
+    return embedded;
+  }
+  ~EmbeddedEmulator() {
+    if (server_) server_->Shutdown();
+    if (thread_.joinable()) thread_.join();
+  }
+  std::string origin() const { return "http://127.0.0.1:" + std::to_string(server_->port()); }
+  const emulator::Emulator& emulator() const { return *emulator_; }
+
+ private:
+  EmbeddedEmulator() = default;
+  std::unique_ptr<emulator::Emulator> emulator_;
+  std::unique_ptr<http::Server> server_;
+  std::thread thread_;
+};
+
+Application::~Application() = default;
 
 Result<std::unique_ptr<storage::Database>> OpenDatabase(const Config& config) {
   storage::OpenOptions options;
@@ -43,8 +85,23 @@ Result<std::unique_ptr<Application>> Application::Create(Config config) {
       std::make_unique<accounts::Accounts>(*app->db_, app->clock_, *app->random_, *app->audit_, app->config_.accounts);
   app->billing_ = std::make_unique<billing::Billing>(*app->db_, *app->audit_, app->clock_, *app->random_,
                                                      app->payment_provider_, BillingSettingsFrom(app->config_));
-  app->api_ = std::make_unique<api::Api>(api::ApiDeps{*app->db_, *app->accounts_, *app->audit_, app->metrics_,
-                                                      app->clock_, *app->random_, app->config_, app->billing_.get()});
+  // Without a configured key, a key file beside the database seals provider credentials (see docs/adr/0009).
+  const std::string key_file = DataDirectory(app->config_) + "/telephony-credentials.key";
+  if (app->config_.telephony.credentials_key.empty() && app->config_.database.url.rfind("sqlite:", 0) != 0) {
+    spdlog::warn(
+        "telephony.credentials_key is not set: provider credentials are sealed with {}; every node must "
+        "share one key",
+        key_file);
+  }
+  CLOZIT_ASSIGN_OR_RETURN(
+      auto box, telephony::CredentialBox::Load(app->config_.telephony.credentials_key, key_file, *app->random_));
+  app->telephony_ = std::make_unique<telephony::Telephony>(*app->db_, *app->audit_, app->clock_, *app->random_,
+                                                           std::move(box), telephony::ProviderAccountSettings{});
+  app->telephony_->SetPublicBaseUrl(app->config_.server.public_base_url);
+  api::ApiDeps deps{*app->db_,   *app->accounts_, *app->audit_, app->metrics_,
+                    app->clock_, *app->random_,   app->config_, app->billing_.get()};
+  deps.telephony = app->telephony_.get();
+  app->api_ = std::make_unique<api::Api>(deps);
   return app;
 }
 
@@ -93,12 +150,66 @@ Result<void> Application::Serve() {
   options.tls_cert_file = s.tls_cert_file;
   options.tls_key_file = s.tls_key_file;
   options.allow_plaintext_public = s.allow_plaintext_public;
+  if (config_.telephony.embedded_emulator) CLOZIT_TRY(StartEmbeddedEmulator());
   http::Server server(options, api_->Handler());
   CLOZIT_TRY(server.Start());
+  if (s.public_base_url.empty()) {
+    // Carriers (here: the embedded emulator) post webhooks to the address the server listens on.
+    const bool any = s.listen_address == "0.0.0.0" || s.listen_address == "::";
+    telephony_->SetPublicBaseUrl(std::string(s.tls() ? "https" : "http") + "://" +
+                                 (any ? std::string("127.0.0.1") : s.listen_address) + ":" +
+                                 std::to_string(server.port()));
+  }
   // Tests and scripts read this line to find the port when port = 0.
   spdlog::info("listening on {}://{}:{}", s.tls() ? "https" : "http", s.listen_address, server.port());
   server.Run();
+  emulator_.reset();
   spdlog::info("server stopped");
+  return Ok();
+}
+
+Result<void> Application::StartEmbeddedEmulator() {
+  emulator::EmulatorOptions options;
+  // Fresh credentials on every start: the emulator keeps nothing across restarts, and the managed accounts
+  // are rewritten below. The token and seed go to the sealed account row only, never to the log.
+  options.twilio_auth_token = RandomToken(*random_, 24);
+  uint8_t seed[32];
+  random_->Fill(seed);
+  options.telnyx_seed_hex = Hex(seed);
+  options.time_scale = static_cast<double>(config_.telephony.emulator_time_scale_percent) / 100.0;
+  uint64_t emulator_seed = 0;
+  random_->Fill(std::span<uint8_t>(reinterpret_cast<uint8_t*>(&emulator_seed), sizeof emulator_seed));
+  options.seed = emulator_seed;
+  emulator::Scenario scenario;
+  if (!config_.telephony.emulator_scenario.empty()) {
+    CLOZIT_ASSIGN_OR_RETURN(scenario, emulator::Scenario::Load(config_.telephony.emulator_scenario));
+  }
+  const std::string twilio_token = options.twilio_auth_token;
+  CLOZIT_ASSIGN_OR_RETURN(emulator_, EmbeddedEmulator::Start(std::move(options), std::move(scenario), clock_));
+  const std::string origin = emulator_->origin();
+  telephony_->accounts.AllowTenantApiBase(origin);
+
+  uint8_t sid[16];
+  random_->Fill(sid);
+  telephony::ProviderAccountInput twilio;
+  twilio.provider = telephony::ProviderKind::kTwilio;
+  twilio.name = "Embedded carrier emulator (Twilio)";
+  twilio.api_base = origin;
+  twilio.account_sid = "AC" + Hex(sid);
+  twilio.secret = twilio_token;
+  twilio.is_default = true;
+  CLOZIT_ASSIGN_OR_RETURN(auto twilio_account, telephony_->accounts.UpsertManaged("embedded-emulator-twilio", twilio));
+
+  telephony::ProviderAccountInput telnyx;
+  telnyx.provider = telephony::ProviderKind::kTelnyx;
+  telnyx.name = "Embedded carrier emulator (Telnyx)";
+  telnyx.api_base = origin;
+  telnyx.connection_id = "embedded-emulator";
+  telnyx.public_key = emulator_->emulator().telnyx_public_key_base64();
+  telnyx.secret = RandomToken(*random_, 24);  // the emulator accepts any API key
+  CLOZIT_ASSIGN_OR_RETURN(auto telnyx_account, telephony_->accounts.UpsertManaged("embedded-emulator-telnyx", telnyx));
+  spdlog::info("embedded carrier emulator on {} (platform accounts {} and {})", origin, twilio_account.id.str(),
+               telnyx_account.id.str());
   return Ok();
 }
 

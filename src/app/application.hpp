@@ -13,8 +13,15 @@
 #include "http/server.hpp"
 #include "privacy/audit_log.hpp"
 #include "storage/database.hpp"
+#include "telephony/telephony.hpp"
+
+namespace clozit::emulator {
+class Emulator;
+}
 
 namespace clozit::app {
+
+class EmbeddedEmulator;
 
 /// Opens the configured database (creating the SQLite file's folder).
 Result<std::unique_ptr<storage::Database>> OpenDatabase(const Config& config);
@@ -23,6 +30,7 @@ class Application {
  public:
   /// Opens the database, applies pending migrations, and builds the modules.
   static Result<std::unique_ptr<Application>> Create(Config config);
+  ~Application();
   /// Seeds the demo tenant when configured and absent.
   Result<void> SeedDemo();
   /// Binds and serves until SIGTERM/SIGINT.
@@ -32,9 +40,13 @@ class Application {
   api::Api& api() { return *api_; }
   storage::Database& db() { return *db_; }
   billing::Billing& billing() { return *billing_; }
+  telephony::Telephony& telephony() { return *telephony_; }
 
  private:
   Application() = default;
+  /// Starts the in-process carrier emulator and points the platform's managed accounts at it.
+  Result<void> StartEmbeddedEmulator();
+
   Config config_;
   SystemClock clock_;
   std::unique_ptr<SystemRandom> random_;
@@ -43,8 +55,10 @@ class Application {
   std::unique_ptr<accounts::Accounts> accounts_;
   billing::UnconfiguredPaymentProvider payment_provider_;  // until the Stripe adapter
   std::unique_ptr<billing::Billing> billing_;
+  std::unique_ptr<telephony::Telephony> telephony_;
   http::Metrics metrics_;
   std::unique_ptr<api::Api> api_;
+  std::unique_ptr<EmbeddedEmulator> emulator_;  // Serve() only; stops before the modules above go away
 };
 
 }  // namespace clozit::app

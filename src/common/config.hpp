@@ -30,7 +30,7 @@ struct ServerConfig {
   int64_t shutdown_deadline_ms = 10'000;
   std::string tls_cert_file;
   std::string tls_key_file;
-  std::string public_base_url;  // for links in emails; defaults from address and port
+  std::string public_base_url;  // for links in emails and carrier webhooks; defaults from address and port
   bool tls() const { return !tls_cert_file.empty(); }
 };
 
@@ -79,6 +79,18 @@ struct BillingConfig {
   int64_t number_fee_grace_days = 7;
 };
 
+struct TelephonyConfig {
+  /// 32 bytes (64 hex digits or base64) sealing provider credentials; secret. Empty: a key file
+  /// beside the SQLite database (var/ with PostgreSQL), created on first start.
+  std::string credentials_key;
+  /// `clozit serve` starts the carrier emulator in-process and makes it the platform's default account.
+  bool embedded_emulator = true;
+  /// The embedded emulator's delays in percent of real time (1: a 20 s call lasts 0.2 s).
+  int64_t emulator_time_scale_percent = 100;
+  /// Scenario file (JSON) mapping callee numbers to personas; empty: everyone answers.
+  std::string emulator_scenario;
+};
+
 struct Config {
   ServerConfig server;
   DatabaseConfig database;
@@ -87,6 +99,7 @@ struct Config {
   LogConfig log;
   DemoConfig demo;
   BillingConfig billing;
+  TelephonyConfig telephony;
 };
 
 using Environment = std::map<std::string, std::string>;

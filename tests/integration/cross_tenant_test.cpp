@@ -186,6 +186,29 @@ TEST_P(CrossTenantTest, EveryRouteHidesOtherTenantsResources) {
   const std::string a_import_id = a_import.Json().value("id", "");
   ASSERT_EQ(client->Post("/v1/dnc", {{"number", "+14155552697"}}, &a.cookie).status, 201);
 
+  // Telephony: A's own Telnyx account (creating one contacts no carrier) and a call on it (written directly:
+  // placing one is an operator action).
+  const std::string a_api_key = "KEYtenantAsecret0123456789";
+  auto a_account = client->Post("/v1/provider-accounts",
+                                {{"provider", "telnyx"},
+                                 {"name", "tenant-a telnyx"},
+                                 {"api_key", a_api_key},
+                                 {"connection_id", "conn-tenant-a"},
+                                 {"public_key", "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="}},
+                                &a.cookie);
+  ASSERT_EQ(a_account.status, 201) << a_account;
+  const std::string a_account_id = a_account.Json().value("id", "");
+  const std::string a_call_id = "cal_01JAAAAAAAAAAAAAAAAAAAAAAA";
+  auto call_inserted = database().Direct().Write([&](storage::Tx& tx) -> Result<void> {
+    CLOZIT_TRY(tx.Exec(
+        "INSERT INTO telephony_calls (id, tenant_id, account_id, provider, provider_call_id, direction, from_number, "
+        "to_number, status, status_rank, created_at, updated_at) VALUES ($1, $2, $3, 'telnyx', 'v3:tenant-a-call', "
+        "'outbound', '+14155552601', '+14155552602', 'completed', 4, 0, 0)",
+        {a_call_id, a.tenant_id, a_account_id}));
+    return Ok();
+  });
+  ASSERT_TRUE(call_inserted.ok()) << call_inserted.error().message;
+
   a_private_ = {a.tenant_id,
                 a_refund_id,
                 a_adjustment_id,
@@ -212,7 +235,15 @@ TEST_P(CrossTenantTest, EveryRouteHidesOtherTenantsResources) {
                 a_import_id,
                 "Albert Privaterow",
                 "+14155552698",
-                "+14155552697"};
+                "+14155552697",
+                a_account_id,
+                "tenant-a telnyx",
+                "conn-tenant-a",
+                a_api_key,
+                a_call_id,
+                "v3:tenant-a-call",
+                "+14155552601",
+                "+14155552602"};
   for (const auto& value : a_private_) ASSERT_FALSE(value.empty() || value == "?");
 
   // ---- Tenant B's owner, with a cookie session and with an owner API key. B has data of its own.
@@ -245,6 +276,11 @@ TEST_P(CrossTenantTest, EveryRouteHidesOtherTenantsResources) {
       {"/v1/contacts/imports/{id}/rejected", {a_import_id}},
       {"/v1/dnc/{number}", {"+14155552697"}},
       {"/v1/admin/dnc/{number}", {"+14155552697"}},
+      {"/v1/provider-accounts/{id}", {a_account_id}},
+      {"/v1/provider-accounts/{id}/check", {a_account_id}},
+      {"/v1/admin/provider-accounts/{id}", {a_account_id}},
+      {"/v1/admin/provider-accounts/{id}/check", {a_account_id}},
+      {"/v1/calls/{id}", {a_call_id}},
   };
   // What stands for a row that does not exist; numbers are validated before they are looked up.
   const auto missing_id = [](const std::string& pattern) -> std::string {
@@ -279,6 +315,14 @@ TEST_P(CrossTenantTest, EveryRouteHidesOtherTenantsResources) {
           ExpectNoLeak(what, response);
           ++requests;
         }
+      } else if (route.pattern.starts_with("/v1/webhooks/")) {
+        // Carrier webhooks: only the carrier's signature for A's account gets in; anyone else gets 403.
+        auto response = client->SendBytes("POST", Substitute(route.pattern, a_account_id),
+                                          R"({"data":{"event_type":"call.hangup","id":"x","payload":{}}})", &creds,
+                                          ContentType("application/json"));
+        ExpectProblem(response, 403, "permission_denied");
+        ExpectNoLeak(what, response);
+        ++requests;
       } else if (has_id) {
         auto ids = a_ids.find(route.pattern);
         ASSERT_NE(ids, a_ids.end()) << what
@@ -415,6 +459,17 @@ TEST_P(CrossTenantTest, EveryRouteHidesOtherTenantsResources) {
         EXPECT_LT(response.status, 300) << response;
         ExpectNoLeak(what, response);
         ++requests;
+      } else if (route.method == "POST" && route.pattern == "/v1/provider-accounts") {
+        auto response = client->Post(route.pattern,
+                                     {{"provider", "twilio"},
+                                      {"name", "b-walk twilio " + creds.label},
+                                      {"account_sid", "AC0123456789abcdef0123456789abcdef"},
+                                      {"auth_token", "b-walk-token-0123456789"}},
+                                     &creds);
+        EXPECT_EQ(response.status, 201) << response;
+        EXPECT_EQ(response.Json().value("scope", ""), "tenant");
+        ExpectNoLeak(what, response);
+        ++requests;
       } else {
         ADD_FAILURE() << what << ": the cross-tenant walk does not know how to exercise this route; teach it";
         continue;
@@ -458,6 +513,10 @@ TEST_P(CrossTenantTest, EveryRouteHidesOtherTenantsResources) {
   ASSERT_EQ(a_dnc.status, 200) << a_dnc;
   EXPECT_TRUE(a_dnc.Json().value("blocked", false));
   EXPECT_EQ(client->Get("/v1/contact-lists/" + a_list_id, &a.cookie).Json().value("name", ""), "tenant-a spring leads");
+  auto a_account_now = client->Get("/v1/provider-accounts/" + a_account_id, &a.cookie);
+  ASSERT_EQ(a_account_now.status, 200) << a_account_now;
+  EXPECT_EQ(a_account_now.Json().value("name", ""), "tenant-a telnyx");
+  EXPECT_EQ(client->Get("/v1/calls/" + a_call_id, &a.cookie).Json().value("status", ""), "completed");
 
   // ---- And the isolation holds the other way round: A's audit log shows nothing of B.
   auto a_audit = client->Get("/v1/audit-log?limit=200", &a.cookie);

@@ -611,7 +611,8 @@ std::vector<json> ServerTest::ListAll(TestClient& client, const std::string& pat
   std::vector<json> items;
   std::string cursor;
   for (int page = 0; page < 1000; ++page) {
-    std::string target = path + "?limit=200" + (cursor.empty() ? "" : "&cursor=" + cursor);
+    std::string target = path + (path.find('?') == std::string::npos ? "?" : "&") + "limit=200" +
+                         (cursor.empty() ? "" : "&cursor=" + cursor);
     auto response = client.Get(target, &by);
     EXPECT_EQ(response.status, 200) << target << ": " << response;
     if (response.status != 200) break;

@@ -1,0 +1,244 @@
+// Routes for telephony: provider accounts (tenants' own and, for operators,
+// the platform's), calls, and the carriers' signed webhooks.
+//
+// Credentials go in once (POST) and never come out: accounts render a masked
+// hint only. Webhook routes are public; Telephony's Webhooks verifies the
+// signature with the account named in the path before reading the body, and
+// refuses with 403 otherwise. Calls are placed by the dialer; until it lands,
+// operators place test calls through POST /v1/admin/calls (no consent check:
+// the route is for operators exercising a carrier account, not for tenants).
+#include <nlohmann/json.hpp>
+
+#include "api/api.hpp"
+#include "api/json_body.hpp"
+#include "api/serialize.hpp"
+#include "telephony/telephony.hpp"
+
+namespace clozit::api {
+namespace {
+
+using accounts::Role;
+using json = nlohmann::json;
+using telephony::ProviderKind;
+
+json Time(const std::optional<TimePoint>& at) { return at ? json(FormatRfc3339(*at)) : json(nullptr); }
+json TextOrNull(const std::string& text) { return text.empty() ? json(nullptr) : json(text); }
+
+json ToJson(const telephony::ProviderAccount& account) {
+  json out = {{"id", account.id.str()},
+              {"scope", account.tenant_id.empty() ? "platform" : "tenant"},
+              {"provider", telephony::ProviderName(account.provider)},
+              {"name", account.name},
+              {"api_base", account.api_base},
+              {"credential_hint", account.secret_hint},
+              {"is_default", account.is_default},
+              {"managed_by", TextOrNull(account.managed_by)},
+              {"created_at", FormatRfc3339(account.created_at)},
+              {"updated_at", FormatRfc3339(account.updated_at)}};
+  if (account.provider == ProviderKind::kTwilio) {
+    out["account_sid"] = account.account_sid;
+  } else {
+    out["connection_id"] = account.connection_id;
+    out["public_key"] = account.public_key;
+  }
+  return out;
+}
+
+json ToJson(const telephony::Call& call) {
+  return {{"id", call.id.str()},
+          {"account_id", call.account_id},
+          {"provider", telephony::ProviderName(call.provider)},
+          {"provider_call_id", TextOrNull(call.provider_call_id)},
+          {"direction", call.direction},
+          {"from", call.from},
+          {"to", call.to},
+          {"status", call.status},
+          {"machine_detection", call.machine_detection},
+          {"answered_by", TextOrNull(call.answered_by)},
+          {"hangup_cause", TextOrNull(call.hangup_cause)},
+          {"error_code", TextOrNull(call.error_code)},
+          {"duration_seconds", call.duration_seconds ? json(*call.duration_seconds) : json(nullptr)},
+          {"created_at", FormatRfc3339(call.created_at)},
+          {"ringing_at", Time(call.ringing_at)},
+          {"answered_at", Time(call.answered_at)},
+          {"ended_at", Time(call.ended_at)},
+          {"updated_at", FormatRfc3339(call.updated_at)}};
+}
+
+json ToJson(const telephony::CallDetail& detail) {
+  json out = ToJson(detail.call);
+  json events = json::array();
+  for (const auto& e : detail.events) {
+    events.push_back({{"kind", e.kind},
+                      {"outcome", e.outcome == "none" ? json(nullptr) : json(e.outcome)},
+                      {"answered_by", TextOrNull(e.answered_by)},
+                      {"detail", TextOrNull(e.detail)},
+                      {"sequence", e.sequence ? json(*e.sequence) : json(nullptr)},
+                      {"duration_seconds", e.duration_seconds ? json(*e.duration_seconds) : json(nullptr)},
+                      {"occurred_at", Time(e.occurred_at)},
+                      {"received_at", FormatRfc3339(e.received_at)},
+                      {"effect", e.effect}});
+  }
+  out["events"] = events;
+  return out;
+}
+
+json ToJson(const telephony::ConnectivityResult& result) {
+  return {{"ok", result.ok},
+          {"error_code", TextOrNull(result.error_code)},
+          {"message", result.message},
+          {"numbers", result.numbers}};
+}
+
+std::string Dump(const json& body) { return body.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+template <typename T>
+http::Response PageOf(const Page<T>& page) {
+  return PageResponse(page, [](const T& item) { return ToJson(item); });
+}
+
+Result<std::optional<bool>> OptionalBool(const json& body, const std::string& field) {
+  auto it = body.find(field);
+  if (it == body.end() || it->is_null()) return std::optional<bool>();
+  if (!it->is_boolean()) return Error::InvalidArgument(field, field + " must be true or false");
+  return std::optional<bool>(it->get<bool>());
+}
+
+Result<std::optional<int64_t>> OptionalInt(const json& body, const std::string& field) {
+  auto it = body.find(field);
+  if (it == body.end() || it->is_null()) return std::optional<int64_t>();
+  if (!it->is_number_integer()) return Error::InvalidArgument(field, field + " must be an integer");
+  return std::optional<int64_t>(it->get<int64_t>());
+}
+
+Result<telephony::ProviderAccountInput> AccountInput(const http::Request& request) {
+  CLOZIT_ASSIGN_OR_RETURN(json body, ParseObject(request));
+  telephony::ProviderAccountInput input;
+  CLOZIT_ASSIGN_OR_RETURN(std::string provider, RequiredString(body, "provider"));
+  CLOZIT_ASSIGN_OR_RETURN(input.provider, telephony::ParseProviderKind(provider));
+  CLOZIT_ASSIGN_OR_RETURN(input.name, RequiredString(body, "name"));
+  CLOZIT_ASSIGN_OR_RETURN(auto api_base, OptionalString(body, "api_base"));
+  input.api_base = api_base.value_or("");
+  CLOZIT_ASSIGN_OR_RETURN(auto is_default, OptionalBool(body, "is_default"));
+  input.is_default = is_default.value_or(false);
+  if (input.provider == ProviderKind::kTwilio) {
+    CLOZIT_ASSIGN_OR_RETURN(input.account_sid, RequiredString(body, "account_sid"));
+    CLOZIT_ASSIGN_OR_RETURN(input.secret, RequiredString(body, "auth_token"));
+  } else {
+    CLOZIT_ASSIGN_OR_RETURN(input.secret, RequiredString(body, "api_key"));
+    CLOZIT_ASSIGN_OR_RETURN(input.connection_id, RequiredString(body, "connection_id"));
+    CLOZIT_ASSIGN_OR_RETURN(input.public_key, RequiredString(body, "public_key"));
+  }
+  return input;
+}
+
+Result<telephony::PlaceCallInput> CallInput(const json& body) {
+  telephony::PlaceCallInput input;
+  CLOZIT_ASSIGN_OR_RETURN(input.from, RequiredString(body, "from"));
+  CLOZIT_ASSIGN_OR_RETURN(input.to, RequiredString(body, "to"));
+  CLOZIT_ASSIGN_OR_RETURN(auto machine_detection, OptionalBool(body, "machine_detection"));
+  input.machine_detection = machine_detection.value_or(false);
+  CLOZIT_ASSIGN_OR_RETURN(auto ring, OptionalInt(body, "ring_timeout_seconds"));
+  if (ring) input.ring_timeout_seconds = *ring;
+  CLOZIT_ASSIGN_OR_RETURN(auto max_duration, OptionalInt(body, "max_duration_seconds"));
+  if (max_duration) input.max_duration_seconds = *max_duration;
+  CLOZIT_ASSIGN_OR_RETURN(auto account_id, OptionalString(body, "account_id"));
+  input.account_id = account_id.value_or("");
+  return input;
+}
+
+}  // namespace
+
+void Api::AddTelephonyRoutes() {
+  telephony::Telephony* const* slot = &deps_.telephony;
+  // 503 when the server runs without telephony (tools that build the Api only to list its routes).
+  auto need = [slot]() -> Result<telephony::Telephony*> {
+    if (*slot == nullptr) return Error::Make(ErrorCode::kUnavailable, "telephony is not configured");
+    return *slot;
+  };
+  // Tenant routes act on the caller's tenant; operator routes on platform accounts (tenant "").
+  auto owner = [](const Context& c) -> std::string {
+    return c.principal->kind == accounts::Principal::Kind::kOperator ? std::string() : c.principal->tenant_id.str();
+  };
+
+  for (auto [prefix, access, write_role] :
+       {std::tuple{std::string("/v1/provider-accounts"), Access::kTenant, Role::kAdmin},
+        std::tuple{std::string("/v1/admin/provider-accounts"), Access::kOperator, Role::kViewer}}) {
+    specs_.push_back({"GET", prefix, access, Role::kViewer, false, [need, owner](Context& c) -> Result<http::Response> {
+                        CLOZIT_ASSIGN_OR_RETURN(auto* t, need());
+                        CLOZIT_ASSIGN_OR_RETURN(auto page, ParsePage(c.request));
+                        CLOZIT_ASSIGN_OR_RETURN(auto accounts, t->accounts.List(owner(c), page));
+                        return PageOf(accounts);
+                      }});
+    specs_.push_back({"POST", prefix, access, write_role, false, [need, owner](Context& c) -> Result<http::Response> {
+                        CLOZIT_ASSIGN_OR_RETURN(auto* t, need());
+                        CLOZIT_ASSIGN_OR_RETURN(auto input, AccountInput(c.request));
+                        CLOZIT_ASSIGN_OR_RETURN(auto account, t->accounts.Create(owner(c), input, c.actor));
+                        return http::Response::Json(201, Dump(ToJson(account)));
+                      }});
+    specs_.push_back(
+        {"GET", prefix + "/{id}", access, Role::kViewer, false, [need, owner](Context& c) -> Result<http::Response> {
+           CLOZIT_ASSIGN_OR_RETURN(auto* t, need());
+           CLOZIT_ASSIGN_OR_RETURN(auto account, t->accounts.Get(owner(c), c.request.Param("id")));
+           return http::Response::Json(200, Dump(ToJson(account)));
+         }});
+    specs_.push_back(
+        {"DELETE", prefix + "/{id}", access, write_role, false, [need, owner](Context& c) -> Result<http::Response> {
+           CLOZIT_ASSIGN_OR_RETURN(auto* t, need());
+           CLOZIT_TRY(t->accounts.Delete(owner(c), c.request.Param("id"), c.actor));
+           return http::Response::NoContent();
+         }});
+    specs_.push_back({"POST", prefix + "/{id}/check", access, write_role, false,
+                      [need, owner](Context& c) -> Result<http::Response> {
+                        CLOZIT_ASSIGN_OR_RETURN(auto* t, need());
+                        CLOZIT_ASSIGN_OR_RETURN(auto result, t->accounts.Check(owner(c), c.request.Param("id")));
+                        return http::Response::Json(200, Dump(ToJson(result)));
+                      }});
+  }
+
+  // ---- carrier webhooks (public; the signature is the authentication)
+  for (auto [pattern, provider] : {std::pair{"/v1/webhooks/twilio/{account_id}/status", ProviderKind::kTwilio},
+                                   std::pair{"/v1/webhooks/telnyx/{account_id}", ProviderKind::kTelnyx}}) {
+    specs_.push_back({"POST", pattern, Access::kPublic, Role::kViewer, false,
+                      [need, provider](Context& c) -> Result<http::Response> {
+                        CLOZIT_ASSIGN_OR_RETURN(auto* t, need());
+                        const std::string url = t->public_base_url() + c.request.target;
+                        CLOZIT_ASSIGN_OR_RETURN(
+                            auto effect, t->webhooks.Receive(provider, c.request.Param("account_id"), url, c.request));
+                        json out = {{"received", true}, {"effect", telephony::EffectName(effect)}};
+                        return http::Response::Json(200, out.dump());
+                      }});
+  }
+
+  // ---- calls
+  specs_.push_back(
+      {"GET", "/v1/calls", Access::kTenant, Role::kViewer, false, [need](Context& c) -> Result<http::Response> {
+         CLOZIT_ASSIGN_OR_RETURN(auto* t, need());
+         CLOZIT_ASSIGN_OR_RETURN(auto page, ParsePage(c.request));
+         telephony::CallFilter filter{c.request.QueryParam("status").value_or(""),
+                                      c.request.QueryParam("to").value_or(""),
+                                      c.request.QueryParam("from").value_or("")};
+         CLOZIT_ASSIGN_OR_RETURN(auto calls, t->calls.List(c.principal->tenant_id.str(), filter, page));
+         return PageOf(calls);
+       }});
+  specs_.push_back(
+      {"GET", "/v1/calls/{id}", Access::kTenant, Role::kViewer, false, [need](Context& c) -> Result<http::Response> {
+         CLOZIT_ASSIGN_OR_RETURN(auto* t, need());
+         CLOZIT_ASSIGN_OR_RETURN(auto detail, t->calls.Get(c.principal->tenant_id.str(), c.request.Param("id")));
+         return http::Response::Json(200, Dump(ToJson(detail)));
+       }});
+  specs_.push_back({"POST", "/v1/admin/calls", Access::kOperator, Role::kViewer, false,
+                    [need, this](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(auto* t, need());
+                      CLOZIT_ASSIGN_OR_RETURN(json body, ParseObject(c.request));
+                      CLOZIT_ASSIGN_OR_RETURN(std::string tenant_id, RequiredString(body, "tenant_id"));
+                      if (!deps_.accounts.GetTenant(TenantId(tenant_id))) {
+                        return Error::Make(ErrorCode::kNotFound, "no such tenant", "tenant_id");
+                      }
+                      CLOZIT_ASSIGN_OR_RETURN(auto input, CallInput(body));
+                      CLOZIT_ASSIGN_OR_RETURN(auto call, t->calls.Place(tenant_id, input));
+                      return http::Response::Json(201, Dump(ToJson(call)));
+                    }});
+}
+
+}  // namespace clozit::api

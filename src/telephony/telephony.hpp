@@ -1,0 +1,46 @@
+// telephony/telephony: the telephony services wired together for the
+// application and the API — provider accounts (with their sealed
+// credentials), calls and the webhook endpoints' logic.
+//
+// The public base URL (where carriers post webhooks) is settable after
+// construction because an embedded server only learns its port once it
+// listens; it is guarded by a mutex. Everything else is immutable wiring.
+#pragma once
+
+#include <mutex>
+#include <string>
+
+#include "telephony/accounts.hpp"
+#include "telephony/calls.hpp"
+#include "telephony/webhooks.hpp"
+
+namespace clozit::telephony {
+
+class Telephony {
+ public:
+  Telephony(storage::Database& db, privacy::AuditLog& audit, const Clock& clock, Random& random, CredentialBox box,
+            ProviderAccountSettings account_settings, ProviderFactory factory = {})
+      : accounts(db, audit, clock, random, std::move(box), std::move(account_settings), std::move(factory)),
+        calls(db, accounts, clock, random, CallSettings{[this] { return public_base_url(); }}),
+        webhooks(accounts, calls) {}
+
+  void SetPublicBaseUrl(std::string url) {
+    while (url.ends_with('/')) url.pop_back();
+    std::lock_guard lock(mutex_);
+    public_base_url_ = std::move(url);
+  }
+  std::string public_base_url() const {
+    std::lock_guard lock(mutex_);
+    return public_base_url_;
+  }
+
+  ProviderAccounts accounts;
+  Calls calls;
+  Webhooks webhooks;
+
+ private:
+  mutable std::mutex mutex_;
+  std::string public_base_url_;  // guarded by mutex_
+};
+
+}  // namespace clozit::telephony
