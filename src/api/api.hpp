@@ -27,7 +27,10 @@
 
 namespace clozit::billing {
 struct Billing;
+namespace stripe {
+class StripeWebhooks;
 }
+}  // namespace clozit::billing
 
 namespace clozit::api {
 
@@ -75,6 +78,8 @@ struct ApiDeps {
   const Config& config;
   /// Credits, purchases, refunds; null: the billing routes answer 503 unavailable.
   billing::Billing* billing = nullptr;
+  /// Stripe's signed events; null: POST /v1/webhooks/stripe answers 503 unavailable.
+  billing::stripe::StripeWebhooks* stripe_webhooks = nullptr;
 };
 
 class Api {
