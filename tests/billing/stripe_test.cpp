@@ -5,6 +5,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <optional>
+
 #include "billing/billing.hpp"
 #include "billing/billing_fixture.hpp"
 #include "billing/fake_stripe.hpp"
@@ -259,7 +262,12 @@ class StripeFlowTest : public BillingTest {
     BillingTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
     fake_ = std::make_unique<FakeStripe>(kSecretKey);
-    provider_ = std::make_unique<stripe::StripePaymentProvider>(SettingsFor(*fake_));
+    stripe::StripeSettings settings_for_fake = SettingsFor(*fake_);
+    // Runs between the provider's retries: while a refund is in flight.
+    settings_for_fake.sleep = [this](std::chrono::milliseconds) {
+      if (between_retries_) between_retries_();
+    };
+    provider_ = std::make_unique<stripe::StripePaymentProvider>(settings_for_fake);
     CheckoutSettings settings;
     settings.packs = {{"starter", Cr(100), 1000, "USD"}, {"pro", Cr(1000), 9000, "USD"}};
     billing_ = std::make_unique<Billing>(*db_, *audit_, clock_, random_, *provider_, settings);
@@ -313,6 +321,7 @@ class StripeFlowTest : public BillingTest {
     return rows.ok() ? rows->front().Int(0) : -1;
   }
 
+  std::function<void()> between_retries_;
   std::unique_ptr<FakeStripe> fake_;
   std::unique_ptr<stripe::StripePaymentProvider> provider_;
   std::unique_ptr<Billing> billing_;
@@ -470,6 +479,32 @@ TEST_P(StripeFlowTest, RefundApprovalGoesThroughStripeAndItsEventIsNotCountedTwi
 
   // Stripe then reports the refund Clozit made: recognised, nothing taken twice, no shortfall.
   EXPECT_EQ(DeliverOk(fake_->ChargeRefundedEvent(payment_intent, "evt_our_refund")), "ignored");
+  EXPECT_TRUE(billing_->checkouts.ListShortfalls({})->items.empty());
+  ExpectClean();
+}
+
+TEST_P(StripeFlowTest, ARefundEventWhileClozitsRefundIsInFlightIsSentBackForRedelivery) {
+  TenantId tenant = NewTenant();
+  auto [purchase_id, payment_intent] = BuyPack(tenant, "starter", "buy-1");
+  auto request = billing_->purchases.RequestRefund(tenant, purchase_id, "", kTenantAdmin);
+  ASSERT_TRUE(request.ok()) << request.error().message;
+  // Stripe is briefly unavailable; between the provider's attempts (the earmark placed, the outcome unknown) a
+  // charge.refunded event arrives: it cannot yet tell Clozit's refund from another, so it is refused unstored.
+  const std::string early = fake_->ChargeRefundedEvent(payment_intent, "evt_during");
+  std::optional<Result<stripe::WebhookResult>> during;
+  between_retries_ = [&] {
+    if (!during) during = Deliver(early);
+  };
+  fake_->FailNext(1, 503, "api_error");
+  auto approved = billing_->purchases.ApproveRefund(request->id.str(), kOperator);
+  ASSERT_TRUE(approved.ok()) << approved.error().message;
+  ASSERT_TRUE(during.has_value());
+  ASSERT_FALSE(during->ok());
+  EXPECT_EQ(during->error().code, ErrorCode::kUnavailable);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM billing_provider_events"), 1) << "only the completed checkout";
+  // Stripe delivers the event again later; now the refund is settled and counted as Clozit's own.
+  EXPECT_EQ(DeliverOk(fake_->ChargeRefundedEvent(payment_intent, "evt_during")), "ignored");
+  EXPECT_EQ(Available(tenant), Credits());
   EXPECT_TRUE(billing_->checkouts.ListShortfalls({})->items.empty());
   ExpectClean();
 }
