@@ -27,7 +27,10 @@
 
 namespace clozit::billing {
 struct Billing;
+namespace stripe {
+class StripeWebhooks;
 }
+}  // namespace clozit::billing
 namespace clozit::telephony {
 class Telephony;
 }
@@ -80,6 +83,8 @@ struct ApiDeps {
   billing::Billing* billing = nullptr;
   /// Provider accounts, calls, webhooks; null: the telephony routes answer 503 unavailable.
   telephony::Telephony* telephony = nullptr;
+  /// Stripe's signed events; null: POST /v1/webhooks/stripe answers 503 unavailable.
+  billing::stripe::StripeWebhooks* stripe_webhooks = nullptr;
 };
 
 class Api {

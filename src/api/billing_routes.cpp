@@ -1,5 +1,6 @@
 // Routes for credits, statements, purchases, refund and adjustment requests
 // (tenant side), and the operator's grants and decisions (/v1/admin/…).
+#include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -8,6 +9,7 @@
 #include "api/json_body.hpp"
 #include "api/serialize.hpp"
 #include "billing/billing.hpp"
+#include "billing/stripe/webhooks.hpp"
 #include "contacts/import_command.hpp"
 
 namespace clozit::api {
@@ -114,6 +116,33 @@ json ToJson(const billing::Reservation& r) {
           {"charged", r.charged.ToString()},
           {"usage", usage},
           {"expires_at", FormatRfc3339(r.expires_at)},
+          {"created_at", FormatRfc3339(r.created_at)}};
+}
+
+json ToJson(const billing::CreditPack& pack) {
+  return {{"id", pack.id},
+          {"credits", pack.credits.ToString()},
+          {"price_minor", pack.price_minor},
+          {"currency", pack.currency}};
+}
+
+json ToJson(const billing::Checkout& c) {
+  return {{"purchase_id", c.purchase_id.str()},  {"pack_id", c.pack_id},   {"credits", c.credits.ToString()},
+          {"price_minor", c.price_minor},        {"currency", c.currency}, {"status", c.status},
+          {"checkout_session_id", c.session_id}, {"checkout_url", c.url},  {"created_at", FormatRfc3339(c.created_at)}};
+}
+
+json ToJson(const billing::RefundShortfall& r) {
+  return {{"id", r.id.str()},
+          {"tenant_id", r.tenant_id.str()},
+          {"purchase_id", r.purchase_id},
+          {"provider", r.provider},
+          {"event_id", r.event_id},
+          {"refunded_minor", r.refunded_minor},
+          {"currency", r.currency},
+          {"credits_due", r.credits_due.ToString()},
+          {"removed", r.removed.ToString()},
+          {"shortfall", r.shortfall.ToString()},
           {"created_at", FormatRfc3339(r.created_at)}};
 }
 
@@ -288,6 +317,55 @@ void Api::AddBillingRoutes() {
          return ListResponse(list);
        }});
 
+  specs_.push_back(
+      {"GET", "/v1/credit-packs", Access::kTenant, Role::kViewer, false, [need](Context&) -> Result<http::Response> {
+         CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+         json data = json::array();
+         for (const auto& pack : b->checkouts.packs()) data.push_back(ToJson(pack));
+         return http::Response::Json(200, json{{"data", data}}.dump());
+       }});
+
+  // Idempotent by itself: the key names the tenant's checkout (and, through its purchase id, the provider's
+  // session), claimed in the transaction that records it.
+  RouteSpec checkout{"POST",
+                     "/v1/purchases/checkout",
+                     Access::kTenant,
+                     Role::kAdmin,
+                     false,
+                     [need](Context& c) -> Result<http::Response> {
+                       CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+                       CLOZIT_ASSIGN_OR_RETURN(json body, ParseObject(c.request));
+                       CLOZIT_ASSIGN_OR_RETURN(std::string pack_id, RequiredString(body, "pack_id"));
+                       const std::string key(c.request.headers.GetOr("Idempotency-Key", ""));
+                       return JsonOf(b->checkouts.Start(c.principal->tenant_id, pack_id, key, c.actor), 201);
+                     }};
+  checkout.own_idempotency = true;
+  specs_.push_back(std::move(checkout));
+
+  // Stripe's event deliveries: no session; the signature over the raw body is the authentication.
+  billing::stripe::StripeWebhooks* const* webhooks_slot = &deps_.stripe_webhooks;
+  specs_.push_back({"POST", "/v1/webhooks/stripe", Access::kPublic, Role::kViewer, false,
+                    [webhooks_slot](Context& c) -> Result<http::Response> {
+                      if (*webhooks_slot == nullptr) {
+                        return Error::Make(ErrorCode::kUnavailable, "stripe is not configured");
+                      }
+                      auto handled =
+                          (*webhooks_slot)->Handle(c.request.headers.GetOr("Stripe-Signature", ""), c.request.body);
+                      if (!handled) {
+                        if (handled.error().code == ErrorCode::kInvalidArgument) {
+                          spdlog::warn("stripe webhook refused (request {} from {}): {}", c.request.request_id,
+                                       c.request.remote_ip, handled.error().message);
+                        }
+                        return handled.error();
+                      }
+                      spdlog::info("stripe event {} {}: {}", handled->event_id, handled->type, handled->outcome);
+                      return http::Response::Json(200, json{{"received", true},
+                                                            {"event_id", handled->event_id},
+                                                            {"type", handled->type},
+                                                            {"outcome", handled->outcome}}
+                                                           .dump());
+                    }});
+
   specs_.push_back({"POST", "/v1/refund-requests", Access::kTenant, Role::kAdmin, false,
                     [need](Context& c) -> Result<http::Response> {
                       CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
@@ -416,6 +494,14 @@ void Api::AddBillingRoutes() {
         CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
         return JsonOf(b->charging.Void(TenantId(c.request.Param("id")), c.request.Param("reservation_id")));
       });
+
+  specs_.push_back({"GET", "/v1/admin/stripe/refund-shortfalls", Access::kOperator, Role::kViewer, false,
+                    [need](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+                      CLOZIT_ASSIGN_OR_RETURN(auto page, ParsePage(c.request));
+                      CLOZIT_ASSIGN_OR_RETURN(auto list, b->checkouts.ListShortfalls(page));
+                      return ListResponse(list);
+                    }});
 
   specs_.push_back({"POST", "/v1/admin/refund-requests/{id}/approve", Access::kOperator, Role::kViewer, false,
                     [need](Context& c) -> Result<http::Response> {

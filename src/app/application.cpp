@@ -10,6 +10,7 @@
 
 #include "common/encoding.hpp"
 #include "emulator.hpp"
+#include "billing/stripe/stripe_provider.hpp"
 #include "storage/migrations.hpp"
 #include "telephony/credentials.hpp"
 
@@ -83,8 +84,37 @@ Result<std::unique_ptr<Application>> Application::Create(Config config) {
   app->audit_ = std::make_unique<privacy::AuditLog>(app->clock_, *app->random_);
   app->accounts_ =
       std::make_unique<accounts::Accounts>(*app->db_, app->clock_, *app->random_, *app->audit_, app->config_.accounts);
+  const Config& config_ref = app->config_;
+  billing::CheckoutSettings checkout;
+  CLOZIT_ASSIGN_OR_RETURN(checkout.packs, billing::ParseCreditPacks(config_ref.billing.credit_packs));
+  const std::string base = !config_ref.server.public_base_url.empty()
+                               ? config_ref.server.public_base_url
+                               : std::string(config_ref.server.tls() ? "https://" : "http://") +
+                                     config_ref.server.listen_address + ":" + std::to_string(config_ref.server.port);
+  checkout.success_url = config_ref.billing.checkout_success_url.empty() ? base + "/billing/success"
+                                                                         : config_ref.billing.checkout_success_url;
+  checkout.cancel_url = config_ref.billing.checkout_cancel_url.empty() ? base + "/billing/cancelled"
+                                                                       : config_ref.billing.checkout_cancel_url;
+  const StripeConfig& stripe = config_ref.billing.stripe;
+  if (stripe.configured()) {
+    billing::stripe::StripeSettings settings;
+    settings.secret_key = stripe.secret_key;
+    settings.api_base = stripe.api_base;
+    app->payment_provider_ = std::make_unique<billing::stripe::StripePaymentProvider>(std::move(settings));
+    spdlog::info("payments: stripe at {} ({} credit packs)", stripe.api_base, checkout.packs.size());
+  } else {
+    app->payment_provider_ = std::make_unique<billing::UnconfiguredPaymentProvider>();
+  }
+  billing::BillingSettings billing_settings = BillingSettingsFrom(app->config_);
+  billing_settings.checkout = std::move(checkout);
   app->billing_ = std::make_unique<billing::Billing>(*app->db_, *app->audit_, app->clock_, *app->random_,
-                                                     app->payment_provider_, BillingSettingsFrom(app->config_));
+                                                     *app->payment_provider_, std::move(billing_settings));
+  if (stripe.configured()) {
+    app->stripe_webhooks_ = std::make_unique<billing::stripe::StripeWebhooks>(
+        *app->db_, app->billing_->checkouts, app->clock_,
+        billing::stripe::WebhookSettings{stripe.webhook_secret,
+                                         std::chrono::seconds(stripe.timestamp_tolerance_seconds)});
+  }
   // Without a configured key, a key file beside the database seals provider credentials (see docs/adr/0009).
   const std::string key_file = DataDirectory(app->config_) + "/telephony-credentials.key";
   if (app->config_.telephony.credentials_key.empty() && app->config_.database.url.rfind("sqlite:", 0) != 0) {
@@ -100,6 +130,7 @@ Result<std::unique_ptr<Application>> Application::Create(Config config) {
   app->telephony_->SetPublicBaseUrl(app->config_.server.public_base_url);
   api::ApiDeps deps{*app->db_,   *app->accounts_, *app->audit_, app->metrics_,
                     app->clock_, *app->random_,   app->config_, app->billing_.get()};
+  deps.stripe_webhooks = app->stripe_webhooks_.get();
   deps.telephony = app->telephony_.get();
   app->api_ = std::make_unique<api::Api>(deps);
   return app;

@@ -7,6 +7,7 @@
 #include "accounts/accounts.hpp"
 #include "api/api.hpp"
 #include "billing/billing.hpp"
+#include "billing/stripe/webhooks.hpp"
 #include "common/clock.hpp"
 #include "common/config.hpp"
 #include "http/metrics.hpp"
@@ -53,9 +54,11 @@ class Application {
   std::unique_ptr<storage::Database> db_;
   std::unique_ptr<privacy::AuditLog> audit_;
   std::unique_ptr<accounts::Accounts> accounts_;
-  billing::UnconfiguredPaymentProvider payment_provider_;  // until the Stripe adapter
+  /// Stripe when [billing.stripe] is configured, else one that refuses checkouts and refunds.
+  std::unique_ptr<billing::PaymentProvider> payment_provider_;
   std::unique_ptr<billing::Billing> billing_;
   std::unique_ptr<telephony::Telephony> telephony_;
+  std::unique_ptr<billing::stripe::StripeWebhooks> stripe_webhooks_;  // null without Stripe
   http::Metrics metrics_;
   std::unique_ptr<api::Api> api_;
   std::unique_ptr<EmbeddedEmulator> emulator_;  // Serve() only; stops before the modules above go away

@@ -1,11 +1,12 @@
 // billing/billing: the billing components wired together, for the application
-// and the API. Owns the ledger, charging, purchases, statements and
-// phone-number fees; the
-// payment provider is the caller's (an UnconfiguredPaymentProvider until the
-// Stripe adapter lands: refunds of paid purchases then fail and stay pending).
+// and the API. Owns the ledger, charging, purchases, checkouts, statements
+// and phone-number fees; the payment provider is the caller's
+// (billing/stripe/ when configured, else an UnconfiguredPaymentProvider:
+// checkouts are unavailable and refunds of paid purchases fail and stay pending).
 #pragma once
 
 #include "billing/charging.hpp"
+#include "billing/checkouts.hpp"
 #include "billing/ledger.hpp"
 #include "billing/number_fees.hpp"
 #include "billing/payments.hpp"
@@ -17,14 +18,19 @@ namespace clozit::billing {
 /// Refuses every refund: no payment provider is configured.
 class UnconfiguredPaymentProvider : public PaymentProvider {
  public:
+  std::string name() const override { return "none"; }
   Result<RefundReceipt> Refund(const RefundCall&) override {
     return Error::Make(ErrorCode::kUnavailable, "no payment provider is configured");
+  }
+  Result<CheckoutSession> CreateCheckoutSession(const CheckoutCall&) override {
+    return Error::Make(ErrorCode::kUnavailable, "no payment provider is configured: buying credits is not available");
   }
 };
 
 /// What the application configures (the `[billing]` section of the configuration).
 struct BillingSettings {
   NumberFeeSettings number_fees;
+  CheckoutSettings checkout;
   /// Phone-number fees per month until the price book prices them: monthly, regulatory.
   Credits default_number_monthly_fee = Credits::FromMicros(2'000'000);
   Credits default_number_regulatory_fee = Credits::FromMicros(500'000);
@@ -36,12 +42,14 @@ struct Billing {
       : ledger(db, clock, random),
         charging(db, ledger, audit, clock, random),
         purchases(db, ledger, charging, provider, audit, clock, random),
+        checkouts(db, ledger, purchases, provider, audit, clock, random, std::move(settings.checkout)),
         statements(db, audit, clock, random),
         number_fees(db, ledger, audit, clock, random, DefaultNumberFees(settings), settings.number_fees) {}
 
   Ledger ledger;
   Charging charging;
   Purchases purchases;
+  Checkouts checkouts;
   Statements statements;
   NumberFees number_fees;
 

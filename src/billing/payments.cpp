@@ -18,6 +18,20 @@ Result<RefundReceipt> FakePaymentProvider::Refund(const RefundCall& call) {
   return receipt;
 }
 
+Result<CheckoutSession> FakePaymentProvider::CreateCheckoutSession(const CheckoutCall& call) {
+  std::lock_guard lock(mu_);
+  if (fail_next_ > 0) {
+    --fail_next_;
+    return Error::Make(ErrorCode::kUnavailable, fail_message_);
+  }
+  auto found = sessions_by_key_.find(call.idempotency_key);
+  if (found != sessions_by_key_.end()) return found->second;
+  const std::string id = "cs_fake_" + std::to_string(sessions_by_key_.size() + 1);
+  CheckoutSession session{id, "https://checkout.invalid/pay/" + id};
+  sessions_by_key_.emplace(call.idempotency_key, session);
+  return session;
+}
+
 void FakePaymentProvider::FailNext(int calls, std::string message) {
   std::lock_guard lock(mu_);
   fail_next_ = calls;

@@ -1,10 +1,11 @@
-// billing/payments: the seam to whoever took the money (Stripe later). Only
-// what refunds need for now: return part of a payment. An operator grant
-// records a payment taken elsewhere, so its provider is "operator_grant".
+// billing/payments: the seam to whoever takes the money (Stripe:
+// billing/stripe/). Two calls: open a hosted checkout for a credit pack, and
+// return part of a payment. An operator grant records a payment taken
+// elsewhere, so its provider is "operator_grant".
 //
-// A refund call may fail (network, provider refusal); callers treat a failure
-// as "nothing happened" and may retry with the same idempotency key, which a
-// provider must honour (a repeat returns the first refund).
+// A call may fail (network, provider refusal); callers treat a failure as
+// "nothing happened" and may retry with the same idempotency key, which a
+// provider must honour (a repeat returns the first refund or session).
 #pragma once
 
 #include <cstdint>
@@ -29,17 +30,40 @@ struct RefundReceipt {
   int64_t amount_minor = 0;
 };
 
+/// A hosted payment page for one credit pack.
+struct CheckoutCall {
+  std::string purchase_id;  // ours: the purchase the payment will complete
+  std::string tenant_id;
+  std::string pack_id;
+  std::string description;   // what the payer sees, e.g. "1,000 Clozit credits"
+  int64_t amount_minor = 0;  // > 0
+  std::string currency;      // ISO 4217, upper case
+  std::string success_url;
+  std::string cancel_url;
+  std::string idempotency_key;  // stable per purchase
+};
+
+struct CheckoutSession {
+  std::string session_id;  // the provider's id, e.g. "cs_…"
+  std::string url;         // where the payer goes
+};
+
 class PaymentProvider {
  public:
   virtual ~PaymentProvider() = default;
+  /// The provider's name as stored on purchases ("stripe").
+  virtual std::string name() const = 0;
   virtual Result<RefundReceipt> Refund(const RefundCall& call) = 0;
+  virtual Result<CheckoutSession> CreateCheckoutSession(const CheckoutCall& call) = 0;
 };
 
 /// In-memory provider for tests and development: records calls, succeeds
 /// unless told to fail the next N calls. Thread-safe.
 class FakePaymentProvider : public PaymentProvider {
  public:
+  std::string name() const override { return "fake"; }
   Result<RefundReceipt> Refund(const RefundCall& call) override;
+  Result<CheckoutSession> CreateCheckoutSession(const CheckoutCall& call) override;
   void FailNext(int calls, std::string message = "payment provider unavailable");
   std::vector<RefundCall> calls() const;
   /// Refunds actually made (a replay with the same idempotency key counts once).
@@ -52,6 +76,7 @@ class FakePaymentProvider : public PaymentProvider {
   std::vector<RefundCall> calls_;
   std::vector<RefundCall> refunds_;
   std::map<std::string, RefundReceipt> by_key_;
+  std::map<std::string, CheckoutSession> sessions_by_key_;
 };
 
 }  // namespace clozit::billing

@@ -388,8 +388,8 @@ std::optional<AdjustmentResolution> ParseAdjustmentResolution(std::string_view t
 
 // ---------------------------------------------------------------- purchases
 
-Result<Purchase> Purchases::RecordPurchase(const PurchaseRequest& request) {
-  const TimePoint now = clock_.Now();
+namespace {
+Result<void> ValidatePurchase(const PurchaseRequest& request, TimePoint now) {
   CLOZIT_TRY(ValidateTenant(request.tenant_id));
   if (!detail::ValidKey(request.idempotency_key)) {
     return Error::InvalidArgument("idempotency_key", "idempotency key must be 1-200 printable characters, no spaces");
@@ -408,56 +408,68 @@ Result<Purchase> Purchases::RecordPurchase(const PurchaseRequest& request) {
   if (request.expires_at && *request.expires_at <= now) {
     return Error::InvalidArgument("expires_at", "expiry must be in the future");
   }
-  const std::string tenant = request.tenant_id.str();
+  return Ok();
+}
+}  // namespace
+
+Result<Purchase> Purchases::RecordPurchase(const PurchaseRequest& request) {
+  const TimePoint now = clock_.Now();
+  CLOZIT_TRY(ValidatePurchase(request, now));
+  const PurchaseId id = PurchaseId::New(clock_, random_);
   Purchase result;
   CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
-    CLOZIT_ASSIGN_OR_RETURN(auto existing, FindPurchase(tx, "WHERE p.tenant_id = $1 AND p.idempotency_key = $2",
-                                                        {tenant, request.idempotency_key}));
-    if (existing) {
-      if (existing->credits != request.credits || existing->price_minor != request.price_minor ||
-          existing->currency != request.currency || existing->payment_reference != request.payment_reference) {
-        return Error::Make(ErrorCode::kIdempotencyMismatch,
-                           "idempotency key " + request.idempotency_key + " was used for a different purchase",
-                           "idempotency_key");
-      }
-      result = *existing;
-      return Ok();
-    }
-    CLOZIT_TRY(RequireTenant(tx, request.tenant_id));
-    const std::string id = PurchaseId::New(clock_, random_).str();
-    CLOZIT_ASSIGN_OR_RETURN(Account credits, ledger_.OpenAccount(tx, TenantCreditsAccount(tenant)));
-    CLOZIT_ASSIGN_OR_RETURN(Account issuance,
-                            ledger_.OpenAccount(tx, IssuanceAccount(LotKind::kPurchase, PlatformShard(tenant))));
-    TransferSpec grant;
-    grant.id = "purchase/" + id;
-    grant.debit_account_id = issuance.id;
-    grant.credit_account_id = credits.id;
-    grant.amount = request.credits;
-    grant.code = "grant.purchase";
-    grant.reference = id;
-    grant.new_lot = LotSpec{LotKind::kPurchase, 0, request.expires_at};
-    CLOZIT_TRY(ledger_.CreateTransfers(tx, {grant}, now));
-    CLOZIT_ASSIGN_OR_RETURN(auto lots,
-                            tx.Query("SELECT id FROM ledger_lots WHERE source_transfer_id = $1", {grant.id}));
-    if (lots.empty()) return Error::Internal("purchase " + id + " opened no lot");
-    CLOZIT_TRY(tx.Exec(
-        "INSERT INTO billing_purchases (id, tenant_id, credits, price_minor, currency, provider, payment_reference, "
-        "lot_id, idempotency_key, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        {id, tenant, request.credits.micros(), request.price_minor, request.currency, request.provider,
-         request.payment_reference, lots.front().Text(0), request.idempotency_key, ActorText(request.actor),
-         detail::Ms(now)}));
-    json details = {{"credits", request.credits.ToString()},
-                    {"price_minor", request.price_minor},
-                    {"currency", request.currency},
-                    {"provider", request.provider},
-                    {"payment_reference", request.payment_reference},
-                    {"lot_id", lots.front().Text(0)}};
-    CLOZIT_TRY(audit_.Record(tx, request.actor, {"credits.purchase", "purchase", id, details.dump()}, tenant));
-    CLOZIT_ASSIGN_OR_RETURN(auto stored, FindPurchase(tx, "WHERE p.id = $1", {id}));
-    result = *stored;
+    CLOZIT_ASSIGN_OR_RETURN(result, RecordPurchase(tx, request, id, now));
     return Ok();
   }));
   return result;
+}
+
+Result<Purchase> Purchases::RecordPurchase(Tx& tx, const PurchaseRequest& request, const PurchaseId& purchase_id,
+                                           TimePoint now) {
+  CLOZIT_TRY(ValidatePurchase(request, now));
+  const std::string tenant = request.tenant_id.str();
+  CLOZIT_ASSIGN_OR_RETURN(auto existing, FindPurchase(tx, "WHERE p.tenant_id = $1 AND p.idempotency_key = $2",
+                                                      {tenant, request.idempotency_key}));
+  if (existing) {
+    if (existing->credits != request.credits || existing->price_minor != request.price_minor ||
+        existing->currency != request.currency || existing->payment_reference != request.payment_reference) {
+      return Error::Make(ErrorCode::kIdempotencyMismatch,
+                         "idempotency key " + request.idempotency_key + " was used for a different purchase",
+                         "idempotency_key");
+    }
+    return *existing;
+  }
+  CLOZIT_TRY(RequireTenant(tx, request.tenant_id));
+  const std::string id = purchase_id.str();
+  CLOZIT_ASSIGN_OR_RETURN(Account credits, ledger_.OpenAccount(tx, TenantCreditsAccount(tenant)));
+  CLOZIT_ASSIGN_OR_RETURN(Account issuance,
+                          ledger_.OpenAccount(tx, IssuanceAccount(LotKind::kPurchase, PlatformShard(tenant))));
+  TransferSpec grant;
+  grant.id = "purchase/" + id;
+  grant.debit_account_id = issuance.id;
+  grant.credit_account_id = credits.id;
+  grant.amount = request.credits;
+  grant.code = "grant.purchase";
+  grant.reference = id;
+  grant.new_lot = LotSpec{LotKind::kPurchase, 0, request.expires_at};
+  CLOZIT_TRY(ledger_.CreateTransfers(tx, {grant}, now));
+  CLOZIT_ASSIGN_OR_RETURN(auto lots, tx.Query("SELECT id FROM ledger_lots WHERE source_transfer_id = $1", {grant.id}));
+  if (lots.empty()) return Error::Internal("purchase " + id + " opened no lot");
+  CLOZIT_TRY(tx.Exec(
+      "INSERT INTO billing_purchases (id, tenant_id, credits, price_minor, currency, provider, payment_reference, "
+      "lot_id, idempotency_key, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+      {id, tenant, request.credits.micros(), request.price_minor, request.currency, request.provider,
+       request.payment_reference, lots.front().Text(0), request.idempotency_key, ActorText(request.actor),
+       detail::Ms(now)}));
+  json details = {{"credits", request.credits.ToString()},
+                  {"price_minor", request.price_minor},
+                  {"currency", request.currency},
+                  {"provider", request.provider},
+                  {"payment_reference", request.payment_reference},
+                  {"lot_id", lots.front().Text(0)}};
+  CLOZIT_TRY(audit_.Record(tx, request.actor, {"credits.purchase", "purchase", id, details.dump()}, tenant));
+  CLOZIT_ASSIGN_OR_RETURN(auto stored, FindPurchase(tx, "WHERE p.id = $1", {id}));
+  return *stored;
 }
 
 Result<Purchase> Purchases::GetPurchase(const TenantId& tenant_id, const std::string& purchase_id) {

@@ -178,6 +178,8 @@ class Purchases {
         random_(random) {}
 
   Result<Purchase> RecordPurchase(const PurchaseRequest& request);
+  /// The same inside a caller's transaction, under the id the caller reserved (a checkout's purchase id).
+  Result<Purchase> RecordPurchase(storage::Tx& tx, const PurchaseRequest& request, const PurchaseId& id, TimePoint now);
   Result<Purchase> GetPurchase(const TenantId& tenant_id, const std::string& purchase_id);
   Result<Page<Purchase>> ListPurchases(const TenantId& tenant_id, const PageRequest& page);
 

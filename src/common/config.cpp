@@ -68,6 +68,14 @@ std::vector<Key> Schema(Config& c) {
       {"telephony", "embedded_emulator", &c.telephony.embedded_emulator},
       {"telephony", "emulator_time_scale_percent", &c.telephony.emulator_time_scale_percent, false, 1, 10'000},
       {"telephony", "emulator_scenario", &c.telephony.emulator_scenario},
+      {"billing", "credit_packs", &c.billing.credit_packs},
+      {"billing", "checkout_success_url", &c.billing.checkout_success_url},
+      {"billing", "checkout_cancel_url", &c.billing.checkout_cancel_url},
+      {"billing.stripe", "secret_key", &c.billing.stripe.secret_key, true},
+      {"billing.stripe", "webhook_secret", &c.billing.stripe.webhook_secret, true},
+      {"billing.stripe", "api_base", &c.billing.stripe.api_base},
+      {"billing.stripe", "timestamp_tolerance_seconds", &c.billing.stripe.timestamp_tolerance_seconds, false, 1,
+       86'400},
   };
 }
 
@@ -138,7 +146,13 @@ Result<std::string> ReadSecretFile(const std::string& dotted, const std::string&
 
 std::string EnvName(const std::string& section, const std::string& name) {
   std::string out = "CLOZIT_";
-  for (char c : section) out += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (char c : section) {
+    if (c == '.') {
+      out += "__";  // a nested table: billing.stripe → BILLING__STRIPE
+    } else {
+      out += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+  }
   out += "__";
   for (char c : name) out += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return out;
@@ -158,6 +172,13 @@ Result<void> Validate(const Config& c) {
     return BadKey("database.url", "expected sqlite:PATH or postgresql://...");
   }
   if (c.database.url == "sqlite:") return BadKey("database.url", "sqlite: needs a file path");
+  if (c.billing.stripe.configured() && c.billing.stripe.webhook_secret.empty()) {
+    return BadKey("billing.stripe.webhook_secret",
+                  "set it with secret_key: payments complete only through signed webhooks");
+  }
+  if (c.billing.stripe.api_base.rfind("https://", 0) != 0 && c.billing.stripe.api_base.rfind("http://", 0) != 0) {
+    return BadKey("billing.stripe.api_base", "expected an origin such as https://api.stripe.com");
+  }
   return Ok();
 }
 
@@ -201,13 +222,26 @@ Result<Config> LoadConfig(const std::string& path, const Environment& env) {
       return Error::InvalidArgument("config", "cannot parse " + path + " at line " + std::to_string(where.line) + ": " +
                                                   std::string(e.description()));
     }
+    // Sections may nest one level ([billing.stripe]): the inner table's keys belong to section "billing.stripe".
+    std::vector<std::pair<std::string, const toml::table*>> sections;
     for (const auto& [section_key, section_node] : table) {
       std::string section(section_key.str());
       const auto* section_table = section_node.as_table();
       if (!section_table) return BadKey(section, "expected a [" + section + "] table");
+      sections.emplace_back(section, section_table);
+      for (const auto& [name_key, node] : *section_table) {
+        if (const auto* nested = node.as_table())
+          sections.emplace_back(section + "." + std::string(name_key.str()), nested);
+      }
+    }
+    for (const auto& [section, section_table] : sections) {
       for (const auto& [name_key, node] : *section_table) {
         std::string name(name_key.str());
         std::string dotted = section + "." + name;
+        if (node.is_table()) {
+          if (section.find('.') != std::string::npos) return BadKey(dotted, "tables nest one level at most");
+          continue;  // a nested section, handled in its own turn
+        }
         if (name.size() > 5 && name.ends_with("_file")) {
           const Key* secret = find(section, name.substr(0, name.size() - 5));
           if (secret && secret->secret) {

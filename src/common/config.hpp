@@ -1,5 +1,7 @@
 // Clozit's configuration: one TOML file, every key overridable from the
-// environment as CLOZIT_<SECTION>__<KEY> (e.g. CLOZIT_SERVER__PORT=9000).
+// environment as CLOZIT_<SECTION>__<KEY> (e.g. CLOZIT_SERVER__PORT=9000); a
+// nested table's keys as CLOZIT_<SECTION>__<TABLE>__<KEY>
+// ([billing.stripe] secret_key: CLOZIT_BILLING__STRIPE__SECRET_KEY).
 //
 // Secrets (database.password, ...) are refused in the file: they come only
 // from the environment or from a `<key>_file` path the file may name. Unknown
@@ -74,9 +76,24 @@ struct DemoConfig {
   std::string owner_password;  // secret
 };
 
+/// [billing.stripe]: the Stripe account that sells credit packs. Unset secret_key: no Stripe.
+struct StripeConfig {
+  std::string secret_key;      // secret: CLOZIT_BILLING__STRIPE__SECRET_KEY or billing.stripe.secret_key_file
+  std::string webhook_secret;  // secret: the endpoint's signing secret (whsec_…)
+  std::string api_base = "https://api.stripe.com";
+  int64_t timestamp_tolerance_seconds = 300;  // webhook signatures older or newer than this are refused
+  bool configured() const { return !secret_key.empty(); }
+};
+
 struct BillingConfig {
   /// How long a phone number whose monthly fee could not be charged is kept before it is flagged for release.
   int64_t number_fee_grace_days = 7;
+  /// Credit packs on sale: "id:credits:price_minor:CURRENCY" comma-separated, e.g. "starter:100:1000:USD".
+  std::string credit_packs;
+  /// Where the payment page sends the payer back; default: public_base_url + /billing/success|cancelled.
+  std::string checkout_success_url;
+  std::string checkout_cancel_url;
+  StripeConfig stripe;
 };
 
 struct TelephonyConfig {

@@ -222,6 +222,8 @@ TEST_F(OpenApiTest, RequestBodiesAreDocumentedForRoutesThatReadThem) {
       {"POST /v1/admin/login", {"email", "password"}},
       {"PUT /v1/credits/low-balance-threshold", {"threshold"}},
       {"POST /v1/refund-requests", {"purchase_id"}},
+      {"POST /v1/purchases/checkout", {"pack_id"}},
+      {"POST /v1/webhooks/stripe", {"id", "type", "data"}},
       {"POST /v1/adjustment-requests", {"charge_ids", "description"}},
       {"POST /v1/admin/tenants/{id}/credit-grants", {"credits", "price_minor", "currency", "payment_reference"}},
       {"POST /v1/admin/tenants/{id}/reservations", {"estimate", "purpose", "expires_at"}},

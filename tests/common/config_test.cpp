@@ -57,6 +57,34 @@ TEST(Config, NamesTheBadKey) {
   }
 }
 
+TEST(Config, NestedBillingStripeSectionFromFileAndEnvironment) {
+  auto secret_path = WriteTemp("sk_test_from_file\n");
+  auto path = WriteTemp(
+      "[billing]\ncredit_packs = \"starter:100:1000:USD\"\n[billing.stripe]\napi_base = "
+      "\"http://127.0.0.1:9\"\nsecret_key_file = \"" +
+      secret_path + "\"\ntimestamp_tolerance_seconds = 60\n");
+  auto config = LoadConfig(path, {{"CLOZIT_BILLING__STRIPE__WEBHOOK_SECRET", "whsec_env"}});
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_EQ(config->billing.credit_packs, "starter:100:1000:USD");
+  EXPECT_EQ(config->billing.stripe.api_base, "http://127.0.0.1:9");
+  EXPECT_EQ(config->billing.stripe.secret_key, "sk_test_from_file");
+  EXPECT_EQ(config->billing.stripe.webhook_secret, "whsec_env");
+  EXPECT_EQ(config->billing.stripe.timestamp_tolerance_seconds, 60);
+  EXPECT_TRUE(config->billing.stripe.configured());
+
+  // Secrets stay out of the file; a key without its webhook secret is refused; unknown nested keys are named.
+  auto in_file = LoadConfig(WriteTemp("[billing.stripe]\nsecret_key = \"sk_live_x\"\n"), {});
+  ASSERT_FALSE(in_file.ok());
+  EXPECT_EQ(in_file.error().field, "billing.stripe.secret_key");
+  EXPECT_EQ(in_file.error().message.find("sk_live_x"), std::string::npos);
+  auto no_webhook = LoadConfig("", {{"CLOZIT_BILLING__STRIPE__SECRET_KEY", "sk_test_x"}});
+  ASSERT_FALSE(no_webhook.ok());
+  EXPECT_EQ(no_webhook.error().field, "billing.stripe.webhook_secret");
+  auto unknown = LoadConfig(WriteTemp("[billing.stripe]\nsecret = 1\n"), {});
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().field, "billing.stripe.secret");
+}
+
 TEST(Config, SecretsOnlyFromEnvironmentOrFile) {
   auto in_file = LoadConfig(WriteTemp("[database]\npassword = \"hunter2\"\n"), {});
   ASSERT_FALSE(in_file.ok());

@@ -419,6 +419,21 @@ TEST_P(CrossTenantTest, EveryRouteHidesOtherTenantsResources) {
         EXPECT_EQ(response.Json().value("reason_code", ""), "unknown_transaction");
         ExpectNoLeak(what, response);
         ++requests;
+      } else if (route.method == "POST" && route.pattern == "/v1/purchases/checkout") {
+        // This server sells no packs (and has no payment provider): refused on the pack, nothing of A shows.
+        http::Headers key;
+        key.Set("Idempotency-Key", "b-checkout-" + creds.label);
+        auto response = client->Post(route.pattern, {{"pack_id", "starter"}}, &creds, key);
+        ExpectProblem(response, 400, "invalid_argument", "pack_id");
+        ExpectNoLeak(what, response);
+        ++requests;
+      } else if (route.method == "POST" && route.pattern == "/v1/webhooks/stripe") {
+        // Public, and without Stripe configured there is nothing to deliver to.
+        auto response = client->Post(route.pattern,
+                                     {{"id", "evt_1"}, {"type", "x"}, {"data", {{"object", json::object()}}}}, &creds);
+        ExpectProblem(response, 503, "unavailable");
+        ExpectNoLeak(what, response);
+        ++requests;
       } else if (route.method == "POST" && route.pattern == "/v1/adjustment-requests") {
         auto response = client->Post(
             route.pattern,

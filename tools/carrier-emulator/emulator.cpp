@@ -16,6 +16,7 @@
 
 #include "common/encoding.hpp"
 #include "http/client.hpp"
+#include "http/form.hpp"
 #include "telephony/call_event.hpp"
 #include "telephony/twilio/signature.hpp"
 
@@ -29,29 +30,7 @@ using FormList = std::vector<std::pair<std::string, std::string>>;
 
 constexpr std::string_view kTwilioPrefix = "/2010-04-01/Accounts/";
 
-std::string FormEncode(std::string_view text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
-std::string FormBody(const FormList& params) {
-  std::string body;
-  for (const auto& [name, value] : params) {
-    if (!body.empty()) body += '&';
-    body += FormEncode(name) + "=" + FormEncode(value);
-  }
-  return body;
-}
+using http::FormBody;
 
 std::string Base64(const unsigned char* data, size_t size) {
   std::string out(sodium_base64_ENCODED_LEN(size, sodium_base64_VARIANT_ORIGINAL), '\0');

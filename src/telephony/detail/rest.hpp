@@ -16,6 +16,7 @@
 
 #include "common/result.hpp"
 #include "http/client.hpp"
+#include "http/form.hpp"
 
 namespace clozit::telephony::detail {
 
@@ -40,9 +41,8 @@ class RestPool {
   std::vector<std::unique_ptr<http::Client>> idle_;  // guarded by mutex_
 };
 
-/// application/x-www-form-urlencoded / RFC 3986 percent encoding of one name or value.
-std::string FormEncode(std::string_view text);
-std::string FormBody(const std::vector<std::pair<std::string, std::string>>& params);
+using http::FormBody;
+using http::FormEncode;
 std::string XmlEscape(std::string_view text);
 std::string Base64(std::string_view bytes);
 /// The Retry-After header in seconds (delta-seconds form), if present.

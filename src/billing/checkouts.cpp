@@ -1,0 +1,342 @@
+#include "billing/checkouts.hpp"
+
+#include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <charconv>
+
+#include "billing/chart.hpp"
+#include "billing/detail/store.hpp"
+#include "billing/statements.hpp"
+
+namespace clozit::billing {
+namespace {
+
+using json = nlohmann::json;
+using storage::Row;
+using storage::Tx;
+
+constexpr std::string_view kPacksField = "billing.credit_packs";
+
+std::string Trim(std::string_view text) {
+  while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
+  while (!text.empty() && text.back() == ' ') text.remove_suffix(1);
+  return std::string(text);
+}
+
+bool ValidPackId(const std::string& id) {
+  return !id.empty() && id.size() <= 40 && std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+  });
+}
+
+std::optional<int64_t> PositiveInt(std::string_view text) {
+  int64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value <= 0) return std::nullopt;
+  return value;
+}
+
+constexpr std::string_view kSelectCheckout =
+    "SELECT purchase_id, tenant_id, pack_id, credits, price_minor, currency, status, session_id, session_url, "
+    "created_at FROM billing_checkouts ";
+
+Checkout CheckoutFrom(const Row& row) {
+  Checkout c;
+  c.purchase_id = PurchaseId(row.Text(0));
+  c.tenant_id = TenantId(row.Text(1));
+  c.pack_id = row.Text(2);
+  c.credits = Credits::FromMicros(row.Int(3));
+  c.price_minor = row.Int(4);
+  c.currency = row.Text(5);
+  c.status = row.Text(6);
+  c.session_id = row.Text(7);
+  c.url = row.Text(8);
+  c.created_at = FromUnixMillis(row.Int(9));
+  return c;
+}
+
+Result<std::optional<Checkout>> FindCheckout(Tx& tx, std::string_view where, const storage::Params& params) {
+  CLOZIT_ASSIGN_OR_RETURN(auto rows, tx.Query(std::string(kSelectCheckout) + std::string(where), params));
+  if (rows.empty()) return std::optional<Checkout>();
+  return std::optional<Checkout>(CheckoutFrom(rows.front()));
+}
+
+// `part` of `whole` money as a share of `credits`, rounded down and never above `credits`.
+Credits CreditsShare(Credits credits, int64_t part, int64_t whole) {
+  if (whole <= 0 || part <= 0) return Credits();
+  if (part >= whole) return credits;
+  return Credits::FromMicros(static_cast<int64_t>(static_cast<__int128>(credits.micros()) * part / whole));
+}
+
+const privacy::Actor kProviderActor{"system", "payment_provider"};
+
+}  // namespace
+
+Result<std::vector<CreditPack>> ParseCreditPacks(std::string_view text) {
+  std::vector<CreditPack> packs;
+  const std::string field(kPacksField);
+  while (!Trim(text).empty()) {
+    const size_t comma = text.find(',');
+    const std::string entry = Trim(text.substr(0, comma));
+    text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+    if (entry.empty()) continue;
+    std::vector<std::string> parts;
+    size_t start = 0;
+    for (size_t colon = entry.find(':'); colon != std::string::npos; colon = entry.find(':', start)) {
+      parts.push_back(entry.substr(start, colon - start));
+      start = colon + 1;
+    }
+    parts.push_back(entry.substr(start));
+    const std::string why = "pack \"" + entry + "\" must be id:credits:price_minor:CURRENCY";
+    if (parts.size() != 4 || !ValidPackId(parts[0])) return Error::InvalidArgument(field, why);
+    auto credits = Credits::Parse(parts[1]);
+    auto price = PositiveInt(parts[2]);
+    const std::string& currency = parts[3];
+    const bool currency_ok = currency.size() == 3 &&
+                             std::all_of(currency.begin(), currency.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+    if (!credits || credits->micros() <= 0 || !price || !currency_ok) return Error::InvalidArgument(field, why);
+    for (const CreditPack& other : packs) {
+      if (other.id == parts[0]) return Error::InvalidArgument(field, "pack id " + parts[0] + " appears twice");
+    }
+    packs.push_back({parts[0], *credits, *price, currency});
+  }
+  return packs;
+}
+
+Result<Checkout> Checkouts::Start(const TenantId& tenant_id, const std::string& pack_id,
+                                  const std::string& idempotency_key, const privacy::Actor& actor) {
+  if (!detail::ValidKey(idempotency_key)) {
+    return Error::InvalidArgument("Idempotency-Key", "buying credits moves money: send an Idempotency-Key");
+  }
+  auto pack = std::find_if(settings_.packs.begin(), settings_.packs.end(),
+                           [&](const CreditPack& p) { return p.id == pack_id; });
+  if (pack == settings_.packs.end()) return Error::InvalidArgument("pack_id", "no credit pack " + pack_id);
+  const std::string tenant = tenant_id.str();
+
+  // 1. The pending checkout, under a purchase id reserved now (or the one this key opened before).
+  Checkout checkout;
+  CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
+    const TimePoint now = clock_.Now();
+    CLOZIT_ASSIGN_OR_RETURN(
+        auto existing, FindCheckout(tx, "WHERE tenant_id = $1 AND idempotency_key = $2", {tenant, idempotency_key}));
+    if (existing) {
+      if (existing->pack_id != pack_id) {
+        return Error::Make(ErrorCode::kIdempotencyMismatch, "this Idempotency-Key opened a checkout for another pack",
+                           "Idempotency-Key");
+      }
+      checkout = *existing;
+      return Ok();
+    }
+    const std::string purchase_id = PurchaseId::New(clock_, random_).str();
+    CLOZIT_TRY(tx.Exec(
+        "INSERT INTO billing_checkouts (purchase_id, tenant_id, idempotency_key, pack_id, credits, price_minor, "
+        "currency, provider, status, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, "
+        "$10)",
+        {purchase_id, tenant, idempotency_key, pack_id, pack->credits.micros(), pack->price_minor, pack->currency,
+         provider_.name(), actor.kind + ":" + actor.id, detail::Ms(now)}));
+    json details = {{"pack_id", pack_id},
+                    {"credits", pack->credits.ToString()},
+                    {"price_minor", pack->price_minor},
+                    {"currency", pack->currency}};
+    CLOZIT_TRY(audit_.Record(tx, actor, {"checkout.start", "purchase", purchase_id, details.dump()}, tenant));
+    CLOZIT_ASSIGN_OR_RETURN(auto stored, FindCheckout(tx, "WHERE purchase_id = $1", {purchase_id}));
+    checkout = *stored;
+    return Ok();
+  }));
+  if (!checkout.session_id.empty()) return checkout;
+
+  // 2. The provider's session, outside any transaction; keyed by the purchase, so a retry gets the same one.
+  CheckoutCall call;
+  call.purchase_id = checkout.purchase_id.str();
+  call.tenant_id = tenant;
+  call.pack_id = checkout.pack_id;
+  call.description = checkout.credits.ToString() + " Clozit credits (" + checkout.pack_id + ")";
+  call.amount_minor = checkout.price_minor;
+  call.currency = checkout.currency;
+  call.success_url = settings_.success_url;
+  call.cancel_url = settings_.cancel_url;
+  call.idempotency_key = checkout.purchase_id.str();
+  CLOZIT_ASSIGN_OR_RETURN(CheckoutSession session, provider_.CreateCheckoutSession(call));
+
+  // 3. Remember it (the same session whoever gets here first).
+  CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
+    CLOZIT_TRY(
+        tx.Exec("UPDATE billing_checkouts SET session_id = $2, session_url = $3 WHERE purchase_id = $1 AND "
+                "session_id IS NULL",
+                {checkout.purchase_id.str(), session.session_id, session.url}));
+    CLOZIT_ASSIGN_OR_RETURN(auto stored, FindCheckout(tx, "WHERE purchase_id = $1", {checkout.purchase_id.str()}));
+    checkout = *stored;
+    return Ok();
+  }));
+  return checkout;
+}
+
+Result<EventOutcome> Checkouts::CompletePaid(Tx& tx, const PaidCheckout& paid, const std::string& event_id,
+                                             TimePoint now) {
+  CLOZIT_ASSIGN_OR_RETURN(auto checkout, FindCheckout(tx, "WHERE purchase_id = $1", {paid.purchase_id}));
+  if (!checkout) return EventOutcome{"ignored", "no checkout " + paid.purchase_id + " (not opened by this Clozit)"};
+  if (checkout->status == "completed") {
+    return EventOutcome{"ignored", "purchase " + paid.purchase_id + " was already completed"};
+  }
+  // The event must describe exactly what was offered; anything else is kept for the operator, never granted.
+  std::string mismatch;
+  if (!paid.tenant_id.empty() && paid.tenant_id != checkout->tenant_id.str()) mismatch = "tenant";
+  if (!checkout->session_id.empty() && paid.session_id != checkout->session_id) mismatch = "session";
+  if (paid.amount_minor != checkout->price_minor) mismatch = "amount";
+  if (paid.currency != checkout->currency) mismatch = "currency";
+  if (paid.payment_reference.empty()) mismatch = "payment reference";
+  if (!mismatch.empty()) {
+    spdlog::warn("payment event {} for purchase {} rejected: its {} does not match the checkout", event_id,
+                 paid.purchase_id, mismatch);
+    return EventOutcome{"rejected", "the event's " + mismatch + " does not match checkout " + paid.purchase_id};
+  }
+  PurchaseRequest request;
+  request.tenant_id = checkout->tenant_id;
+  request.credits = checkout->credits;
+  request.price_minor = checkout->price_minor;
+  request.currency = checkout->currency;
+  request.payment_reference = paid.payment_reference;
+  request.provider = provider_.name();
+  request.idempotency_key = "checkout/" + paid.purchase_id;
+  request.actor = kProviderActor;
+  CLOZIT_ASSIGN_OR_RETURN(Purchase purchase, purchases_.RecordPurchase(tx, request, checkout->purchase_id, now));
+  CLOZIT_TRY(
+      tx.Exec("UPDATE billing_checkouts SET status = 'completed', payment_reference = $2, session_id = $3, "
+              "completed_at = $4 WHERE purchase_id = $1",
+              {paid.purchase_id, paid.payment_reference, paid.session_id, detail::Ms(now)}));
+  EventOutcome outcome{"processed", "purchase " + purchase.id.str() + " completed: " + purchase.credits.ToString() +
+                                        " credits in lot " + purchase.lot_id};
+  // A refund event that arrived before this payment completed applies now.
+  CLOZIT_ASSIGN_OR_RETURN(auto deferred,
+                          tx.Query("SELECT event_id, amount_minor FROM billing_provider_events WHERE provider = $1 AND "
+                                   "payment_reference = $2 AND outcome = 'deferred' ORDER BY amount_minor DESC",
+                                   {provider_.name(), paid.payment_reference}));
+  if (!deferred.empty()) {
+    CLOZIT_ASSIGN_OR_RETURN(EventOutcome refunded,
+                            ApplyProviderRefund(tx, {paid.payment_reference, deferred.front().Int(1), paid.currency},
+                                                deferred.front().Text(0), now));
+    CLOZIT_TRY(
+        tx.Exec("UPDATE billing_provider_events SET outcome = 'processed', detail = $3 WHERE provider = $1 AND "
+                "payment_reference = $2 AND outcome = 'deferred'",
+                {provider_.name(), paid.payment_reference, "applied when the payment completed: " + refunded.detail}));
+    outcome.detail += "; deferred refund applied: " + refunded.detail;
+  }
+  return outcome;
+}
+
+Result<EventOutcome> Checkouts::ApplyProviderRefund(Tx& tx, const ProviderRefund& refund, const std::string& event_id,
+                                                    TimePoint now) {
+  CLOZIT_ASSIGN_OR_RETURN(auto rows, tx.Query("SELECT id, tenant_id, credits, price_minor, currency, lot_id FROM "
+                                              "billing_purchases WHERE provider = $1 AND payment_reference = $2",
+                                              {provider_.name(), refund.payment_reference}));
+  if (rows.empty()) {
+    return EventOutcome{"deferred", "no completed purchase for payment " + refund.payment_reference + " yet"};
+  }
+  const std::string purchase_id = rows.front().Text(0);
+  const std::string tenant = rows.front().Text(1);
+  const Credits purchased = Credits::FromMicros(rows.front().Int(2));
+  const int64_t price_minor = rows.front().Int(3);
+  const std::string lot_id = rows.front().Text(5);
+  if (refund.currency != rows.front().Text(4)) {
+    return EventOutcome{"rejected", "refund currency " + refund.currency + " is not the purchase's"};
+  }
+  // A refund Clozit itself is making: its outcome decides what is Clozit's, so wait for it.
+  CLOZIT_ASSIGN_OR_RETURN(auto in_flight,
+                          tx.Query("SELECT r.id FROM billing_refund_requests r JOIN ledger_pending p ON "
+                                   "p.transfer_id = r.hold_transfer_id WHERE r.purchase_id = $1 AND "
+                                   "r.status = 'pending' AND p.state = 'pending'",
+                                   {purchase_id}));
+  if (!in_flight.empty()) {
+    return Error::Make(ErrorCode::kUnavailable, "refund request " + in_flight.front().Text(0) + " of purchase " +
+                                                    purchase_id + " is in progress; deliver the event again later");
+  }
+  CLOZIT_ASSIGN_OR_RETURN(auto ours, tx.Query("SELECT COALESCE(SUM(refunded_minor), 0) FROM billing_refund_requests "
+                                              "WHERE purchase_id = $1 AND status = 'approved'",
+                                              {purchase_id}));
+  const int64_t external_minor = std::max<int64_t>(0, refund.refunded_minor - ours.front().Int(0));
+  CLOZIT_ASSIGN_OR_RETURN(auto seen, tx.Query("SELECT refunded_minor, credits_due FROM billing_provider_refunds "
+                                              "WHERE purchase_id = $1",
+                                              {purchase_id}));
+  const int64_t seen_minor = seen.empty() ? 0 : seen.front().Int(0);
+  const Credits seen_due = Credits::FromMicros(seen.empty() ? 0 : seen.front().Int(1));
+  if (external_minor <= seen_minor) {
+    return EventOutcome{"ignored", "nothing new refunded outside Clozit for purchase " + purchase_id};
+  }
+  const Credits due_total = CreditsShare(purchased, external_minor, price_minor);
+  const Credits due = Credits::FromMicros(due_total.micros() - seen_due.micros());
+  CLOZIT_ASSIGN_OR_RETURN(auto lot, detail::FindLot(tx, lot_id));
+  const Credits takeable = (!lot || lot->ExpiredAt(now)) ? Credits() : lot->Unreserved();
+  const Credits removed = std::min(due, takeable);
+  const Credits shortfall = Credits::FromMicros(due.micros() - removed.micros());
+  if (removed.micros() > 0) {
+    CLOZIT_ASSIGN_OR_RETURN(Account refunds, ledger_.OpenAccount(tx, RefundsAccount(PlatformShard(tenant))));
+    TransferSpec take;
+    take.id = "provider-refund/" + purchase_id + "/" + std::to_string(external_minor);
+    take.debit_account_id = TenantCreditsAccount(tenant).id;
+    take.credit_account_id = refunds.id;
+    take.amount = removed;
+    take.code = "refund.provider";
+    take.reference = purchase_id;
+    take.tenant_id = tenant;
+    take.debit_lot_id = lot_id;
+    CLOZIT_TRY(ledger_.CreateTransfers(tx, {take}, now));
+    CLOZIT_TRY(RecordBalanceEvents(tx, tenant, now, random_));
+  }
+  if (shortfall.micros() > 0) {
+    CLOZIT_TRY(tx.Exec(
+        "INSERT INTO billing_refund_shortfalls (id, tenant_id, purchase_id, provider, event_id, refunded_minor, "
+        "currency, credits_due, removed, shortfall, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        {RefundShortfallId::New(clock_, random_).str(), tenant, purchase_id, provider_.name(), event_id, external_minor,
+         refund.currency, due.micros(), removed.micros(), shortfall.micros(), detail::Ms(now)}));
+  }
+  if (seen.empty()) {
+    CLOZIT_TRY(tx.Exec(
+        "INSERT INTO billing_provider_refunds (purchase_id, refunded_minor, credits_due, removed, shortfall, "
+        "updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        {purchase_id, external_minor, due_total.micros(), removed.micros(), shortfall.micros(), detail::Ms(now)}));
+  } else {
+    CLOZIT_TRY(tx.Exec(
+        "UPDATE billing_provider_refunds SET refunded_minor = $2, credits_due = $3, removed = removed + $4, "
+        "shortfall = shortfall + $5, updated_at = $6 WHERE purchase_id = $1",
+        {purchase_id, external_minor, due_total.micros(), removed.micros(), shortfall.micros(), detail::Ms(now)}));
+  }
+  json details = {{"event_id", event_id},          {"refunded_outside_minor", external_minor},
+                  {"currency", refund.currency},   {"credits_due", due.ToString()},
+                  {"removed", removed.ToString()}, {"shortfall", shortfall.ToString()}};
+  CLOZIT_TRY(audit_.Record(tx, kProviderActor, {"purchase.refunded_outside", "purchase", purchase_id, details.dump()},
+                           tenant));
+  if (shortfall.micros() > 0) {
+    spdlog::warn(
+        "purchase {} was refunded outside Clozit; {} credits were already used and are recorded as a "
+        "shortfall",
+        purchase_id, shortfall.ToString());
+  }
+  return EventOutcome{"processed", "refunded outside Clozit: " + std::to_string(external_minor) + " " +
+                                       refund.currency + "; took back " + removed.ToString() + " credits, shortfall " +
+                                       shortfall.ToString()};
+}
+
+Result<Page<RefundShortfall>> Checkouts::ListShortfalls(const PageRequest& page) {
+  Page<RefundShortfall> out;
+  CLOZIT_TRY(db_.Read([&](Tx& tx) -> Result<void> {
+    out = {};
+    CLOZIT_ASSIGN_OR_RETURN(auto rows,
+                            tx.Query("SELECT id, tenant_id, purchase_id, provider, event_id, refunded_minor, currency, "
+                                     "credits_due, removed, shortfall, created_at FROM billing_refund_shortfalls "
+                                     "WHERE ($1 = '' OR id < $1) ORDER BY id DESC LIMIT $2",
+                                     {page.cursor, page.limit + 1}));
+    for (size_t i = 0; i < rows.size() && static_cast<int64_t>(i) < page.limit; ++i) {
+      const Row& row = rows[i];
+      out.items.push_back({RefundShortfallId(row.Text(0)), TenantId(row.Text(1)), row.Text(2), row.Text(3), row.Text(4),
+                           row.Int(5), row.Text(6), Credits::FromMicros(row.Int(7)), Credits::FromMicros(row.Int(8)),
+                           Credits::FromMicros(row.Int(9)), FromUnixMillis(row.Int(10))});
+    }
+    if (static_cast<int64_t>(rows.size()) > page.limit) out.next_cursor = out.items.back().id.str();
+    return Ok();
+  }));
+  return out;
+}
+
+}  // namespace clozit::billing

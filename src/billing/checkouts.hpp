@@ -1,0 +1,159 @@
+// billing/checkouts: credit packs bought through a payment provider's hosted
+// checkout (Stripe Checkout), and what the provider's events do to them.
+//
+// Packs      operator-configured (billing.credit_packs): id, credits, price
+//            in minor units, currency.
+// Start      a tenant picks a pack: a pending checkout is recorded under a
+//            purchase id reserved at once (idempotent per tenant by key),
+//            then the provider opens a session keyed by that purchase id (a
+//            retry after a crash gets the same session back), and its URL is
+//            stored and returned.
+// Paid       the provider reports the payment (a verified webhook): in the
+//            caller's transaction, the checkout moves pending → completed and
+//            the purchase with its credit lot is recorded — exactly once,
+//            however many events say so. Amount, currency and tenant must
+//            match what was offered, or the event is rejected (kept for the
+//            operator, nothing granted).
+// Refunded   the provider reports a payment's cumulative refunded amount.
+//            What Clozit refunded itself (approved refund requests) is
+//            subtracted; the rest was refunded outside Clozit, and its share
+//            of the purchase's credits is taken back from the purchase lot's
+//            unreserved remainder. What cannot be taken back (spent,
+//            reserved, expired) is recorded as a shortfall for operators.
+//            Cumulative totals make duplicates and stale events no-ops; a
+//            refund event for a payment not completed yet is deferred and
+//            applied when the payment completes; while a Clozit refund of
+//            the purchase is in flight the event is refused (unavailable) so
+//            the provider redelivers it after the refund is settled.
+// Thread-safe; methods block on the database and the provider.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "billing/ledger.hpp"
+#include "billing/payments.hpp"
+#include "billing/purchases.hpp"
+#include "common/clock.hpp"
+#include "common/credits.hpp"
+#include "common/ids.hpp"
+#include "common/page.hpp"
+#include "common/result.hpp"
+#include "privacy/audit_log.hpp"
+#include "storage/database.hpp"
+
+namespace clozit::billing {
+
+struct RefundShortfallTag {
+  static constexpr const char* kPrefix = "rsf";
+};
+using RefundShortfallId = TypedId<RefundShortfallTag>;
+
+struct CreditPack {
+  std::string id;  // [a-z0-9_-], 1..40
+  Credits credits;
+  int64_t price_minor = 0;  // > 0
+  std::string currency;     // ISO 4217, upper case
+};
+
+/// "starter:100:1000:USD, pro:1200:10000:EUR" (id:credits:price_minor:currency, comma-separated).
+/// Errors name the field "billing.credit_packs".
+Result<std::vector<CreditPack>> ParseCreditPacks(std::string_view text);
+
+struct CheckoutSettings {
+  std::vector<CreditPack> packs;
+  std::string success_url = "http://127.0.0.1:8080/billing/success";
+  std::string cancel_url = "http://127.0.0.1:8080/billing/cancelled";
+};
+
+struct Checkout {
+  PurchaseId purchase_id;
+  TenantId tenant_id;
+  std::string pack_id;
+  Credits credits;
+  int64_t price_minor = 0;
+  std::string currency;
+  std::string status;  // pending | completed
+  std::string session_id;
+  std::string url;
+  TimePoint created_at;
+};
+
+/// A completed payment, as the provider reported it.
+struct PaidCheckout {
+  std::string purchase_id;  // from the session's metadata / client_reference_id
+  std::string tenant_id;    // from the metadata; must match
+  std::string session_id;
+  std::string payment_reference;  // the PaymentIntent
+  int64_t amount_minor = 0;
+  std::string currency;  // upper case
+};
+
+/// A payment's refunds so far, as the provider reported them.
+struct ProviderRefund {
+  std::string payment_reference;
+  int64_t refunded_minor = 0;  // cumulative
+  std::string currency;        // upper case
+};
+
+/// What an event did: processed | ignored | rejected | deferred, and why.
+struct EventOutcome {
+  std::string outcome;
+  std::string detail;
+};
+
+struct RefundShortfall {
+  RefundShortfallId id;
+  TenantId tenant_id;
+  std::string purchase_id;
+  std::string provider;
+  std::string event_id;
+  int64_t refunded_minor = 0;
+  std::string currency;
+  Credits credits_due;
+  Credits removed;
+  Credits shortfall;
+  TimePoint created_at;
+};
+
+class Checkouts {
+ public:
+  Checkouts(storage::Database& db, Ledger& ledger, Purchases& purchases, PaymentProvider& provider,
+            privacy::AuditLog& audit, const Clock& clock, Random& random, CheckoutSettings settings)
+      : db_(db),
+        ledger_(ledger),
+        purchases_(purchases),
+        provider_(provider),
+        audit_(audit),
+        clock_(clock),
+        random_(random),
+        settings_(std::move(settings)) {}
+
+  const std::vector<CreditPack>& packs() const { return settings_.packs; }
+
+  Result<Checkout> Start(const TenantId& tenant_id, const std::string& pack_id, const std::string& idempotency_key,
+                         const privacy::Actor& actor);
+
+  /// Inside the caller's transaction (the one that stores the event).
+  Result<EventOutcome> CompletePaid(storage::Tx& tx, const PaidCheckout& paid, const std::string& event_id,
+                                    TimePoint now);
+  /// Inside the caller's transaction. kUnavailable while a Clozit refund of the purchase is in flight.
+  Result<EventOutcome> ApplyProviderRefund(storage::Tx& tx, const ProviderRefund& refund, const std::string& event_id,
+                                           TimePoint now);
+
+  /// Newest first.
+  Result<Page<RefundShortfall>> ListShortfalls(const PageRequest& page);
+
+ private:
+  storage::Database& db_;
+  Ledger& ledger_;
+  Purchases& purchases_;
+  PaymentProvider& provider_;
+  privacy::AuditLog& audit_;
+  const Clock& clock_;
+  Random& random_;
+  const CheckoutSettings settings_;
+};
+
+}  // namespace clozit::billing

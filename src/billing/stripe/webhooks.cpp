@@ -1,0 +1,124 @@
+#include "billing/stripe/webhooks.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cctype>
+
+#include "billing/detail/store.hpp"
+
+namespace clozit::billing::stripe {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr const char* kProvider = "stripe";
+
+std::string Text(const json& object, const char* key) {
+  auto it = object.find(key);
+  if (it == object.end() || !it->is_string()) return {};
+  return it->get<std::string>();
+}
+
+// An expandable field: the id string, or the expanded object's id.
+std::string IdOf(const json& object, const char* key) {
+  auto it = object.find(key);
+  if (it == object.end()) return {};
+  if (it->is_string()) return it->get<std::string>();
+  if (it->is_object()) return Text(*it, "id");
+  return {};
+}
+
+int64_t IntOf(const json& object, const char* key) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_number_integer() ? it->get<int64_t>() : -1;
+}
+
+std::string Upper(std::string text) {
+  for (char& c : text) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return text;
+}
+
+}  // namespace
+
+Result<WebhookResult> StripeWebhooks::Handle(std::string_view signature_header, const std::string& body) {
+  const TimePoint received = clock_.Now();
+  CLOZIT_TRY(VerifySignature(settings_.signing_secret, signature_header, body, received, settings_.tolerance));
+
+  auto event = json::parse(body, nullptr, false);
+  if (!event.is_object() || Text(event, "id").empty() || Text(event, "type").empty() || !event.contains("data") ||
+      !event["data"].is_object() || !event["data"].contains("object") || !event["data"]["object"].is_object()) {
+    return Error::InvalidArgument("body", "not a Stripe event: expected {id, type, data: {object}}");
+  }
+  WebhookResult result;
+  result.event_id = Text(event, "id");
+  result.type = Text(event, "type");
+  if (!detail::ValidKey(result.event_id)) return Error::InvalidArgument("body", "malformed event id");
+  const json& object = event["data"]["object"];
+
+  auto stored = db_.Write([&](storage::Tx& tx) -> Result<void> {
+    const TimePoint now = clock_.Now();
+    CLOZIT_ASSIGN_OR_RETURN(auto existing, tx.Query("SELECT outcome, detail FROM billing_provider_events WHERE "
+                                                    "provider = $1 AND event_id = $2",
+                                                    {std::string(kProvider), result.event_id}));
+    if (!existing.empty()) {
+      result.outcome = "duplicate";
+      result.detail = "already received (" + existing.front().Text(0) + ": " + existing.front().Text(1) + ")";
+      return Ok();
+    }
+    std::string payment_reference;
+    std::optional<int64_t> amount;
+    EventOutcome outcome{"ignored", "event type not handled"};
+    if (result.type == "checkout.session.completed" || result.type == "checkout.session.async_payment_succeeded") {
+      payment_reference = IdOf(object, "payment_intent");
+      if (Text(object, "payment_status") != "paid") {
+        outcome = {"ignored", "payment_status is " + Text(object, "payment_status") + ", not paid"};
+      } else {
+        PaidCheckout paid;
+        const json metadata = object.value("metadata", json::object());
+        paid.purchase_id = metadata.is_object() ? Text(metadata, "clozit_purchase_id") : "";
+        if (paid.purchase_id.empty()) paid.purchase_id = Text(object, "client_reference_id");
+        paid.tenant_id = metadata.is_object() ? Text(metadata, "clozit_tenant_id") : "";
+        paid.session_id = Text(object, "id");
+        paid.payment_reference = payment_reference;
+        paid.amount_minor = IntOf(object, "amount_total");
+        paid.currency = Upper(Text(object, "currency"));
+        if (paid.purchase_id.empty()) {
+          outcome = {"ignored", "not a Clozit checkout (no clozit_purchase_id)"};
+        } else {
+          CLOZIT_ASSIGN_OR_RETURN(outcome, checkouts_.CompletePaid(tx, paid, result.event_id, now));
+        }
+      }
+    } else if (result.type == "charge.refunded") {
+      payment_reference = IdOf(object, "payment_intent");
+      if (payment_reference.empty()) payment_reference = Text(object, "id");
+      const int64_t refunded = IntOf(object, "amount_refunded");
+      if (refunded < 0 || payment_reference.empty()) {
+        outcome = {"rejected", "charge without payment_intent or amount_refunded"};
+      } else {
+        amount = refunded;
+        CLOZIT_ASSIGN_OR_RETURN(
+            outcome, checkouts_.ApplyProviderRefund(tx, {payment_reference, refunded, Upper(Text(object, "currency"))},
+                                                    result.event_id, now));
+      }
+    }
+    CLOZIT_TRY(tx.Exec(
+        "INSERT INTO billing_provider_events (provider, event_id, type, payload, payment_reference, amount_minor, "
+        "outcome, detail, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        {std::string(kProvider), result.event_id, result.type, body, detail::TextOrNull(payment_reference),
+         amount ? storage::Value(*amount) : storage::Value(nullptr), outcome.outcome, outcome.detail,
+         detail::Ms(received)}));
+    result.outcome = outcome.outcome;
+    result.detail = outcome.detail;
+    return Ok();
+  });
+  if (!stored) {
+    // Two deliveries of one event raced; the other stored it.
+    if (stored.error().code == ErrorCode::kAlreadyExists) {
+      return WebhookResult{result.event_id, result.type, "duplicate", "already received"};
+    }
+    return stored.error();
+  }
+  return result;
+}
+
+}  // namespace clozit::billing::stripe

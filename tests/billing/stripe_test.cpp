@@ -1,0 +1,527 @@
+// The Stripe adapter against a local fake of api.stripe.com (fake_stripe.hpp),
+// webhook signatures (correct, wrong, stale, future, several v1), and the
+// webhook → checkout → purchase → refund paths on both database backends,
+// with the real StripePaymentProvider doing the refunds.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <optional>
+
+#include "billing/billing.hpp"
+#include "billing/billing_fixture.hpp"
+#include "billing/fake_stripe.hpp"
+#include "billing/stripe/signature.hpp"
+#include "billing/stripe/stripe_provider.hpp"
+#include "billing/stripe/webhooks.hpp"
+
+namespace clozit::billing::test {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::HasSubstr;
+using testing::Not;
+
+constexpr const char* kSecretKey = "sk_test_51FakeSecretKeyForTests";
+constexpr const char* kSigningSecret = "whsec_test_signing_secret";
+const privacy::Actor kOperator{"operator", "opr_test"};
+const privacy::Actor kTenantAdmin{"user", "usr_test"};
+
+stripe::StripeSettings SettingsFor(const FakeStripe& fake, std::vector<std::chrono::milliseconds>* sleeps = nullptr) {
+  stripe::StripeSettings settings;
+  settings.secret_key = kSecretKey;
+  settings.api_base = fake.origin();
+  settings.sleep = [sleeps](std::chrono::milliseconds d) {
+    if (sleeps) sleeps->push_back(d);
+  };
+  return settings;
+}
+
+int64_t Seconds(TimePoint t) { return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count(); }
+
+// ---------------------------------------------------------------- signatures
+
+TEST(StripeSignature, AcceptsTheSignatureStripeComputes) {
+  const TimePoint now = FromUnixMillis(1'790'000'000'000);
+  const std::string body = R"({"id":"evt_1","type":"charge.refunded"})";
+  const std::string header = stripe::SignatureHeader(kSigningSecret, Seconds(now), body);
+  EXPECT_TRUE(stripe::VerifySignature(kSigningSecret, header, body, now).ok());
+  // HMAC-SHA256 over "t.body", computed independently:
+  // python3 -c 'import hmac,hashlib; print(hmac.new(b"whsec_test_signing_secret",
+  //   b"1790000000." + b"{\"id\":\"evt_1\",\"type\":\"charge.refunded\"}", hashlib.sha256).hexdigest())'
+  EXPECT_EQ(stripe::SignatureV1(kSigningSecret, 1790000000, body),
+            "e6ef8812232d9f798c4820dee4c747bdb4ea2d89eff4a3373338c599e613379f");
+  EXPECT_EQ(header, "t=1790000000,v1=e6ef8812232d9f798c4820dee4c747bdb4ea2d89eff4a3373338c599e613379f");
+}
+
+TEST(StripeSignature, RefusesWrongTamperedStaleAndFutureSignatures) {
+  const TimePoint now = FromUnixMillis(1'790'000'000'000);
+  const std::string body = R"({"id":"evt_1"})";
+  auto refused = [&](const std::string& header, const std::string& payload, const std::string& why) {
+    auto result = stripe::VerifySignature(kSigningSecret, header, payload, now);
+    ASSERT_FALSE(result.ok()) << why;
+    EXPECT_EQ(result.error().code, ErrorCode::kInvalidArgument) << why;
+    EXPECT_EQ(result.error().field, "Stripe-Signature") << why;
+    EXPECT_THAT(result.error().message, Not(HasSubstr(kSigningSecret))) << why;
+  };
+  refused(stripe::SignatureHeader("whsec_other", Seconds(now), body), body, "another secret");
+  refused(stripe::SignatureHeader(kSigningSecret, Seconds(now), body), body + " ", "a changed body");
+  refused(stripe::SignatureHeader(kSigningSecret, Seconds(now) - 301, body), body, "older than 300 s");
+  refused(stripe::SignatureHeader(kSigningSecret, Seconds(now) + 301, body), body, "more than 300 s ahead");
+  refused("v1=" + stripe::SignatureV1(kSigningSecret, Seconds(now), body), body, "no timestamp");
+  refused("t=" + std::to_string(Seconds(now)), body, "no v1");
+  refused("t=" + std::to_string(Seconds(now)) + ",v0=" + stripe::SignatureV1(kSigningSecret, Seconds(now), body), body,
+          "only the v0 scheme");
+  refused("t=12x," + stripe::SignatureV1(kSigningSecret, Seconds(now), body), body, "a malformed timestamp");
+  refused("", body, "no header");
+  // A signature made for another timestamp does not verify with this one.
+  refused("t=" + std::to_string(Seconds(now)) + ",v1=" + stripe::SignatureV1(kSigningSecret, Seconds(now) - 1, body),
+          body, "the timestamp swapped");
+  // Within the tolerance either way is fine; the tolerance is configurable.
+  EXPECT_TRUE(stripe::VerifySignature(kSigningSecret, stripe::SignatureHeader(kSigningSecret, Seconds(now) - 299, body),
+                                      body, now)
+                  .ok());
+  EXPECT_FALSE(stripe::VerifySignature(kSigningSecret, stripe::SignatureHeader(kSigningSecret, Seconds(now) - 60, body),
+                                       body, now, 30s)
+                   .ok());
+}
+
+TEST(StripeSignature, AnyOfSeveralV1SignaturesMayMatch) {
+  // While a signing secret is rolled, Stripe signs with the old and the new one.
+  const TimePoint now = FromUnixMillis(1'790'000'000'000);
+  const std::string body = R"({"id":"evt_2"})";
+  const std::string t = std::to_string(Seconds(now));
+  const std::string old_sig = stripe::SignatureV1("whsec_old", Seconds(now), body);
+  const std::string new_sig = stripe::SignatureV1(kSigningSecret, Seconds(now), body);
+  EXPECT_TRUE(stripe::VerifySignature(kSigningSecret, "t=" + t + ",v1=" + old_sig + ",v1=" + new_sig, body, now).ok());
+  EXPECT_TRUE(
+      stripe::VerifySignature(kSigningSecret, "t=" + t + ", v1=" + new_sig + ", v1=" + old_sig + ",v0=ab", body, now)
+          .ok());
+  EXPECT_FALSE(stripe::VerifySignature(kSigningSecret, "t=" + t + ",v1=" + old_sig + ",v1=" + old_sig, body, now).ok());
+}
+
+// ---------------------------------------------------------------- the provider against the fake
+
+TEST(StripeProvider, RefundSpeaksStripesWireFormat) {
+  FakeStripe fake(kSecretKey);
+  fake.AddPayment("pi_123", 5000, "usd");
+  stripe::StripePaymentProvider provider(SettingsFor(fake));
+  auto receipt = provider.Refund({"pi_123", 1200, "USD", "rfd_01TEST"});
+  ASSERT_TRUE(receipt.ok()) << receipt.error().message;
+  EXPECT_THAT(receipt->refund_id, testing::StartsWith("re_"));
+  EXPECT_EQ(receipt->amount_minor, 1200);
+  auto requests = fake.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].path, "/v1/refunds");
+  EXPECT_EQ(requests[0].authorization, std::string("Bearer ") + kSecretKey);
+  EXPECT_EQ(requests[0].idempotency_key, "clozit-refund-rfd_01TEST");
+  EXPECT_EQ(requests[0].form.at("payment_intent"), "pi_123");
+  EXPECT_EQ(requests[0].form.at("amount"), "1200");
+  EXPECT_EQ(requests[0].form.at("metadata[clozit_refund_request_id]"), "rfd_01TEST");
+  EXPECT_EQ(fake.PaymentOf("pi_123").refunded, 1200);
+}
+
+TEST(StripeProvider, ALostResponseIsRetriedWithTheSameKeyAndRefundsOnce) {
+  FakeStripe fake(kSecretKey);
+  fake.AddPayment("pi_lost", 5000, "usd");
+  std::vector<std::chrono::milliseconds> sleeps;
+  stripe::StripePaymentProvider provider(SettingsFor(fake, &sleeps));
+  // Stripe refunds, then the answer is lost (a 500 after processing).
+  fake.FailNext(1, 500, "api_error", "", /*after_processing=*/true);
+  auto receipt = provider.Refund({"pi_lost", 5000, "USD", "rfd_01LOST"});
+  ASSERT_TRUE(receipt.ok()) << receipt.error().message;
+  EXPECT_EQ(fake.refunds().size(), 1u);
+  EXPECT_EQ(fake.PaymentOf("pi_lost").refunded, 5000);
+  auto requests = fake.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[0].idempotency_key, requests[1].idempotency_key);
+  EXPECT_EQ(sleeps.size(), 1u);
+  // And the caller retrying the whole refund later gets the same refund back, not a second one.
+  auto again = provider.Refund({"pi_lost", 5000, "USD", "rfd_01LOST"});
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_EQ(again->refund_id, receipt->refund_id);
+  EXPECT_EQ(fake.refunds().size(), 1u);
+}
+
+TEST(StripeProvider, RateLimitsAndOutagesAreRetriedThenReported) {
+  FakeStripe fake(kSecretKey);
+  fake.AddPayment("pi_busy", 5000, "usd");
+  std::vector<std::chrono::milliseconds> sleeps;
+  stripe::StripePaymentProvider provider(SettingsFor(fake, &sleeps));
+  fake.FailNext(2, 429, "invalid_request_error", "rate_limit");
+  auto receipt = provider.Refund({"pi_busy", 100, "USD", "rfd_01BUSY"});
+  ASSERT_TRUE(receipt.ok()) << receipt.error().message;
+  EXPECT_EQ(sleeps, (std::vector<std::chrono::milliseconds>{250ms, 500ms}));
+
+  sleeps.clear();
+  fake.FailNext(10, 503, "api_error");
+  auto down = provider.Refund({"pi_busy", 100, "USD", "rfd_01DOWN"});
+  ASSERT_FALSE(down.ok());
+  EXPECT_EQ(down.error().code, ErrorCode::kUnavailable);
+  EXPECT_EQ(sleeps.size(), 3u) << "max_retries = 3";
+
+  // Stripe-Should-Retry: false wins over the status.
+  sleeps.clear();
+  fake.FailNext(1, 500, "api_error", "", false, false);
+  auto final_error = provider.Refund({"pi_busy", 100, "USD", "rfd_01FINAL"});
+  ASSERT_FALSE(final_error.ok());
+  EXPECT_EQ(final_error.error().code, ErrorCode::kUnavailable);
+  EXPECT_TRUE(sleeps.empty());
+  EXPECT_EQ(fake.PaymentOf("pi_busy").refunded, 100);
+}
+
+TEST(StripeProvider, StripesErrorsMapToStableCodesWithoutRetrying) {
+  FakeStripe fake(kSecretKey);
+  fake.AddPayment("pi_small", 1000, "usd");
+  std::vector<std::chrono::milliseconds> sleeps;
+  stripe::StripePaymentProvider provider(SettingsFor(fake, &sleeps));
+
+  auto too_much = provider.Refund({"pi_small", 1001, "USD", "rfd_01A"});
+  ASSERT_FALSE(too_much.ok());
+  EXPECT_EQ(too_much.error().code, ErrorCode::kConflict);
+  EXPECT_THAT(too_much.error().message, HasSubstr("amount_too_large"));
+
+  auto missing = provider.Refund({"pi_nope", 100, "USD", "rfd_01B"});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
+
+  ASSERT_TRUE(provider.Refund({"pi_small", 1000, "USD", "rfd_01C"}).ok());
+  auto twice = provider.Refund({"pi_small", 10, "USD", "rfd_01D"});
+  ASSERT_FALSE(twice.ok());
+  EXPECT_EQ(twice.error().code, ErrorCode::kConflict);
+  EXPECT_THAT(twice.error().message, HasSubstr("charge_already_refunded"));
+
+  // The same key with other parameters: Stripe keeps the first outcome.
+  auto reused = provider.Refund({"pi_small", 999, "USD", "rfd_01C"});
+  ASSERT_FALSE(reused.ok());
+  EXPECT_EQ(reused.error().code, ErrorCode::kIdempotencyMismatch);
+
+  stripe::StripeSettings wrong = SettingsFor(fake, &sleeps);
+  wrong.secret_key = "sk_test_wrong_key_123";
+  stripe::StripePaymentProvider unauthorised(wrong);
+  auto refused = unauthorised.Refund({"pi_small", 1, "USD", "rfd_01E"});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::kUnauthenticated);
+  EXPECT_THAT(refused.error().message, Not(HasSubstr("sk_test_wrong_key_123")));
+  EXPECT_TRUE(sleeps.empty()) << "none of these is worth repeating";
+}
+
+TEST(StripeProvider, CheckoutSessionCarriesThePackAndOurIds) {
+  FakeStripe fake(kSecretKey);
+  stripe::StripePaymentProvider provider(SettingsFor(fake));
+  CheckoutCall call{"pur_01ABC",
+                    "ten_01XYZ",
+                    "starter",
+                    "100 Clozit credits (starter)",
+                    1000,
+                    "USD",
+                    "https://app.example/ok",
+                    "https://app.example/cancel",
+                    "pur_01ABC"};
+  auto session = provider.CreateCheckoutSession(call);
+  ASSERT_TRUE(session.ok()) << session.error().message;
+  EXPECT_THAT(session->session_id, testing::StartsWith("cs_test_"));
+  EXPECT_THAT(session->url, testing::StartsWith("https://checkout.stripe.com/"));
+  auto again = provider.CreateCheckoutSession(call);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->session_id, session->session_id) << "the same key: the same session";
+  const auto form = fake.requests().front().form;
+  EXPECT_EQ(form.at("mode"), "payment");
+  EXPECT_EQ(form.at("client_reference_id"), "pur_01ABC");
+  EXPECT_EQ(form.at("line_items[0][price_data][currency]"), "usd");
+  EXPECT_EQ(form.at("line_items[0][price_data][unit_amount]"), "1000");
+  EXPECT_EQ(form.at("line_items[0][quantity]"), "1");
+  EXPECT_EQ(form.at("metadata[clozit_tenant_id]"), "ten_01XYZ");
+  EXPECT_EQ(form.at("metadata[clozit_pack_id]"), "starter");
+  EXPECT_EQ(form.at("metadata[clozit_purchase_id]"), "pur_01ABC");
+  EXPECT_EQ(form.at("success_url"), "https://app.example/ok");
+  EXPECT_EQ(fake.requests().front().idempotency_key, "clozit-checkout-pur_01ABC");
+}
+
+TEST(CreditPacks, ParseTheOperatorsListAndNameTheKey) {
+  auto packs = ParseCreditPacks(" starter:100:1000:USD, pro:1200.5:10000:EUR ");
+  ASSERT_TRUE(packs.ok()) << packs.error().message;
+  ASSERT_EQ(packs->size(), 2u);
+  EXPECT_EQ((*packs)[1].id, "pro");
+  EXPECT_EQ((*packs)[1].credits, Credits::FromMicros(1'200'500'000));
+  EXPECT_EQ((*packs)[1].price_minor, 10000);
+  EXPECT_TRUE(ParseCreditPacks("").ok());
+  for (const char* bad : {"starter:100:1000", "Starter:100:1000:USD", "s:0:1000:USD", "s:10:-1:USD", "s:10:100:usd",
+                          "s:10:100:USD,s:20:200:USD"}) {
+    auto parsed = ParseCreditPacks(bad);
+    ASSERT_FALSE(parsed.ok()) << bad;
+    EXPECT_EQ(parsed.error().field, "billing.credit_packs") << bad;
+  }
+}
+
+// ---------------------------------------------------------------- webhooks, checkouts, refunds (both backends)
+
+class StripeFlowTest : public BillingTest {
+ protected:
+  void SetUp() override {
+    BillingTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    fake_ = std::make_unique<FakeStripe>(kSecretKey);
+    stripe::StripeSettings settings_for_fake = SettingsFor(*fake_);
+    // Runs between the provider's retries: while a refund is in flight.
+    settings_for_fake.sleep = [this](std::chrono::milliseconds) {
+      if (between_retries_) between_retries_();
+    };
+    provider_ = std::make_unique<stripe::StripePaymentProvider>(settings_for_fake);
+    BillingSettings settings;
+    settings.checkout.packs = {{"starter", Cr(100), 1000, "USD"}, {"pro", Cr(1000), 9000, "USD"}};
+    billing_ = std::make_unique<Billing>(*db_, *audit_, clock_, random_, *provider_, settings);
+    webhooks_ = std::make_unique<stripe::StripeWebhooks>(*db_, billing_->checkouts, clock_,
+                                                         stripe::WebhookSettings{kSigningSecret});
+  }
+
+  void TearDown() override {
+    webhooks_.reset();
+    billing_.reset();
+    provider_.reset();
+    fake_.reset();
+    BillingTest::TearDown();
+  }
+
+  Result<stripe::WebhookResult> Deliver(const std::string& body) {
+    return webhooks_->Handle(stripe::SignatureHeader(kSigningSecret, Seconds(clock_.Now()), body), body);
+  }
+
+  std::string DeliverOk(const std::string& body) {
+    auto result = Deliver(body);
+    EXPECT_TRUE(result.ok()) << result.error().message;
+    return result.ok() ? result->outcome : "";
+  }
+
+  /// Opens a checkout for `pack` and pays it at the fake; the purchase id and the payment intent.
+  std::pair<std::string, std::string> BuyPack(const TenantId& tenant, const std::string& pack, const std::string& key) {
+    auto checkout = billing_->checkouts.Start(tenant, pack, key, kTenantAdmin);
+    EXPECT_TRUE(checkout.ok()) << checkout.error().message;
+    if (!checkout.ok()) return {};
+    EXPECT_EQ(DeliverOk(fake_->Pay(checkout->session_id, "evt_paid_" + key)), "processed");
+    return {checkout->purchase_id.str(), fake_->Session(checkout->session_id)["payment_intent"].get<std::string>()};
+  }
+
+  Credits Available(const TenantId& tenant) {
+    auto balance = charging_->Balance(tenant);
+    EXPECT_TRUE(balance.ok());
+    return balance.ok() ? balance->available : Credits();
+  }
+
+  void Spend(const TenantId& tenant, Credits amount, const std::string& key) {
+    auto reservation = Reserve(tenant, amount, key);
+    ASSERT_TRUE(reservation.ok()) << reservation.error().message;
+    auto settled = charging_->Settle(tenant, reservation->id.str(), {{UsageCategory::kCallMinutes, amount}});
+    ASSERT_TRUE(settled.ok()) << settled.error().message;
+  }
+
+  int64_t Count(const std::string& sql) {
+    auto rows = db_->Query(sql);
+    EXPECT_TRUE(rows.ok());
+    return rows.ok() ? rows->front().Int(0) : -1;
+  }
+
+  std::function<void()> between_retries_;
+  std::unique_ptr<FakeStripe> fake_;
+  std::unique_ptr<stripe::StripePaymentProvider> provider_;
+  std::unique_ptr<Billing> billing_;
+  std::unique_ptr<stripe::StripeWebhooks> webhooks_;
+};
+
+TEST_P(StripeFlowTest, APaidCheckoutGrantsItsLotExactlyOnce) {
+  TenantId tenant = NewTenant();
+  auto checkout = billing_->checkouts.Start(tenant, "starter", "buy-1", kTenantAdmin);
+  ASSERT_TRUE(checkout.ok()) << checkout.error().message;
+  EXPECT_EQ(checkout->status, "pending");
+  EXPECT_THAT(checkout->url, testing::StartsWith("https://checkout.stripe.com/"));
+  // The same key: the same checkout and session, no second session at Stripe.
+  auto again = billing_->checkouts.Start(tenant, "starter", "buy-1", kTenantAdmin);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->purchase_id, checkout->purchase_id);
+  EXPECT_EQ(again->session_id, checkout->session_id);
+  EXPECT_EQ(fake_->requests().size(), 1u);
+  auto other_pack = billing_->checkouts.Start(tenant, "pro", "buy-1", kTenantAdmin);
+  ASSERT_FALSE(other_pack.ok());
+  EXPECT_EQ(other_pack.error().code, ErrorCode::kIdempotencyMismatch);
+  auto unknown = billing_->checkouts.Start(tenant, "gold", "buy-2", kTenantAdmin);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().field, "pack_id");
+  EXPECT_EQ(Available(tenant), Credits()) << "nothing before the payment";
+
+  const std::string completed = fake_->Pay(checkout->session_id, "evt_completed_1");
+  EXPECT_EQ(DeliverOk(completed), "processed");
+  EXPECT_EQ(Available(tenant), Cr(100));
+  auto purchase = billing_->purchases.GetPurchase(tenant, checkout->purchase_id.str());
+  ASSERT_TRUE(purchase.ok()) << purchase.error().message;
+  EXPECT_EQ(purchase->provider, "stripe");
+  EXPECT_THAT(purchase->payment_reference, testing::StartsWith("pi_"));
+  EXPECT_EQ(purchase->price_minor, 1000);
+
+  // Redelivery, and a second event for the same payment: nothing more.
+  EXPECT_EQ(DeliverOk(completed), "duplicate");
+  auto session = fake_->Session(checkout->session_id);
+  nlohmann::json async = {
+      {"id", "evt_async_1"}, {"type", "checkout.session.async_payment_succeeded"}, {"data", {{"object", session}}}};
+  EXPECT_EQ(DeliverOk(async.dump()), "ignored");
+  EXPECT_EQ(Available(tenant), Cr(100));
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM billing_purchases"), 1);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM billing_provider_events"), 2) << "both events kept for audit";
+  auto retried = billing_->checkouts.Start(tenant, "starter", "buy-1", kTenantAdmin);
+  ASSERT_TRUE(retried.ok());
+  EXPECT_EQ(retried->status, "completed");
+  ExpectClean();
+}
+
+TEST_P(StripeFlowTest, BadSignaturesAndForgedAmountsChangeNothing) {
+  TenantId tenant = NewTenant();
+  auto checkout = billing_->checkouts.Start(tenant, "starter", "buy-1", kTenantAdmin);
+  ASSERT_TRUE(checkout.ok());
+  const std::string body = fake_->Pay(checkout->session_id, "evt_sig");
+  const int64_t now = Seconds(clock_.Now());
+  for (const std::string& header :
+       {stripe::SignatureHeader("whsec_wrong", now, body), stripe::SignatureHeader(kSigningSecret, now - 301, body),
+        std::string("t=1,v1=00")}) {
+    auto result = webhooks_->Handle(header, body);
+    ASSERT_FALSE(result.ok()) << header;
+    EXPECT_EQ(result.error().code, ErrorCode::kInvalidArgument);
+  }
+  auto tampered = webhooks_->Handle(stripe::SignatureHeader(kSigningSecret, now, body), body + "\n");
+  EXPECT_FALSE(tampered.ok());
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM billing_provider_events"), 0) << "nothing is stored before the signature";
+
+  // Correctly signed but not what was offered: kept for the operator, never granted.
+  auto forged = nlohmann::json::parse(body);
+  forged["id"] = "evt_forged";
+  forged["data"]["object"]["amount_total"] = 1;
+  EXPECT_EQ(DeliverOk(forged.dump()), "rejected");
+  EXPECT_EQ(Available(tenant), Credits());
+  // The genuine event still completes it.
+  EXPECT_EQ(DeliverOk(body), "processed");
+  EXPECT_EQ(Available(tenant), Cr(100));
+  ExpectClean();
+}
+
+TEST_P(StripeFlowTest, ARefundOutsideClozitTakesBackWhatIsLeftAndRecordsTheShortfall) {
+  TenantId tenant = NewTenant();
+  auto [purchase_id, payment_intent] = BuyPack(tenant, "starter", "buy-1");
+  Spend(tenant, Cr(70), "call-1");
+  ASSERT_EQ(Available(tenant), Cr(30));
+
+  // Half refunded in the dashboard: 50 credits are due back, all 30 left are taken, 20 are short.
+  fake_->RefundOutside(payment_intent, 500);
+  const std::string half = fake_->ChargeRefundedEvent(payment_intent, "evt_refund_half");
+  EXPECT_EQ(DeliverOk(half), "processed");
+  EXPECT_EQ(Available(tenant), Credits());
+  auto shortfalls = billing_->checkouts.ListShortfalls({});
+  ASSERT_TRUE(shortfalls.ok());
+  ASSERT_EQ(shortfalls->items.size(), 1u);
+  EXPECT_EQ(shortfalls->items[0].purchase_id, purchase_id);
+  EXPECT_EQ(shortfalls->items[0].credits_due, Cr(50));
+  EXPECT_EQ(shortfalls->items[0].removed, Cr(30));
+  EXPECT_EQ(shortfalls->items[0].shortfall, Cr(20));
+  EXPECT_EQ(shortfalls->items[0].refunded_minor, 500);
+
+  // Redelivered, and a stale copy under another id: nothing twice.
+  EXPECT_EQ(DeliverOk(half), "duplicate");
+  auto stale = nlohmann::json::parse(half);
+  stale["id"] = "evt_refund_stale";
+  stale["data"]["object"]["amount_refunded"] = 300;
+  EXPECT_EQ(DeliverOk(stale.dump()), "ignored");
+  EXPECT_EQ(billing_->checkouts.ListShortfalls({})->items.size(), 1u);
+
+  // The rest refunded later: 50 more due, nothing left to take, all short.
+  clock_.Advance(1h);
+  fake_->RefundOutside(payment_intent, 500);
+  EXPECT_EQ(DeliverOk(fake_->ChargeRefundedEvent(payment_intent, "evt_refund_rest")), "processed");
+  shortfalls = billing_->checkouts.ListShortfalls({});
+  ASSERT_EQ(shortfalls->items.size(), 2u);
+  EXPECT_EQ(shortfalls->items[0].shortfall, Cr(50));
+  ExpectClean();
+}
+
+TEST_P(StripeFlowTest, ARefundEventBeforeThePaymentCompletesIsAppliedOnCompletion) {
+  TenantId tenant = NewTenant();
+  auto checkout = billing_->checkouts.Start(tenant, "starter", "buy-1", kTenantAdmin);
+  ASSERT_TRUE(checkout.ok());
+  const std::string completed = fake_->Pay(checkout->session_id, "evt_completed_late");
+  const std::string payment_intent = fake_->Session(checkout->session_id)["payment_intent"].get<std::string>();
+  fake_->RefundOutside(payment_intent, 250);
+  EXPECT_EQ(DeliverOk(fake_->ChargeRefundedEvent(payment_intent, "evt_refund_early")), "deferred");
+  EXPECT_EQ(Available(tenant), Credits());
+  EXPECT_EQ(DeliverOk(completed), "processed");
+  EXPECT_EQ(Available(tenant), Cr(75)) << "a quarter of the price was refunded before the lot existed";
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM billing_provider_events WHERE outcome = 'deferred'"), 0);
+  ExpectClean();
+}
+
+TEST_P(StripeFlowTest, RefundApprovalGoesThroughStripeAndItsEventIsNotCountedTwice) {
+  TenantId tenant = NewTenant();
+  auto [purchase_id, payment_intent] = BuyPack(tenant, "starter", "buy-1");
+  Spend(tenant, Cr(40), "call-1");
+  clock_.Advance(2 * 24h);
+  auto request = billing_->purchases.RequestRefund(tenant, purchase_id, "not needed", kTenantAdmin);
+  ASSERT_TRUE(request.ok()) << request.error().message;
+  ASSERT_EQ(request->status, RequestStatus::kPending) << RefundReasonName(request->reason_code);
+
+  // Stripe fails once after refunding (lost answer); the provider's retry gets the same refund back.
+  fake_->FailNext(1, 502, "api_error", "", /*after_processing=*/true);
+  auto approved = billing_->purchases.ApproveRefund(request->id.str(), kOperator);
+  ASSERT_TRUE(approved.ok()) << approved.error().message;
+  EXPECT_EQ(approved->status, RequestStatus::kApproved);
+  EXPECT_EQ(approved->refunded_credits, Cr(60));
+  EXPECT_EQ(approved->refunded_minor, 600);
+  ASSERT_EQ(fake_->refunds().size(), 1u);
+  EXPECT_EQ(fake_->refunds()[0]["payment_intent"], payment_intent);
+  EXPECT_EQ(fake_->refunds()[0]["amount"], 600);
+  EXPECT_EQ(fake_->refunds()[0]["metadata"]["clozit_refund_request_id"], request->id.str());
+  EXPECT_EQ(approved->provider_refund_id, fake_->refunds()[0]["id"].get<std::string>());
+  EXPECT_EQ(Available(tenant), Credits());
+
+  // Stripe then reports the refund Clozit made: recognised, nothing taken twice, no shortfall.
+  EXPECT_EQ(DeliverOk(fake_->ChargeRefundedEvent(payment_intent, "evt_our_refund")), "ignored");
+  EXPECT_TRUE(billing_->checkouts.ListShortfalls({})->items.empty());
+  ExpectClean();
+}
+
+TEST_P(StripeFlowTest, ARefundEventWhileClozitsRefundIsInFlightIsSentBackForRedelivery) {
+  TenantId tenant = NewTenant();
+  auto [purchase_id, payment_intent] = BuyPack(tenant, "starter", "buy-1");
+  auto request = billing_->purchases.RequestRefund(tenant, purchase_id, "", kTenantAdmin);
+  ASSERT_TRUE(request.ok()) << request.error().message;
+  // Stripe is briefly unavailable; between the provider's attempts (the earmark placed, the outcome unknown) a
+  // charge.refunded event arrives: it cannot yet tell Clozit's refund from another, so it is refused unstored.
+  const std::string early = fake_->ChargeRefundedEvent(payment_intent, "evt_during");
+  std::optional<Result<stripe::WebhookResult>> during;
+  between_retries_ = [&] {
+    if (!during) during = Deliver(early);
+  };
+  fake_->FailNext(1, 503, "api_error");
+  auto approved = billing_->purchases.ApproveRefund(request->id.str(), kOperator);
+  ASSERT_TRUE(approved.ok()) << approved.error().message;
+  ASSERT_TRUE(during.has_value());
+  ASSERT_FALSE(during->ok());
+  EXPECT_EQ(during->error().code, ErrorCode::kUnavailable);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM billing_provider_events"), 1) << "only the completed checkout";
+  // Stripe delivers the event again later; now the refund is settled and counted as Clozit's own.
+  EXPECT_EQ(DeliverOk(fake_->ChargeRefundedEvent(payment_intent, "evt_during")), "ignored");
+  EXPECT_EQ(Available(tenant), Credits());
+  EXPECT_TRUE(billing_->checkouts.ListShortfalls({})->items.empty());
+  ExpectClean();
+}
+
+TEST_P(StripeFlowTest, UnhandledAndForeignEventsAreStoredAndIgnored) {
+  EXPECT_EQ(DeliverOk(R"({"id":"evt_x","type":"customer.created","data":{"object":{"id":"cus_1"}}})"), "ignored");
+  EXPECT_EQ(
+      DeliverOk(
+          R"({"id":"evt_y","type":"checkout.session.completed","data":{"object":{"id":"cs_other","payment_status":"paid","amount_total":5,"currency":"usd","payment_intent":"pi_x"}}})"),
+      "ignored");
+  auto malformed = Deliver(R"({"id":"evt_z","type":"charge.refunded"})");
+  ASSERT_FALSE(malformed.ok());
+  EXPECT_EQ(malformed.error().field, "body");
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM billing_provider_events"), 2);
+}
+
+CLOZIT_INSTANTIATE_BACKENDS(StripeFlowTest);
+
+}  // namespace
+}  // namespace clozit::billing::test
