@@ -39,6 +39,7 @@ struct PlaceCallRequest {
   std::chrono::seconds max_duration{4 * 3600};
   std::string status_callback_url;  // where the carrier posts call events
   std::string media_stream_url;     // wss:// URL for the two-way media stream; empty: none
+  std::string media_stream_token;   // media::MediaTokens token for the stream (Twilio parameter, Telnyx query)
   std::string client_state;         // opaque, echoed by Telnyx in every webhook (sent base64-encoded)
 };
 
