@@ -8,9 +8,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "billing/stripe/stripe_provider.hpp"
 #include "common/encoding.hpp"
 #include "emulator.hpp"
-#include "billing/stripe/stripe_provider.hpp"
 #include "storage/migrations.hpp"
 #include "telephony/credentials.hpp"
 

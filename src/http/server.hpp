@@ -10,6 +10,9 @@
 // Shutdown() (also on SIGTERM/SIGINT inside Run) stops accepting, closes idle
 // keep-alive connections, lets requests already read finish and answers them
 // with `Connection: close`, and gives up after `shutdown_deadline`.
+//
+// Paths in `websocket_routes` are upgraded to WebSockets on the same strand
+// (websocket.hpp); shutdown sends their connections a 1001 close frame.
 #pragma once
 
 #include <chrono>
@@ -20,6 +23,7 @@
 
 #include "common/result.hpp"
 #include "http/router.hpp"
+#include "http/websocket.hpp"
 
 namespace clozit::http {
 
@@ -41,6 +45,9 @@ struct ServerOptions {
   std::string tls_key_file;
   bool allow_plaintext_public = false;
   bool handle_signals = true;
+  /// Paths upgraded to WebSockets (see websocket.hpp); other requests to them reach `handler`.
+  WebSocketRoutes websocket_routes;
+  WebSocketOptions websocket;
 };
 
 namespace detail {

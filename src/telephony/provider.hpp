@@ -40,6 +40,7 @@ struct PlaceCallRequest {
   std::string status_callback_url;           // where the carrier posts call events
   std::string status_callback_failover_url;  // Telnyx: where an event goes when the first URL does not answer 2xx
   std::string media_stream_url;              // wss:// URL for the two-way media stream; empty: none
+  std::string media_stream_token;            // media::MediaTokens token for the stream (Twilio parameter, Telnyx query)
   std::string client_state;                  // opaque, echoed by Telnyx in every webhook (sent base64-encoded)
 };
 

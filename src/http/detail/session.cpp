@@ -14,13 +14,16 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket.hpp>
 
 #include "http/detail/server_state.hpp"
+#include "http/detail/websocket_peer.hpp"
 
 namespace clozit::http::detail {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = beast::http;
+namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
 
 namespace {
@@ -71,14 +74,50 @@ std::string NewUploadPath(const std::string& directory) {
          std::to_string(counter.fetch_add(1)) + ".part";
 }
 
+// Upgrades a request on a WebSocket route: the route's acceptor decides on a worker (it may refuse with a
+// problem+json answer), then the connection becomes a WebSocketPeer until it closes. True once the stream
+// has been handed over (the caller must not touch it again).
 template <class Stream>
-asio::awaitable<void> ServeRequests(ServerState& state, Stream& stream, SessionControl& control,
+asio::awaitable<bool> ServeWebSocket(ServerState& state, Stream& stream, SessionControl& control,
+                                     bhttp::request<bhttp::string_body> beast_request, const WebSocketAccept& accept,
+                                     std::shared_ptr<Request> request) {
+  std::optional<Result<std::unique_ptr<WebSocketHandler>>> accepted;
+  auto work = [&accepted, &accept, request]() -> asio::awaitable<void> {
+    accepted.emplace(accept(*request));
+    co_return;
+  };
+  co_await asio::co_spawn(state.workers.get_executor(), std::move(work), asio::use_awaitable);
+  if (!*accepted) {
+    spdlog::info("websocket upgrade refused on {}: {}", request->path, accepted->error().message);
+    co_await WriteProblem(stream, accepted->error(), beast_request.version());
+    co_return false;
+  }
+  websocket::stream<Stream> ws(std::move(stream));
+  beast::get_lowest_layer(ws).expires_never();
+  ws.set_option(websocket::stream_base::timeout{state.options.websocket.handshake_timeout,
+                                                state.options.websocket.idle_timeout, true});
+  boost::system::error_code ec;
+  co_await ws.async_accept(beast_request, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return true;
+  auto peer = std::make_shared<WebSocketPeer<Stream>>(std::move(ws), std::move(accepted->value()),
+                                                      state.options.websocket, request->path);
+  control.cancel = [peer] { peer->Close(CloseCode::kGoingAway, "server shutting down"); };
+  control.idle = true;  // a shutdown closes it at once instead of waiting for it to finish
+  peer->Open();
+  if (state.stopping) peer->Close(CloseCode::kGoingAway, "server shutting down");
+  co_await peer->ReadLoop();
+  control.idle = false;
+  co_return true;
+}
+
+template <class Stream>
+asio::awaitable<bool> ServeRequests(ServerState& state, Stream& stream, SessionControl& control,
                                     const std::string& remote_ip, bool tls) {
   beast::flat_buffer buffer;
   auto& socket_layer = beast::get_lowest_layer(stream);
   bool first = true;
   for (;;) {
-    if (state.stopping) co_return;
+    if (state.stopping) co_return false;
     bhttp::request_parser<bhttp::string_body> parser;
     // Streamed routes take up to upload_limit; the others are held to body_limit once the route is known.
     parser.body_limit(std::max(state.options.body_limit, state.options.upload_limit));
@@ -91,20 +130,20 @@ asio::awaitable<void> ServeRequests(ServerState& state, Stream& stream, SessionC
     control.idle = false;
     if (ec == bhttp::error::end_of_stream || ec == asio::error::operation_aborted || ec == beast::error::timeout ||
         ec == asio::error::connection_reset || ec == asio::error::eof) {
-      co_return;
+      co_return false;
     }
     if (ec == bhttp::error::header_limit) {
       co_await WriteProblem(stream, Error::Make(ErrorCode::kPayloadTooLarge, "request headers too large"), 11);
-      co_return;
+      co_return false;
     }
     // Beast already refuses a Content-Length over the body limit while parsing the header.
     if (ec == bhttp::error::body_limit) {
       co_await WriteProblem(stream, BodyTooLarge(state.options.body_limit), parser.get().version());
-      co_return;
+      co_return false;
     }
     if (ec) {
       co_await WriteProblem(stream, Error::InvalidArgument("request", "malformed HTTP request: " + ec.message()), 11);
-      co_return;
+      co_return false;
     }
     unsigned version = parser.get().version();
     const bool streamed =
@@ -113,12 +152,12 @@ asio::awaitable<void> ServeRequests(ServerState& state, Stream& stream, SessionC
     const uint64_t limit = streamed ? state.options.upload_limit : state.options.body_limit;
     if (parser.content_length() && *parser.content_length() > limit) {
       co_await WriteProblem(stream, BodyTooLarge(limit), version);
-      co_return;
+      co_return false;
     }
     if (beast::iequals(parser.get()[bhttp::field::expect], "100-continue")) {
       bhttp::response<bhttp::empty_body> proceed{bhttp::status::continue_, version};
       co_await bhttp::async_write(stream, proceed, asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) co_return;
+      if (ec) co_return false;
     }
     std::shared_ptr<Request> request;
     bool keep_alive = false;
@@ -128,18 +167,25 @@ asio::awaitable<void> ServeRequests(ServerState& state, Stream& stream, SessionC
       co_await bhttp::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
       if (ec == bhttp::error::body_limit) {
         co_await WriteProblem(stream, BodyTooLarge(limit), version);
-        co_return;
+        co_return false;
       }
       if (ec) {
         if (ec != beast::error::timeout && ec != asio::error::operation_aborted) {
           co_await WriteProblem(
               stream, Error::InvalidArgument("request", "malformed HTTP request body: " + ec.message()), version);
         }
-        co_return;
+        co_return false;
       }
       auto beast_request = parser.release();
       keep_alive = beast_request.keep_alive();
       request = std::make_shared<Request>(ToRequest(beast_request, remote_ip, tls));
+      if (websocket::is_upgrade(beast_request)) {
+        auto route = state.options.websocket_routes.find(request->path);
+        if (route != state.options.websocket_routes.end()) {
+          co_return co_await ServeWebSocket(state, stream, control, std::move(beast_request), route->second,
+                                            std::move(request));
+        }
+      }
       request->body = std::move(beast_request.body());
     } else {
       // Same parser state, a body that writes each chunk to disk as it is parsed.
@@ -149,7 +195,7 @@ asio::awaitable<void> ServeRequests(ServerState& state, Stream& stream, SessionC
       file_parser.get().body().open(path.c_str(), beast::file_mode::write_new, ec);
       if (ec) {
         co_await WriteProblem(stream, Error::Make(ErrorCode::kUnavailable, "cannot store the upload"), version);
-        co_return;
+        co_return false;
       }
       while (!ec && !file_parser.is_done()) {
         // A slow but steady upload may take as long as it needs; a stalled one times out.
@@ -167,7 +213,7 @@ asio::awaitable<void> ServeRequests(ServerState& state, Stream& stream, SessionC
           co_await WriteProblem(
               stream, Error::InvalidArgument("request", "malformed HTTP request body: " + ec.message()), version);
         }
-        co_return;
+        co_return false;
       }
       keep_alive = beast_request.keep_alive();
       request = std::make_shared<Request>(ToRequest(beast_request, remote_ip, tls));
@@ -188,7 +234,7 @@ asio::awaitable<void> ServeRequests(ServerState& state, Stream& stream, SessionC
     auto beast_response = ToBeast(std::move(response), version, keep_alive);
     socket_layer.expires_after(state.options.idle_timeout);
     co_await bhttp::async_write(stream, beast_response, asio::redirect_error(asio::use_awaitable, ec));
-    if (ec || !keep_alive) co_return;
+    if (ec || !keep_alive) co_return false;
   }
 }
 
@@ -201,8 +247,7 @@ asio::awaitable<void> RunSession(ServerState& state, tcp::socket socket, std::sh
     control->cancel = [&stream] { beast::get_lowest_layer(stream).cancel(); };
     beast::get_lowest_layer(stream).expires_after(state.options.header_timeout);
     co_await stream.async_handshake(asio::ssl::stream_base::server, asio::redirect_error(asio::use_awaitable, ec));
-    if (!ec) {
-      co_await ServeRequests(state, stream, *control, remote_ip, true);
+    if (!ec && !co_await ServeRequests(state, stream, *control, remote_ip, true)) {
       // A polite close_notify exchange; most clients never answer it, so do not let it hold up a shutdown.
       beast::get_lowest_layer(stream).expires_after(state.stopping ? std::chrono::milliseconds(100)
                                                                    : std::chrono::milliseconds(2000));
@@ -212,8 +257,9 @@ asio::awaitable<void> RunSession(ServerState& state, tcp::socket socket, std::sh
   } else {
     beast::tcp_stream stream(std::move(socket));
     control->cancel = [&stream] { stream.cancel(); };
-    co_await ServeRequests(state, stream, *control, remote_ip, false);
-    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (!co_await ServeRequests(state, stream, *control, remote_ip, false)) {
+      stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    }
     control->cancel = nullptr;
   }
 }

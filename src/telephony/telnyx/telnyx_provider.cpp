@@ -121,7 +121,12 @@ Result<ProviderCall> TelnyxProvider::PlaceCall(const PlaceCallRequest& request) 
   }
   if (!request.client_state.empty()) body["client_state"] = detail::Base64(request.client_state);
   if (!request.media_stream_url.empty()) {
-    body["stream_url"] = request.media_stream_url;
+    std::string stream_url = request.media_stream_url;
+    if (!request.media_stream_token.empty()) {
+      stream_url += (stream_url.find('?') == std::string::npos ? "?token=" : "&token=") +
+                    detail::FormEncode(request.media_stream_token);
+    }
+    body["stream_url"] = stream_url;
     body["stream_track"] = "inbound_track";
     body["stream_bidirectional_mode"] = "rtp";
     body["stream_bidirectional_codec"] = "PCMU";

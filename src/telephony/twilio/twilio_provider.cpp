@@ -70,9 +70,16 @@ TwilioProvider::TwilioProvider(TwilioSettings settings)
       authorization_("Basic " + detail::Base64(settings_.account_sid + ":" + settings_.auth_token)),
       pool_(settings_.api_base, settings_.client_options) {}
 
-std::string TwilioProvider::StreamTwiml(const std::string& media_stream_url) {
+std::string TwilioProvider::StreamTwiml(const std::string& media_stream_url, const std::string& media_token) {
   if (media_stream_url.empty()) return "<Response><Pause length=\"3600\"/></Response>";
-  return "<Response><Connect><Stream url=\"" + detail::XmlEscape(media_stream_url) + "\"/></Connect></Response>";
+  std::string stream = "<Stream url=\"" + detail::XmlEscape(media_stream_url) + "\"";
+  // Twilio ignores query strings on Stream URLs: the token travels as a custom parameter (start.customParameters).
+  if (media_token.empty()) {
+    stream += "/>";
+  } else {
+    stream += "><Parameter name=\"token\" value=\"" + detail::XmlEscape(media_token) + "\"/></Stream>";
+  }
+  return "<Response><Connect>" + stream + "</Connect></Response>";
 }
 
 Result<http::ClientResponse> TwilioProvider::Request(const std::string& method, const std::string& path,
@@ -105,7 +112,7 @@ Result<http::ClientResponse> TwilioProvider::Request(const std::string& method, 
 Result<ProviderCall> TwilioProvider::PlaceCall(const PlaceCallRequest& request) {
   Params params = {{"To", request.to},
                    {"From", request.from},
-                   {"Twiml", StreamTwiml(request.media_stream_url)},
+                   {"Twiml", StreamTwiml(request.media_stream_url, request.media_stream_token)},
                    {"Timeout", std::to_string(request.ring_timeout.count())},
                    {"TimeLimit", std::to_string(request.max_duration.count())}};
   if (!request.status_callback_url.empty()) {

@@ -47,8 +47,9 @@ class TwilioProvider final : public Provider {
   bool VerifyWebhook(const WebhookRequest& request) const override;
   Result<CallEvent> ParseWebhook(const WebhookRequest& request) const override;
 
-  /// The TwiML that connects an answered call to a two-way media stream (or just holds it).
-  static std::string StreamTwiml(const std::string& media_stream_url);
+  /// The TwiML that connects an answered call to a two-way media stream (or just holds it); `media_token`
+  /// goes in a `<Parameter name="token">`.
+  static std::string StreamTwiml(const std::string& media_stream_url, const std::string& media_token = {});
 
  private:
   Result<http::ClientResponse> Request(const std::string& method, const std::string& path, const std::string& body);
