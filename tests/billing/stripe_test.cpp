@@ -181,6 +181,12 @@ TEST(StripeProvider, StripesErrorsMapToStableCodesWithoutRetrying) {
   EXPECT_EQ(too_much.error().code, ErrorCode::kConflict);
   EXPECT_THAT(too_much.error().message, HasSubstr("amount_too_large"));
 
+  const size_t before = fake.requests().size();
+  auto granted_elsewhere = provider.Refund({"wire-42", 100, "USD", "rfd_01G"});
+  ASSERT_FALSE(granted_elsewhere.ok());
+  EXPECT_EQ(granted_elsewhere.error().code, ErrorCode::kConflict);
+  EXPECT_EQ(fake.requests().size(), before) << "Stripe is not asked about payments it never took";
+
   auto missing = provider.Refund({"pi_nope", 100, "USD", "rfd_01B"});
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);

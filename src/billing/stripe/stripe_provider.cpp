@@ -102,7 +102,11 @@ Result<std::string> StripePaymentProvider::Post(const std::string& path, const s
 
 Result<RefundReceipt> StripePaymentProvider::Refund(const RefundCall& call) {
   if (call.amount_minor <= 0) return Error::InvalidArgument("amount", "refund amount must be positive");
-  if (call.payment_reference.empty()) return Error::InvalidArgument("payment_reference", "no payment to refund");
+  // Operator grants record payments taken elsewhere ("wire-42"): Stripe cannot return those, so it is not asked.
+  if (call.payment_reference.rfind("pi_", 0) != 0 && call.payment_reference.rfind("ch_", 0) != 0) {
+    return Error::Make(ErrorCode::kConflict, "payment " + call.payment_reference +
+                                                 " was not taken through Stripe: return the money where it was paid");
+  }
   http::FormParams params = {{"amount", std::to_string(call.amount_minor)},
                              {"reason", "requested_by_customer"},
                              {"metadata[clozit_refund_request_id]", call.idempotency_key}};

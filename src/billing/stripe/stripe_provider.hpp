@@ -1,7 +1,8 @@
 // billing/stripe: the PaymentProvider for Stripe (API version pinned by the
 // account; only stable fields are used).
 //
-// Refund            POST /v1/refunds {payment_intent, amount, metadata}
+// Refund            POST /v1/refunds {payment_intent, amount, metadata}; a payment
+//                   that is not Stripe's (an operator grant) is refused unasked
 // Checkout Session  POST /v1/checkout/sessions, mode=payment, one line item
 //                   priced inline (price_data) for the credit pack; our
 //                   purchase id in client_reference_id and, with the tenant
