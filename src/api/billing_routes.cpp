@@ -8,6 +8,7 @@
 #include "api/json_body.hpp"
 #include "api/serialize.hpp"
 #include "billing/billing.hpp"
+#include "contacts/import_command.hpp"
 
 namespace clozit::api {
 namespace {
@@ -98,6 +99,57 @@ json ToJson(const billing::AdjustmentRequest& a) {
           {"decided_at", OptionalTime(a.decided_at)},
           {"created_at", FormatRfc3339(a.created_at)},
           {"updated_at", FormatRfc3339(a.updated_at)}};
+}
+
+json ToJson(const billing::PriceBookVersion& v) {
+  json out = billing::PriceBookJson(v.content);
+  out["version"] = v.version;
+  out["status"] = billing::PriceBookStatusName(v.status);
+  out["effective_from"] = OptionalTime(v.effective_from);
+  out["note"] = v.note;
+  out["created_at"] = FormatRfc3339(v.created_at);
+  out["published_at"] = OptionalTime(v.published_at);
+  return out;
+}
+
+json ToJson(const billing::Subscription& sub) {
+  const bool none = sub.status == billing::SubscriptionStatus::kNone;
+  auto time_or_null = [none](TimePoint t) { return none ? json(nullptr) : json(FormatRfc3339(t)); };
+  return {{"id", none ? json(nullptr) : json(sub.id.str())},
+          {"status", billing::SubscriptionStatusName(sub.status)},
+          {"plan", none ? json(nullptr) : json(sub.plan_code)},
+          {"next_plan", sub.next_plan_code.empty() ? json(nullptr) : json(sub.next_plan_code)},
+          {"cancel_at_period_end", sub.cancel_at_period_end},
+          {"period", sub.period},
+          {"started_at", time_or_null(sub.started_at)},
+          {"current_period_start", time_or_null(sub.current_period_start)},
+          {"current_period_end", time_or_null(sub.current_period_end)},
+          {"price", sub.price.ToString()},
+          {"included_credits", sub.included_credits.ToString()},
+          {"price_version", sub.price_version},
+          {"canceled_at", OptionalTime(sub.canceled_at)},
+          {"ended_at", OptionalTime(sub.ended_at)}};
+}
+
+// The Idempotency-Key a money POST must carry.
+Result<std::string> RequiredKey(const http::Request& request, const char* what) {
+  auto key = request.headers.Get("Idempotency-Key");
+  if (!key || key->empty()) {
+    return Error::InvalidArgument("Idempotency-Key", std::string(what) + " moves money: send an Idempotency-Key");
+  }
+  return std::string(*key);
+}
+
+// A price-book version from the path; anything but a positive integer names no version.
+Result<int64_t> VersionParam(const http::Request& request) {
+  const std::string text = request.Param("version");
+  int64_t version = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9' || version > 1'000'000'000) return Error::NotFound("price book version not found");
+    version = version * 10 + (c - '0');
+  }
+  if (text.empty() || version <= 0) return Error::NotFound("price book version not found");
+  return version;
 }
 
 template <typename T>
@@ -306,7 +358,81 @@ void Api::AddBillingRoutes() {
                       return JsonOf(b->purchases.GetAdjustmentRequest(c.principal->tenant_id, c.request.Param("id")));
                     }});
 
+  specs_.push_back(
+      {"GET", "/v1/prices", Access::kTenant, Role::kViewer, false, [need, &clock](Context&) -> Result<http::Response> {
+         CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+         return JsonOf(b->price_book.Effective(clock.Now()));
+       }});
+
+  specs_.push_back(
+      {"GET", "/v1/subscription", Access::kTenant, Role::kViewer, false, [need](Context& c) -> Result<http::Response> {
+         CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+         return JsonOf(b->subscriptions.Get(c.principal->tenant_id));
+       }});
+
+  specs_.push_back(
+      {"POST", "/v1/subscription", Access::kTenant, Role::kAdmin, false, [need](Context& c) -> Result<http::Response> {
+         CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+         CLOZIT_ASSIGN_OR_RETURN(json body, ParseObject(c.request));
+         CLOZIT_ASSIGN_OR_RETURN(std::string plan, RequiredString(body, "plan"));
+         CLOZIT_ASSIGN_OR_RETURN(std::string key, RequiredKey(c.request, "subscribing"));
+         return JsonOf(b->subscriptions.Subscribe(c.principal->tenant_id, plan, key, c.actor), 201);
+       }});
+
+  specs_.push_back({"POST", "/v1/subscription/cancel", Access::kTenant, Role::kAdmin, false,
+                    [need](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+                      return JsonOf(b->subscriptions.Cancel(c.principal->tenant_id, c.actor));
+                    }});
+
+  specs_.push_back({"POST", "/v1/subscription/change", Access::kTenant, Role::kAdmin, false,
+                    [need](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+                      CLOZIT_ASSIGN_OR_RETURN(json body, ParseObject(c.request));
+                      CLOZIT_ASSIGN_OR_RETURN(std::string plan, RequiredString(body, "plan"));
+                      CLOZIT_ASSIGN_OR_RETURN(std::string key, RequiredKey(c.request, "changing plan"));
+                      (void)key;  // the pipeline replays a retry with the same key
+                      return JsonOf(b->subscriptions.Change(c.principal->tenant_id, plan, c.actor));
+                    }});
+
   // ---- operator
+  specs_.push_back({"GET", "/v1/admin/price-books", Access::kOperator, Role::kViewer, false,
+                    [need](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+                      CLOZIT_ASSIGN_OR_RETURN(auto page, ParsePage(c.request));
+                      CLOZIT_ASSIGN_OR_RETURN(auto list, b->price_book.List(page));
+                      return ListResponse(list);
+                    }});
+
+  specs_.push_back({"POST", "/v1/admin/price-books", Access::kOperator, Role::kViewer, false,
+                    [need](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+                      CLOZIT_ASSIGN_OR_RETURN(json body, ParseObject(c.request));
+                      CLOZIT_ASSIGN_OR_RETURN(auto note, OptionalString(body, "note"));
+                      CLOZIT_ASSIGN_OR_RETURN(auto content, billing::ParsePriceBook(body));
+                      return JsonOf(b->price_book.CreateDraft(content, note.value_or(""), c.actor), 201);
+                    }});
+
+  specs_.push_back({"GET", "/v1/admin/price-books/{version}", Access::kOperator, Role::kViewer, false,
+                    [need](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+                      CLOZIT_ASSIGN_OR_RETURN(int64_t version, VersionParam(c.request));
+                      return JsonOf(b->price_book.Get(version));
+                    }});
+
+  specs_.push_back({"POST", "/v1/admin/price-books/{version}/publish", Access::kOperator, Role::kViewer, false,
+                    [need](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+                      CLOZIT_ASSIGN_OR_RETURN(int64_t version, VersionParam(c.request));
+                      CLOZIT_ASSIGN_OR_RETURN(json body, ParseObject(c.request));
+                      CLOZIT_ASSIGN_OR_RETURN(auto from_text, OptionalString(body, "effective_from"));
+                      std::optional<TimePoint> from;
+                      if (from_text) {
+                        CLOZIT_ASSIGN_OR_RETURN(from, contacts::ParseTimestamp(*from_text, "effective_from"));
+                      }
+                      return JsonOf(b->price_book.Publish(version, from, c.actor));
+                    }});
+
   specs_.push_back(
       {"POST", "/v1/admin/tenants/{id}/credit-grants", Access::kOperator, Role::kViewer, false,
        [need, &clock](Context& c) -> Result<http::Response> {

@@ -1,6 +1,6 @@
 // billing/billing: the billing components wired together, for the application
-// and the API. Owns the ledger, charging, purchases, statements and
-// phone-number fees; the
+// and the API. Owns the ledger, charging, purchases, statements, the price
+// book, phone-number fees (priced by the price book) and subscriptions; the
 // payment provider is the caller's (an UnconfiguredPaymentProvider until the
 // Stripe adapter lands: refunds of paid purchases then fail and stay pending).
 #pragma once
@@ -9,8 +9,10 @@
 #include "billing/ledger.hpp"
 #include "billing/number_fees.hpp"
 #include "billing/payments.hpp"
+#include "billing/price_book.hpp"
 #include "billing/purchases.hpp"
 #include "billing/statements.hpp"
+#include "billing/subscriptions.hpp"
 
 namespace clozit::billing {
 
@@ -25,9 +27,6 @@ class UnconfiguredPaymentProvider : public PaymentProvider {
 /// What the application configures (the `[billing]` section of the configuration).
 struct BillingSettings {
   NumberFeeSettings number_fees;
-  /// Phone-number fees per month until the price book prices them: monthly, regulatory.
-  Credits default_number_monthly_fee = Credits::FromMicros(2'000'000);
-  Credits default_number_regulatory_fee = Credits::FromMicros(500'000);
 };
 
 struct Billing {
@@ -37,20 +36,22 @@ struct Billing {
         charging(db, ledger, audit, clock, random),
         purchases(db, ledger, charging, provider, audit, clock, random),
         statements(db, audit, clock, random),
-        number_fees(db, ledger, audit, clock, random, DefaultNumberFees(settings), settings.number_fees) {}
+        price_book(db, audit, clock),
+        number_fees(db, ledger, audit, clock, random, PricedBy(price_book), settings.number_fees),
+        subscriptions(db, ledger, price_book, audit, clock, random) {}
 
   Ledger ledger;
   Charging charging;
   Purchases purchases;
   Statements statements;
+  PriceBook price_book;
   NumberFees number_fees;
+  Subscriptions subscriptions;
 
  private:
-  static NumberFeePricer DefaultNumberFees(const BillingSettings& settings) {
-    return [monthly = settings.default_number_monthly_fee, regulatory = settings.default_number_regulatory_fee](
-               const std::string&, const std::string&, TimePoint) -> Result<NumberFeeQuote> {
-      return NumberFeeQuote{monthly, regulatory, 0};
-    };
+  static NumberFeePricer PricedBy(PriceBook& book) {
+    return [&book](storage::Tx& tx, const std::string& country, const std::string& number_type,
+                   TimePoint at) -> Result<NumberFeeQuote> { return book.NumberFees(tx, country, number_type, at); };
   }
 };
 

@@ -64,6 +64,7 @@ std::vector<Key> Schema(Config& c) {
       {"demo", "seed", &c.demo.seed},
       {"demo", "owner_password", &c.demo.owner_password, true},
       {"billing", "number_fee_grace_days", &c.billing.number_fee_grace_days, false, 0, 365},
+      {"billing", "jobs_interval_seconds", &c.billing.jobs_interval_seconds, false, 1, 86'400},
   };
 }
 

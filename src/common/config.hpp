@@ -77,6 +77,8 @@ struct DemoConfig {
 struct BillingConfig {
   /// How long a phone number whose monthly fee could not be charged is kept before it is flagged for release.
   int64_t number_fee_grace_days = 7;
+  /// How often the billing jobs (number fees, subscription renewals, expiries) run.
+  int64_t jobs_interval_seconds = 60;
 };
 
 struct Config {

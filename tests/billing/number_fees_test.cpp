@@ -25,7 +25,7 @@ class NumberFeesTest : public BillingTest {
   void SetUp() override {
     BillingTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
-    NumberFeePricer pricer = [this](const std::string& country, const std::string& type,
+    NumberFeePricer pricer = [this](storage::Tx&, const std::string& country, const std::string& type,
                                     TimePoint) -> Result<NumberFeeQuote> {
       ++priced_;
       if (country == "US" && type == "toll_free") return NumberFeeQuote{Cr(4), Credits::FromMicros(250'000), 0};
@@ -43,18 +43,6 @@ class NumberFeesTest : public BillingTest {
 
   NumberPurchase Local(const TenantId& tenant, const std::string& number_id) {
     return {tenant, number_id, "+14155550100", "US", "local", "buy-" + number_id};
-  }
-
-  Credits Available(const TenantId& tenant) {
-    auto balance = charging_->Balance(tenant);
-    EXPECT_TRUE(balance.ok());
-    return balance.ok() ? balance->available : Credits();
-  }
-
-  int64_t Count(const std::string& sql, const storage::Params& params = {}) {
-    auto rows = db_->Query(sql, params);
-    EXPECT_TRUE(rows.ok()) << rows.error().message;
-    return rows.ok() && !rows->empty() ? rows->front().Int(0) : -1;
   }
 
   std::unique_ptr<NumberFees> fees_;
