@@ -327,6 +327,23 @@ TEST_P(NumberFeesTest, AbortReversesThePurchaseChargeWithCorrectingTransfers) {
   ExpectClean();
 }
 
+TEST_P(NumberFeesTest, LedgerCheckNoticesAFeePeriodThatDisagreesWithItsTransfers) {
+  TenantId tenant = NewTenant();
+  GrantOk(tenant, Cr(10));
+  ASSERT_TRUE(fees_->ChargeNumberPurchase(Local(tenant, "num_a")).ok());
+  ExpectClean();
+  auto tampered = db_->Write([&](storage::Tx& tx) -> Result<void> {
+    CLOZIT_TRY(tx.Exec("UPDATE billing_number_fee_charges SET monthly_fee = monthly_fee + 1"));
+    return Ok();
+  });
+  ASSERT_TRUE(tampered.ok()) << tampered.error().message;
+  auto breaches = CheckLedger(*db_);
+  ASSERT_TRUE(breaches.ok()) << breaches.error().message;
+  ASSERT_EQ(breaches->size(), 1u) << Join(*breaches);
+  EXPECT_NE((*breaches)[0].find("number num_a"), std::string::npos) << (*breaches)[0];
+  EXPECT_NE((*breaches)[0].find("fee period 0"), std::string::npos) << (*breaches)[0];
+}
+
 TEST_P(NumberFeesTest, TollFreeNumbersArePricedByCountryAndType) {
   TenantId tenant = NewTenant();
   GrantOk(tenant, Cr(10));
