@@ -8,6 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "billing/jobs.hpp"
 #include "billing/stripe/stripe_provider.hpp"
 #include "common/encoding.hpp"
 #include "emulator.hpp"
@@ -193,7 +194,13 @@ Result<void> Application::Serve() {
   }
   // Tests and scripts read this line to find the port when port = 0.
   spdlog::info("listening on {}://{}:{}", s.tls() ? "https" : "http", s.listen_address, server.port());
+  // Fees, renewals and expiries run beside the server and stop before the modules they use go away.
+  billing::BillingJobsSettings job_settings;
+  job_settings.interval = std::chrono::seconds(config_.billing.jobs_interval_seconds);
+  billing::BillingJobs jobs(*billing_, clock_, job_settings);
+  jobs.Start();
   server.Run();
+  jobs.Stop();
   emulator_.reset();
   spdlog::info("server stopped");
   return Ok();

@@ -1,8 +1,9 @@
 // billing/billing: the billing components wired together, for the application
-// and the API. Owns the ledger, charging, purchases, checkouts, statements
-// and phone-number fees; the payment provider is the caller's
-// (billing/stripe/ when configured, else an UnconfiguredPaymentProvider:
-// checkouts are unavailable and refunds of paid purchases fail and stay pending).
+// and the API. Owns the ledger, charging, purchases, checkouts, statements,
+// the price book, phone-number fees (priced by the price book) and
+// subscriptions; the payment provider is the caller's (billing/stripe/ when
+// configured, else an UnconfiguredPaymentProvider: checkouts are unavailable
+// and refunds of paid purchases fail and stay pending).
 #pragma once
 
 #include "billing/charging.hpp"
@@ -10,8 +11,10 @@
 #include "billing/ledger.hpp"
 #include "billing/number_fees.hpp"
 #include "billing/payments.hpp"
+#include "billing/price_book.hpp"
 #include "billing/purchases.hpp"
 #include "billing/statements.hpp"
+#include "billing/subscriptions.hpp"
 
 namespace clozit::billing {
 
@@ -31,9 +34,6 @@ class UnconfiguredPaymentProvider : public PaymentProvider {
 struct BillingSettings {
   NumberFeeSettings number_fees;
   CheckoutSettings checkout;
-  /// Phone-number fees per month until the price book prices them: monthly, regulatory.
-  Credits default_number_monthly_fee = Credits::FromMicros(2'000'000);
-  Credits default_number_regulatory_fee = Credits::FromMicros(500'000);
 };
 
 struct Billing {
@@ -44,21 +44,23 @@ struct Billing {
         purchases(db, ledger, charging, provider, audit, clock, random),
         checkouts(db, ledger, purchases, provider, audit, clock, random, std::move(settings.checkout)),
         statements(db, audit, clock, random),
-        number_fees(db, ledger, audit, clock, random, DefaultNumberFees(settings), settings.number_fees) {}
+        price_book(db, audit, clock),
+        number_fees(db, ledger, audit, clock, random, PricedBy(price_book), settings.number_fees),
+        subscriptions(db, ledger, price_book, audit, clock, random) {}
 
   Ledger ledger;
   Charging charging;
   Purchases purchases;
   Checkouts checkouts;
   Statements statements;
+  PriceBook price_book;
   NumberFees number_fees;
+  Subscriptions subscriptions;
 
  private:
-  static NumberFeePricer DefaultNumberFees(const BillingSettings& settings) {
-    return [monthly = settings.default_number_monthly_fee, regulatory = settings.default_number_regulatory_fee](
-               const std::string&, const std::string&, TimePoint) -> Result<NumberFeeQuote> {
-      return NumberFeeQuote{monthly, regulatory, 0};
-    };
+  static NumberFeePricer PricedBy(PriceBook& book) {
+    return [&book](storage::Tx& tx, const std::string& country, const std::string& number_type,
+                   TimePoint at) -> Result<NumberFeeQuote> { return book.NumberFees(tx, country, number_type, at); };
   }
 };
 

@@ -27,7 +27,7 @@ struct Stored {
 
 constexpr std::string_view kSelectReservation =
     "SELECT r.id, r.tenant_id, r.purpose, r.idempotency_key, r.estimate, r.first_expires_at, r.hold_transfer_id, "
-    "r.version, r.created_at, h.amount, h.expires_at, p.state, p.resolved_by "
+    "r.version, r.created_at, h.amount, h.expires_at, p.state, p.resolved_by, r.price_version "
     "FROM billing_reservations r JOIN ledger_transfers h ON h.id = r.hold_transfer_id "
     "JOIN ledger_pending p ON p.transfer_id = r.hold_transfer_id ";
 
@@ -76,6 +76,7 @@ Result<std::optional<Stored>> LoadReservation(Tx& tx, std::string_view where, co
   view.expires_at = FromUnixMillis(row.Int(10));
   std::string state = row.Text(11);
   stored.resolved_by = row.Text(12);
+  view.price_version = row.OptionalInt(13);
   if (state == "posted") {
     stored.hold_state = PendingState::kPosted;
     view.state = ReservationState::kSettled;
@@ -329,7 +330,7 @@ Result<Reservation> Charging::Extend(const ExtendRequest& request) {
 }
 
 Result<Reservation> Charging::Settle(const TenantId& tenant_id, const std::string& reservation_id,
-                                     const std::vector<UsageItem>& usage) {
+                                     const std::vector<UsageItem>& usage, std::optional<int64_t> price_version) {
   const TimePoint now = clock_.Now();
   CLOZIT_TRY(ValidateTenant(tenant_id));
   Credits total;
@@ -375,6 +376,10 @@ Result<Reservation> Charging::Settle(const TenantId& tenant_id, const std::strin
       batch.push_back(std::move(charge));
     }
     CLOZIT_TRY(ledger_.CreateTransfers(tx, batch, now));
+    if (price_version) {
+      CLOZIT_TRY(tx.Exec("UPDATE billing_reservations SET price_version = $2 WHERE id = $1",
+                         {reservation_id, *price_version}));
+    }
     CLOZIT_TRY(RecordBalanceEvents(tx, tenant, now, random_));
     CLOZIT_ASSIGN_OR_RETURN(Stored settled, RequireById(tx, tenant_id, reservation_id, now));
     result = std::move(settled.view);

@@ -91,7 +91,8 @@ struct Reservation {
   std::vector<UsageItem> usage;
   TimePoint expires_at;
   TimePoint created_at;
-  std::string hold_transfer_id;  // the ledger's pending transfer
+  std::string hold_transfer_id;          // the ledger's pending transfer
+  std::optional<int64_t> price_version;  // settled: the price-book version its usage was priced with
 };
 
 struct GrantRequest {
@@ -153,8 +154,10 @@ class Charging {
 
   Result<Reservation> Reserve(const ReserveRequest& request);
   Result<Reservation> Extend(const ExtendRequest& request);
+  /// `price_version`: the price-book version the usage was priced with (billing/price_book.hpp Quote), kept with
+  /// the reservation so a later price change never re-prices it.
   Result<Reservation> Settle(const TenantId& tenant_id, const std::string& reservation_id,
-                             const std::vector<UsageItem>& usage);
+                             const std::vector<UsageItem>& usage, std::optional<int64_t> price_version = std::nullopt);
   Result<Reservation> Void(const TenantId& tenant_id, const std::string& reservation_id);
   Result<Reservation> GetReservation(const TenantId& tenant_id, const std::string& reservation_id);
 

@@ -177,6 +177,25 @@ WHERE h.id IS NULL OR h.kind <> 'pending' OR h.reference <> r.id
    OR COALESCE(posts.total, 0) <> COALESCE(usage.total, 0)
 ORDER BY r.id)";
 
+// Fee periods of phone numbers whose fee transfers (from the tenant's credits) do not add up to the fees
+// recorded for the period, and subscription charges whose transfer is missing or differs.
+constexpr std::string_view kBadNumberFees = R"(
+SELECT x.tenant_id, x.number_id, x.period, x.due, x.charged FROM (
+  SELECT c.tenant_id, c.number_id, c.period, c.monthly_fee + c.regulatory_fee AS due,
+         COALESCE((SELECT SUM(t.amount) FROM ledger_transfers t WHERE t.id IN (
+             'numfee/' || c.tenant_id || '/' || c.number_id || '/' || CAST(c.period AS TEXT) || '/monthly',
+             'numfee/' || c.tenant_id || '/' || c.number_id || '/' || CAST(c.period AS TEXT) || '/regulatory')
+           AND t.code LIKE 'fee.phone_number.%' AND t.debit_account_id = c.tenant_id || '/credits'), 0) AS charged
+  FROM billing_number_fee_charges c) x
+WHERE x.due <> x.charged
+ORDER BY x.tenant_id, x.number_id, x.period)";
+
+constexpr std::string_view kBadSubscriptionCharges = R"(
+SELECT c.subscription_id, c.period, c.kind, c.price, COALESCE(t.amount, 0)
+FROM billing_subscription_charges c LEFT JOIN ledger_transfers t ON t.id = c.charge_transfer_id
+WHERE t.id IS NULL OR t.amount <> c.price OR t.code NOT LIKE 'subscription.%'
+ORDER BY c.subscription_id, c.period, c.kind)";
+
 class Checker {
  public:
   explicit Checker(Tx& tx) : tx_(tx) {}
@@ -186,6 +205,7 @@ class Checker {
     CLOZIT_TRY(Pending());
     CLOZIT_TRY(Lots());
     CLOZIT_TRY(Reservations());
+    CLOZIT_TRY(Fees());
     return std::move(breaches_);
   }
 
@@ -298,6 +318,22 @@ class Checker {
       if (row.Text(4) != row.Text(5)) {
         Breach(reservation + "posted " + row.Text(4) + " but its usage charges sum to " + row.Text(5));
       }
+    }
+    return Ok();
+  }
+
+  Result<void> Fees() {
+    CLOZIT_ASSIGN_OR_RETURN(auto numbers, Query(kBadNumberFees));
+    for (const Row& row : numbers) {
+      Breach("number " + row.Text(1) + " of tenant " + row.Text(0) + ", fee period " + row.Text(2) + ": recorded " +
+             Credits::FromMicros(row.Int(3)).ToString() + " but its fee transfers charged " +
+             Credits::FromMicros(row.Int(4)).ToString());
+    }
+    CLOZIT_ASSIGN_OR_RETURN(auto subscriptions, Query(kBadSubscriptionCharges));
+    for (const Row& row : subscriptions) {
+      Breach("subscription " + row.Text(0) + ", period " + row.Text(1) + " (" + row.Text(2) + "): recorded " +
+             Credits::FromMicros(row.Int(3)).ToString() + " but its charge transfer moved " +
+             Credits::FromMicros(row.Int(4)).ToString());
     }
     return Ok();
   }

@@ -14,7 +14,9 @@
 //    balance equals the sum of its lots;
 //  - every reservation's hold is a pending transfer of its tenant, it is
 //    settled at most once, and a settled reservation's usage equals what was
-//    posted; platform holds never keep posted credits.
+//    posted; platform holds never keep posted credits;
+//  - every phone-number fee period and subscription charge recorded by
+//    billing equals the ledger transfers that charged it.
 //
 // Read-only; thread-safe.
 #pragma once

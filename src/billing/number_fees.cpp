@@ -112,16 +112,6 @@ Result<void> Validate(const NumberPurchase& p) {
   return Ok();
 }
 
-// What a debit from the tenant's credits may take now: the unreserved credits of its unexpired lots.
-Result<Credits> Spendable(Tx& tx, const std::string& tenant, TimePoint now) {
-  CLOZIT_ASSIGN_OR_RETURN(auto lots, detail::BurnDownCandidates(tx, TenantCreditsAccount(tenant).id, now));
-  Credits total;
-  for (const Lot& lot : lots) {
-    CLOZIT_ASSIGN_OR_RETURN(total, total.Add(lot.Unreserved()));
-  }
-  return total;
-}
-
 Error Insufficient(Credits available, Credits due) {
   return Error::Make(
       ErrorCode::kInsufficientCredits,
@@ -207,7 +197,7 @@ Result<NumberHolding> NumberFees::ChargeNumberPurchase(const NumberPurchase& p) 
     }
     CLOZIT_ASSIGN_OR_RETURN(auto tenants, tx.Query("SELECT 1 FROM tenants WHERE id = $1", {tenant}));
     if (tenants.empty()) return Error::Make(ErrorCode::kNotFound, "tenant " + tenant + " not found", "tenant_id");
-    CLOZIT_ASSIGN_OR_RETURN(NumberFeeQuote quote, pricer_(p.country, p.number_type, now));
+    CLOZIT_ASSIGN_OR_RETURN(NumberFeeQuote quote, pricer_(tx, p.country, p.number_type, now));
     NumberHolding holding;
     holding.tenant_id = p.tenant_id;
     holding.number_id = p.number_id;
@@ -333,9 +323,9 @@ Result<FeeRunReport> NumberFees::ChargeDueFees(int64_t limit) {
         const int64_t period = h.periods_charged;
         const TimePoint due_at = *h.next_fee_at;
         // Priced as of the period's start: a price change applies from the next period that begins after it.
-        CLOZIT_ASSIGN_OR_RETURN(NumberFeeQuote quote, pricer_(h.country, h.number_type, due_at));
+        CLOZIT_ASSIGN_OR_RETURN(NumberFeeQuote quote, pricer_(tx, h.country, h.number_type, due_at));
         CLOZIT_ASSIGN_OR_RETURN(Credits total, quote.monthly.Add(quote.regulatory));
-        CLOZIT_ASSIGN_OR_RETURN(Credits spendable, Spendable(tx, tenant, now));
+        CLOZIT_ASSIGN_OR_RETURN(Credits spendable, detail::SpendableCredits(tx, TenantCreditsAccount(tenant).id, now));
         if (spendable >= total) {
           CLOZIT_TRY(ChargePeriod(tx, ledger_, h, period, quote, due_at, now));
           h.periods_charged = period + 1;

@@ -80,12 +80,12 @@ struct NumberHolding {
 struct NumberFeeQuote {
   Credits monthly;
   Credits regulatory;
-  int64_t price_version = 0;  // 0: configuration defaults
+  int64_t price_version = 0;  // the price-book version
 };
 
-/// Prices a number's fee period: (country, number type, at) → fees.
-using NumberFeePricer =
-    std::function<Result<NumberFeeQuote>(const std::string& country, const std::string& number_type, TimePoint at)>;
+/// Prices a number's fee period: (country, number type, at) → fees, inside the caller's transaction.
+using NumberFeePricer = std::function<Result<NumberFeeQuote>(storage::Tx& tx, const std::string& country,
+                                                             const std::string& number_type, TimePoint at)>;
 
 struct NumberFeeSettings {
   /// How long a number whose fee could not be charged stays before it is flagged for release.

@@ -188,6 +188,12 @@ Result<Eligibility> Classify(Tx& tx, const std::string& tenant, const std::strin
     if (!out.purchase) out.reason = RefundReason::kGrantedCreditsNotRefundable;
     return out;
   }
+  if (subject.rfind("sub_", 0) == 0) {
+    CLOZIT_ASSIGN_OR_RETURN(
+        auto subs, tx.Query("SELECT 1 FROM billing_subscriptions WHERE id = $1 AND tenant_id = $2", {subject, tenant}));
+    out.reason = subs.empty() ? RefundReason::kUnknownTransaction : RefundReason::kSubscriptionNotRefundable;
+    return out;
+  }
   // A phone number the tenant holds (or held): its fees are never refunded (P4).
   CLOZIT_ASSIGN_OR_RETURN(
       auto numbers,

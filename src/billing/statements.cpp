@@ -26,7 +26,7 @@ std::string CategoryPredicate(std::string_view category) {
   if (category == "refund") return "code = 'refund'";
   if (category == "adjustment") return "code LIKE 'adjustment.%'";
   if (category == "expiry") return "code = 'lot_expiry'";
-  if (category == "fee") return "code LIKE 'fee.%'";
+  if (category == "fee") return "(code LIKE 'fee.%' OR code LIKE 'subscription.%')";
   return "";
 }
 
@@ -38,7 +38,7 @@ std::string CategoryOf(const std::string& code) {
   if (code == "refund") return "refund";
   if (starts("adjustment.")) return "adjustment";
   if (code == "lot_expiry") return "expiry";
-  if (starts("fee.")) return "fee";
+  if (starts("fee.") || starts("subscription.")) return "fee";
   return "other";
 }
 

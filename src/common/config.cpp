@@ -76,6 +76,7 @@ std::vector<Key> Schema(Config& c) {
       {"billing.stripe", "api_base", &c.billing.stripe.api_base},
       {"billing.stripe", "timestamp_tolerance_seconds", &c.billing.stripe.timestamp_tolerance_seconds, false, 1,
        86'400},
+      {"billing", "jobs_interval_seconds", &c.billing.jobs_interval_seconds, false, 1, 86'400},
   };
 }
 

@@ -88,6 +88,8 @@ struct StripeConfig {
 struct BillingConfig {
   /// How long a phone number whose monthly fee could not be charged is kept before it is flagged for release.
   int64_t number_fee_grace_days = 7;
+  /// How often the billing jobs (number fees, subscription renewals, expiries) run.
+  int64_t jobs_interval_seconds = 60;
   /// Credit packs on sale: "id:credits:price_minor:CURRENCY" comma-separated, e.g. "starter:100:1000:USD".
   std::string credit_packs;
   /// Where the payment page sends the payer back; default: public_base_url + /billing/success|cancelled.

@@ -112,5 +112,112 @@ TEST_F(BillingRoutesTest, GrantBalanceStatementsRefundAndAdjustment) {
   EXPECT_TRUE(breaches->empty());
 }
 
+TEST_F(BillingRoutesTest, PriceBookIsReadByTenantsAndVersionedByOperators) {
+  auto owner = SignUp();
+  Headers ops = OperatorLogin();
+
+  auto prices = Send("GET", "/v1/prices", "", owner.Headers(false));
+  ASSERT_EQ(prices.status, 200) << prices.body;
+  EXPECT_EQ(prices.data.value("version", 0), 1);
+  EXPECT_EQ(prices.data.value("status", ""), "published");
+  ASSERT_FALSE(prices.data["calls"].empty());
+  // Tenants cannot edit prices.
+  EXPECT_EQ(Send("GET", "/v1/admin/price-books", "", owner.Headers(false)).status, 401);
+
+  // An edit: the current book with a dearer domestic rate, as a draft.
+  json edited = prices.data;
+  for (const char* meta : {"version", "status", "effective_from", "created_at", "published_at", "note"}) {
+    edited.erase(meta);
+  }
+  for (auto& rate : edited["calls"]) {
+    if (rate["destination_class"] == "domestic") rate["per_minute"] = "0.05";
+  }
+  edited["note"] = "domestic up";
+  json bad = edited;
+  bad["calls"][0]["increment_seconds"] = 0;
+  auto refused = Send("POST", "/v1/admin/price-books", bad.dump(), ops);
+  EXPECT_EQ(refused.status, 400) << refused.body;
+  EXPECT_EQ(refused.data.value("field", ""), "calls[0].increment_seconds");
+  auto draft = Send("POST", "/v1/admin/price-books", edited.dump(), ops);
+  ASSERT_EQ(draft.status, 201) << draft.body;
+  EXPECT_EQ(draft.data.value("version", 0), 2);
+  EXPECT_EQ(draft.data.value("status", ""), "draft");
+  EXPECT_EQ(Send("GET", "/v1/prices", "", owner.Headers(false)).data.value("version", 0), 1);
+
+  auto list = Send("GET", "/v1/admin/price-books?limit=1", "", ops);
+  ASSERT_EQ(list.status, 200) << list.body;
+  ASSERT_EQ(list.data["data"].size(), 1u);
+  EXPECT_TRUE(list.data.value("has_more", false));
+  EXPECT_EQ(Send("GET", "/v1/admin/price-books/2", "", ops).data.value("note", ""), "domestic up");
+  EXPECT_EQ(Send("GET", "/v1/admin/price-books/9", "", ops).status, 404);
+  EXPECT_EQ(Send("GET", "/v1/admin/price-books/x", "", ops).status, 404);
+
+  auto past =
+      Send("POST", "/v1/admin/price-books/2/publish", json{{"effective_from", "2020-01-01T00:00:00Z"}}.dump(), ops);
+  EXPECT_EQ(past.status, 400) << past.body;
+  auto published = Send("POST", "/v1/admin/price-books/2/publish", "{}", ops);
+  ASSERT_EQ(published.status, 200) << published.body;
+  EXPECT_EQ(published.data.value("status", ""), "published");
+  EXPECT_EQ(Send("POST", "/v1/admin/price-books/2/publish", "{}", ops).status, 409);
+  auto now_prices = Send("GET", "/v1/prices", "", owner.Headers(false));
+  EXPECT_EQ(now_prices.data.value("version", 0), 2);
+}
+
+TEST_F(BillingRoutesTest, SubscriptionIsBoughtWithCreditsChangedAndCancelledAtPeriodEnd) {
+  auto owner = SignUp();
+  const std::string tenant_id = Send("GET", "/v1/tenant", "", owner.Headers(false)).data.value("id", "");
+  Headers ops = OperatorLogin();
+
+  auto none = Send("GET", "/v1/subscription", "", owner.Headers(false));
+  ASSERT_EQ(none.status, 200) << none.body;
+  EXPECT_EQ(none.data.value("status", ""), "none");
+  // Without credits: 402, and the key is required.
+  EXPECT_EQ(Send("POST", "/v1/subscription", json{{"plan", "starter"}}.dump(), owner.Headers()).status, 400);
+  auto broke = Send("POST", "/v1/subscription", json{{"plan", "starter"}}.dump(),
+                    With(owner.Headers(), "Idempotency-Key", "s0"));
+  EXPECT_EQ(broke.status, 402) << broke.body;
+
+  json grant = {{"credits", "500"}, {"price_minor", 24500}, {"currency", "EUR"}, {"payment_reference", "ch_9"}};
+  ASSERT_EQ(Send("POST", "/v1/admin/tenants/" + tenant_id + "/credit-grants", grant.dump(),
+                 With(ops, "Idempotency-Key", "g1"))
+                .status,
+            201);
+  auto subscribed = Send("POST", "/v1/subscription", json{{"plan", "starter"}}.dump(),
+                         With(owner.Headers(), "Idempotency-Key", "s1"));
+  ASSERT_EQ(subscribed.status, 201) << subscribed.body;
+  EXPECT_EQ(subscribed.data.value("plan", ""), "starter");
+  EXPECT_EQ(subscribed.data.value("price", ""), "49");
+  auto replayed = Send("POST", "/v1/subscription", json{{"plan", "starter"}}.dump(),
+                       With(owner.Headers(), "Idempotency-Key", "s1"));
+  EXPECT_EQ(replayed.data.value("id", ""), subscribed.data.value("id", ""));
+  EXPECT_EQ(Send("GET", "/v1/credits", "", owner.Headers(false)).data.value("available", ""), "511");
+
+  auto upgraded = Send("POST", "/v1/subscription/change", json{{"plan", "growth"}}.dump(),
+                       With(owner.Headers(), "Idempotency-Key", "c1"));
+  ASSERT_EQ(upgraded.status, 200) << upgraded.body;
+  EXPECT_EQ(upgraded.data.value("plan", ""), "growth");
+  auto unknown = Send("POST", "/v1/subscription/change", json{{"plan", "platinum"}}.dump(),
+                      With(owner.Headers(), "Idempotency-Key", "c2"));
+  EXPECT_EQ(unknown.status, 400) << unknown.body;
+  EXPECT_EQ(unknown.data.value("field", ""), "plan");
+
+  auto canceled = Send("POST", "/v1/subscription/cancel", "", owner.Headers());
+  ASSERT_EQ(canceled.status, 200) << canceled.body;
+  EXPECT_TRUE(canceled.data.value("cancel_at_period_end", false));
+  EXPECT_EQ(canceled.data.value("status", ""), "active");
+  auto shown = Send("GET", "/v1/subscription", "", owner.Headers(false));
+  EXPECT_EQ(shown.data.value("status", ""), "active");
+  EXPECT_FALSE(shown.data["current_period_end"].is_null());
+
+  // A subscription charge is refused as a refund subject.
+  auto refund = Send("POST", "/v1/refund-requests", json{{"purchase_id", subscribed.data.value("id", "")}}.dump(),
+                     owner.Headers());
+  ASSERT_EQ(refund.status, 201) << refund.body;
+  EXPECT_EQ(refund.data.value("reason_code", ""), "subscription_not_refundable");
+  auto breaches = billing::CheckLedger(*db_);
+  ASSERT_TRUE(breaches.ok());
+  EXPECT_TRUE(breaches->empty());
+}
+
 }  // namespace
 }  // namespace clozit::api::test

@@ -101,6 +101,20 @@ class BillingTest : public storage::test::BackendTest {
     return charging_->Reserve({tenant, estimate, "test call", key, clock_.Now() + ttl});
   }
 
+  /// What a reservation may take now.
+  Credits Available(const TenantId& tenant) {
+    auto balance = charging_->Balance(tenant);
+    EXPECT_TRUE(balance.ok());
+    return balance.ok() ? balance->available : Credits();
+  }
+
+  /// The first column of the first row, e.g. of a COUNT(*); -1 when the query fails.
+  int64_t Count(const std::string& sql, const storage::Params& params = {}) {
+    auto rows = db_->Query(sql, params);
+    EXPECT_TRUE(rows.ok()) << rows.error().message;
+    return rows.ok() && !rows->empty() ? rows->front().Int(0) : -1;
+  }
+
   ManualClock clock_{FromUnixMillis(1'790'000'000'000)};
   SeededRandom random_{20261126};
   std::unique_ptr<Ledger> ledger_;

@@ -25,7 +25,7 @@ class NumberFeesTest : public BillingTest {
   void SetUp() override {
     BillingTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
-    NumberFeePricer pricer = [this](const std::string& country, const std::string& type,
+    NumberFeePricer pricer = [this](storage::Tx&, const std::string& country, const std::string& type,
                                     TimePoint) -> Result<NumberFeeQuote> {
       ++priced_;
       if (country == "US" && type == "toll_free") return NumberFeeQuote{Cr(4), Credits::FromMicros(250'000), 0};
@@ -43,18 +43,6 @@ class NumberFeesTest : public BillingTest {
 
   NumberPurchase Local(const TenantId& tenant, const std::string& number_id) {
     return {tenant, number_id, "+14155550100", "US", "local", "buy-" + number_id};
-  }
-
-  Credits Available(const TenantId& tenant) {
-    auto balance = charging_->Balance(tenant);
-    EXPECT_TRUE(balance.ok());
-    return balance.ok() ? balance->available : Credits();
-  }
-
-  int64_t Count(const std::string& sql, const storage::Params& params = {}) {
-    auto rows = db_->Query(sql, params);
-    EXPECT_TRUE(rows.ok()) << rows.error().message;
-    return rows.ok() && !rows->empty() ? rows->front().Int(0) : -1;
   }
 
   std::unique_ptr<NumberFees> fees_;
@@ -337,6 +325,23 @@ TEST_P(NumberFeesTest, AbortReversesThePurchaseChargeWithCorrectingTransfers) {
   ASSERT_EQ(fees_->ChargeDueFees()->charged.size(), 1u);
   EXPECT_EQ(fees_->AbortNumberPurchase(tenant, "num_b").error().code, ErrorCode::kConflict);
   ExpectClean();
+}
+
+TEST_P(NumberFeesTest, LedgerCheckNoticesAFeePeriodThatDisagreesWithItsTransfers) {
+  TenantId tenant = NewTenant();
+  GrantOk(tenant, Cr(10));
+  ASSERT_TRUE(fees_->ChargeNumberPurchase(Local(tenant, "num_a")).ok());
+  ExpectClean();
+  auto tampered = db_->Write([&](storage::Tx& tx) -> Result<void> {
+    CLOZIT_TRY(tx.Exec("UPDATE billing_number_fee_charges SET monthly_fee = monthly_fee + 1"));
+    return Ok();
+  });
+  ASSERT_TRUE(tampered.ok()) << tampered.error().message;
+  auto breaches = CheckLedger(*db_);
+  ASSERT_TRUE(breaches.ok()) << breaches.error().message;
+  ASSERT_EQ(breaches->size(), 1u) << Join(*breaches);
+  EXPECT_NE((*breaches)[0].find("number num_a"), std::string::npos) << (*breaches)[0];
+  EXPECT_NE((*breaches)[0].find("fee period 0"), std::string::npos) << (*breaches)[0];
 }
 
 TEST_P(NumberFeesTest, TollFreeNumbersArePricedByCountryAndType) {

@@ -58,12 +58,6 @@ class PurchasesTest : public BillingTest {
     return request.ok() ? *request : RefundRequest{};
   }
 
-  Credits Available(const TenantId& tenant) {
-    auto balance = charging_->Balance(tenant);
-    EXPECT_TRUE(balance.ok());
-    return balance.ok() ? balance->available : Credits();
-  }
-
   void Suspend(const TenantId& tenant, const std::string& reason) {
     auto done = db_->Write([&](storage::Tx& tx) -> Result<void> {
       CLOZIT_TRY(tx.Exec("UPDATE tenants SET status = 'suspended', suspension_reason = $2 WHERE id = $1",

@@ -34,6 +34,21 @@ TEST(Config, FileThenEnvironmentOverride) {
   EXPECT_FALSE(config->log.access_log);
 }
 
+TEST(Config, BillingSection) {
+  auto defaults = LoadConfig("", {});
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->billing.number_fee_grace_days, 7);
+  EXPECT_EQ(defaults->billing.jobs_interval_seconds, 60);
+  auto path = WriteTemp("[billing]\nnumber_fee_grace_days = 10\njobs_interval_seconds = 30\n");
+  auto config = LoadConfig(path, {{"CLOZIT_BILLING__JOBS_INTERVAL_SECONDS", "15"}});
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_EQ(config->billing.number_fee_grace_days, 10);
+  EXPECT_EQ(config->billing.jobs_interval_seconds, 15);
+  auto zero = LoadConfig(WriteTemp("[billing]\njobs_interval_seconds = 0\n"), {});
+  ASSERT_FALSE(zero.ok());
+  EXPECT_EQ(zero.error().field, "billing.jobs_interval_seconds");
+}
+
 TEST(Config, NamesTheBadKey) {
   struct Case {
     std::string toml;

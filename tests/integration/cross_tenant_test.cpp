@@ -161,6 +161,17 @@ TEST_P(CrossTenantTest, EveryRouteHidesOtherTenantsResources) {
     return Ok();
   });
   ASSERT_TRUE(inserted.ok()) << inserted.error().message;
+  // A subscription of A's (written directly: subscribing through the API needs credits).
+  const std::string a_subscription_id = "sub_01JAAAAAAAAAAAAAAAAAAAAAAA";
+  auto subscribed = database().Direct().Write([&](storage::Tx& tx) -> Result<void> {
+    CLOZIT_TRY(tx.Exec(
+        "INSERT INTO billing_subscriptions (id, tenant_id, idempotency_key, status, plan_code, cancel_at_period_end, "
+        "period, started_at, period_start, period_end, created_at, updated_at) "
+        "VALUES ($1, $2, 'a-sub', 'active', 'growth', 0, 0, 0, 0, 4102444800000, 0, 0)",
+        {a_subscription_id, a.tenant_id}));
+    return Ok();
+  });
+  ASSERT_TRUE(subscribed.ok()) << subscribed.error().message;
 
   // Contacts: a list, a contact in it, an import, a do-not-call entry.
   auto a_list = client->Post("/v1/contact-lists", {{"name", "tenant-a spring leads"}}, &a.cookie);
@@ -212,6 +223,7 @@ TEST_P(CrossTenantTest, EveryRouteHidesOtherTenantsResources) {
   a_private_ = {a.tenant_id,
                 a_refund_id,
                 a_adjustment_id,
+                a_subscription_id,
                 a.user_id,
                 member_id,
                 a_key.value("id", "?"),
@@ -269,6 +281,8 @@ TEST_P(CrossTenantTest, EveryRouteHidesOtherTenantsResources) {
       {"/v1/admin/refund-requests/{id}/reject", {a_refund_id}},
       {"/v1/admin/adjustment-requests/{id}/approve", {a_adjustment_id}},
       {"/v1/admin/adjustment-requests/{id}/reject", {a_adjustment_id}},
+      {"/v1/admin/price-books/{version}", {"1"}},
+      {"/v1/admin/price-books/{version}/publish", {"1"}},
       {"/v1/contact-lists/{id}", {a_list_id}},
       {"/v1/contacts/{id}", {a_contact_id}},
       {"/v1/contacts/{id}/consent-revocation", {a_contact_id}},
@@ -441,6 +455,23 @@ TEST_P(CrossTenantTest, EveryRouteHidesOtherTenantsResources) {
         ExpectProblem(response, 404, "not_found", "charge_ids");
         ExpectNoLeak(what, response);
         ++requests;
+      } else if (route.method == "POST" && route.pattern == "/v1/subscription") {
+        // B has no credits: refused, and nothing of A's subscription shows.
+        http::Headers key;
+        key.Set("Idempotency-Key", "b-sub-" + creds.label);
+        auto response = client->Post(route.pattern, {{"plan", "starter"}}, &creds, key);
+        ExpectProblem(response, 402, "insufficient_credits", "plan");
+        ExpectNoLeak(what, response);
+        ++requests;
+      } else if (route.method == "POST" &&
+                 (route.pattern == "/v1/subscription/cancel" || route.pattern == "/v1/subscription/change")) {
+        // Only the caller's own subscription is addressed: B has none, A's is untouched.
+        http::Headers key;
+        key.Set("Idempotency-Key", "b" + route.pattern + "-" + creds.label);
+        auto response = client->Post(route.pattern, {{"plan", "starter"}}, &creds, key);
+        ExpectProblem(response, 404, "not_found");
+        ExpectNoLeak(what, response);
+        ++requests;
       } else if (route.method == "POST" && route.pattern == "/v1/contact-lists") {
         auto response = client->Post(route.pattern, {{"name", "b-walk list"}}, &creds);
         EXPECT_EQ(response.status, creds.label == "cookie" ? 201 : 409) << response;
@@ -516,6 +547,11 @@ TEST_P(CrossTenantTest, EveryRouteHidesOtherTenantsResources) {
   EXPECT_EQ(ListAll(*client, "/v1/api-keys", a.cookie).size(), 1u);
   EXPECT_EQ(ListAll(*client, "/v1/invitations", a.cookie).size(), 2u);
   EXPECT_EQ(ListAll(*client, "/v1/refund-requests", a.cookie).size(), 1u);
+  auto a_subscription = client->Get("/v1/subscription", &a.cookie);
+  ASSERT_EQ(a_subscription.status, 200) << a_subscription;
+  EXPECT_EQ(a_subscription.Json().value("id", ""), a_subscription_id);
+  EXPECT_FALSE(a_subscription.Json().value("cancel_at_period_end", true));
+  EXPECT_EQ(a_subscription.Json().value("plan", ""), "growth");
   auto a_adjustment = client->Get("/v1/adjustment-requests/" + a_adjustment_id, &a.cookie);
   ASSERT_EQ(a_adjustment.status, 200) << a_adjustment;
   EXPECT_EQ(a_adjustment.Json().value("status", ""), "pending");

@@ -224,6 +224,15 @@ Result<std::vector<Lot>> AccountLots(Tx& tx, const std::string& account_id, bool
   return LotsFromRows(rows);
 }
 
+Result<Credits> SpendableCredits(storage::Tx& tx, const std::string& account_id, TimePoint now) {
+  CLOZIT_ASSIGN_OR_RETURN(auto lots, BurnDownCandidates(tx, account_id, now));
+  Credits total;
+  for (const Lot& lot : lots) {
+    CLOZIT_ASSIGN_OR_RETURN(total, total.Add(lot.Unreserved()));
+  }
+  return total;
+}
+
 Result<void> InsertLot(Tx& tx, const Lot& lot) {
   CLOZIT_TRY(
       tx.Exec("INSERT INTO ledger_lots (id, account_id, tenant_id, kind, kind_rank, priority, expires_at, original, "

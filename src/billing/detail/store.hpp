@@ -37,6 +37,8 @@ Result<std::optional<Lot>> FindLot(storage::Tx& tx, const std::string& id);
 Result<std::vector<Lot>> BurnDownCandidates(storage::Tx& tx, const std::string& account_id, TimePoint now);
 /// All of the account's lots in burn-down order, optionally without the exhausted ones.
 Result<std::vector<Lot>> AccountLots(storage::Tx& tx, const std::string& account_id, bool include_exhausted);
+/// What a debit from the account may take at `now`: the unreserved credits of its unexpired lots.
+Result<Credits> SpendableCredits(storage::Tx& tx, const std::string& account_id, TimePoint now);
 Result<void> InsertLot(storage::Tx& tx, const Lot& lot);
 Result<void> SaveLotAmounts(storage::Tx& tx, const Lot& lot);
 Result<void> InsertLotChange(storage::Tx& tx, const LotChange& change);

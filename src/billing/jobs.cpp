@@ -1,0 +1,107 @@
+#include "billing/jobs.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "billing/billing.hpp"
+
+namespace clozit::billing {
+
+bool BillingJobs::Due(TimePoint now) const {
+  std::lock_guard lock(mutex_);
+  return !last_run_ || now - *last_run_ >= settings_.interval;
+}
+
+BillingJobsReport BillingJobs::RunOnce(TimePoint now) {
+  {
+    std::lock_guard lock(mutex_);
+    last_run_ = now;
+  }
+  BillingJobsReport report;
+  report.at = now;
+  auto failed = [&report](const char* job, const Error& error) {
+    report.errors.push_back(std::string(job) + ": " + error.message);
+  };
+  // Each job in batches until a batch comes back short, so one run catches up on a backlog.
+  for (int batch = 0; batch < settings_.max_batches; ++batch) {
+    auto fees = billing_.number_fees.ChargeDueFees(settings_.batch);
+    if (!fees) {
+      failed("number fees", fees.error());
+      break;
+    }
+    const size_t handled = fees->charged.size() + fees->past_due.size() + fees->release_due.size();
+    for (auto& item : fees->charged) report.fees.charged.push_back(std::move(item));
+    for (auto& item : fees->past_due) report.fees.past_due.push_back(std::move(item));
+    for (auto& item : fees->release_due) report.fees.release_due.push_back(std::move(item));
+    // Numbers still past due come back every batch: stop once a batch makes no progress.
+    if (handled < static_cast<size_t>(settings_.batch) || fees->charged.size() + fees->release_due.size() == 0) break;
+  }
+  for (int batch = 0; batch < settings_.max_batches; ++batch) {
+    auto renewals = billing_.subscriptions.RenewDue(settings_.batch);
+    if (!renewals) {
+      failed("subscription renewals", renewals.error());
+      break;
+    }
+    const size_t progress = renewals->renewed.size() + renewals->ended.size();
+    const size_t handled = progress + renewals->past_due.size();
+    for (auto& sub : renewals->renewed) report.renewals.renewed.push_back(std::move(sub));
+    for (auto& sub : renewals->past_due) report.renewals.past_due.push_back(std::move(sub));
+    for (auto& sub : renewals->ended) report.renewals.ended.push_back(std::move(sub));
+    if (handled < static_cast<size_t>(settings_.batch) || progress == 0) break;
+  }
+  for (int batch = 0; batch < settings_.max_batches; ++batch) {
+    auto expiry = billing_.charging.ExpireStale(settings_.batch);
+    if (!expiry) {
+      failed("expiry", expiry.error());
+      break;
+    }
+    if (expiry->reservations.empty() && expiry->lots.empty()) break;
+    for (auto& item : expiry->reservations) report.expiry.reservations.push_back(std::move(item));
+    for (auto& item : expiry->lots) report.expiry.lots.push_back(std::move(item));
+  }
+  return report;
+}
+
+void BillingJobs::Start() {
+  std::lock_guard lock(mutex_);
+  if (thread_.joinable()) return;
+  stopping_ = false;
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void BillingJobs::Stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void BillingJobs::Loop() {
+  while (true) {
+    {
+      std::unique_lock lock(mutex_);
+      if (stopping_) return;
+    }
+    const TimePoint now = clock_.Now();
+    if (Due(now)) {
+      BillingJobsReport report = RunOnce(now);
+      // Counts only at info level: tenant and number ids stay out of the log.
+      if (!report.fees.charged.empty() || !report.fees.release_due.empty() || !report.renewals.renewed.empty() ||
+          !report.renewals.ended.empty() || !report.renewals.past_due.empty() || !report.expiry.reservations.empty()) {
+        spdlog::info(
+            "billing jobs: {} number fees charged, {} past due, {} flagged for release; {} subscriptions renewed, {} "
+            "past due, {} ended; {} reservations and {} lots expired",
+            report.fees.charged.size(), report.fees.past_due.size(), report.fees.release_due.size(),
+            report.renewals.renewed.size(), report.renewals.past_due.size(), report.renewals.ended.size(),
+            report.expiry.reservations.size(), report.expiry.lots.size());
+      }
+      for (const std::string& error : report.errors) spdlog::error("billing job failed: {}", error);
+    }
+    std::unique_lock lock(mutex_);
+    wake_.wait_for(lock, settings_.tick, [this] { return stopping_; });
+    if (stopping_) return;
+  }
+}
+
+}  // namespace clozit::billing

@@ -1,0 +1,90 @@
+// The billing jobs runner at chosen instants: one RunOnce charges the number
+// fees that fell due, renews subscriptions and expires stale reservations; the
+// thread runs it on the injectable clock's interval and stops cleanly.
+#include <chrono>
+#include <thread>
+
+#include "billing/billing.hpp"
+#include "billing/jobs.hpp"
+#include "billing_fixture.hpp"
+
+namespace clozit::billing::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+class BillingJobsTest : public BillingTest {
+ protected:
+  void SetUp() override {
+    BillingTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    billing_ = std::make_unique<Billing>(*db_, *audit_, clock_, random_, provider_);
+  }
+  void TearDown() override {
+    billing_.reset();
+    BillingTest::TearDown();
+  }
+
+  FakePaymentProvider provider_;
+  std::unique_ptr<Billing> billing_;
+};
+
+TEST_P(BillingJobsTest, OneRunChargesFeesRenewsSubscriptionsAndExpiresStaleReservations) {
+  TenantId tenant = NewTenant();
+  GrantOk(tenant, Cr(200));
+  const privacy::Actor owner{"user", "usr_owner"};
+  ASSERT_TRUE(billing_->number_fees.ChargeNumberPurchase({tenant, "num_a", "+14155550100", "US", "local", "n"}).ok());
+  ASSERT_TRUE(billing_->subscriptions.Subscribe(tenant, "starter", "s", owner).ok());
+  auto reservation = billing_->charging.Reserve({tenant, Cr(5), "call", "r", clock_.Now() + 10min});
+  ASSERT_TRUE(reservation.ok()) << reservation.error().message;
+
+  BillingJobs jobs(*billing_, clock_, {std::chrono::hours(1)});
+  EXPECT_TRUE(jobs.Due(clock_.Now()));
+  auto nothing = jobs.RunOnce(clock_.Now());
+  EXPECT_TRUE(nothing.errors.empty());
+  EXPECT_TRUE(nothing.fees.charged.empty() && nothing.renewals.renewed.empty() && nothing.expiry.reservations.empty());
+  EXPECT_FALSE(jobs.Due(clock_.Now() + 59min));
+  EXPECT_TRUE(jobs.Due(clock_.Now() + 60min));
+
+  clock_.Advance(std::chrono::hours(24 * 32));
+  auto run = jobs.RunOnce(clock_.Now());
+  EXPECT_TRUE(run.errors.empty()) << run.errors.front();
+  EXPECT_EQ(run.fees.charged.size(), 1u);
+  EXPECT_EQ(run.renewals.renewed.size(), 1u);
+  ASSERT_EQ(run.expiry.reservations.size(), 1u);
+  EXPECT_EQ(run.expiry.reservations[0].reservation_id, reservation->id.str());
+  EXPECT_FALSE(run.expiry.lots.empty());  // the first cycle's included credits
+  // 200 − 2.5 (number) − 49 (cycle 1) − 2.5 (fee) − 49 (cycle 2) + 60 (cycle 2's credits).
+  EXPECT_EQ(Available(tenant), Credits::FromMicros(157'000'000));
+  auto again = jobs.RunOnce(clock_.Now());
+  EXPECT_TRUE(again.fees.charged.empty() && again.renewals.renewed.empty() && again.expiry.reservations.empty());
+  ExpectClean();
+}
+
+TEST_P(BillingJobsTest, TheThreadRunsOnTheClocksIntervalAndStopsCleanly) {
+  TenantId tenant = NewTenant();
+  GrantOk(tenant, Cr(10));
+  ASSERT_TRUE(billing_->number_fees.ChargeNumberPurchase({tenant, "num_a", "+14155550100", "US", "local", "n"}).ok());
+  BillingJobsSettings settings;
+  settings.interval = std::chrono::hours(1);
+  settings.tick = 5ms;
+  BillingJobs jobs(*billing_, clock_, settings);
+  jobs.Start();
+  jobs.Start();  // once is enough
+  auto wait_until = [&](auto done) {
+    for (int i = 0; i < 400 && !done(); ++i) std::this_thread::sleep_for(10ms);
+    return done();
+  };
+  ASSERT_TRUE(wait_until([&] { return !jobs.Due(clock_.Now()); }));  // the first run happened
+  // A month later on the clock (no real time passes) the fee is charged by the thread.
+  clock_.Advance(std::chrono::hours(24 * 31));
+  EXPECT_TRUE(wait_until([&] { return billing_->number_fees.GetHolding(tenant, "num_a")->periods_charged == 2; }));
+  jobs.Stop();
+  jobs.Stop();
+  ExpectClean();
+}
+
+CLOZIT_INSTANTIATE_BACKENDS(BillingJobsTest);
+
+}  // namespace
+}  // namespace clozit::billing::test
