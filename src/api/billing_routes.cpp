@@ -144,143 +144,145 @@ json ToJson(const billing::RefundShortfall& r) {
           {"removed", r.removed.ToString()},
           {"shortfall", r.shortfall.ToString()},
           {"created_at", FormatRfc3339(r.created_at)}};
-  json ToJson(const billing::PriceBookVersion& v) {
-    json out = billing::PriceBookJson(v.content);
-    out["version"] = v.version;
-    out["status"] = billing::PriceBookStatusName(v.status);
-    out["effective_from"] = OptionalTime(v.effective_from);
-    out["note"] = v.note;
-    out["created_at"] = FormatRfc3339(v.created_at);
-    out["published_at"] = OptionalTime(v.published_at);
-    return out;
-  }
+}
 
-  json ToJson(const billing::Subscription& sub) {
-    const bool none = sub.status == billing::SubscriptionStatus::kNone;
-    auto time_or_null = [none](TimePoint t) { return none ? json(nullptr) : json(FormatRfc3339(t)); };
-    return {{"id", none ? json(nullptr) : json(sub.id.str())},
-            {"status", billing::SubscriptionStatusName(sub.status)},
-            {"plan", none ? json(nullptr) : json(sub.plan_code)},
-            {"next_plan", sub.next_plan_code.empty() ? json(nullptr) : json(sub.next_plan_code)},
-            {"cancel_at_period_end", sub.cancel_at_period_end},
-            {"period", sub.period},
-            {"started_at", time_or_null(sub.started_at)},
-            {"current_period_start", time_or_null(sub.current_period_start)},
-            {"current_period_end", time_or_null(sub.current_period_end)},
-            {"price", sub.price.ToString()},
-            {"included_credits", sub.included_credits.ToString()},
-            {"price_version", sub.price_version},
-            {"canceled_at", OptionalTime(sub.canceled_at)},
-            {"ended_at", OptionalTime(sub.ended_at)}};
-  }
+json ToJson(const billing::PriceBookVersion& v) {
+  json out = billing::PriceBookJson(v.content);
+  out["version"] = v.version;
+  out["status"] = billing::PriceBookStatusName(v.status);
+  out["effective_from"] = OptionalTime(v.effective_from);
+  out["note"] = v.note;
+  out["created_at"] = FormatRfc3339(v.created_at);
+  out["published_at"] = OptionalTime(v.published_at);
+  return out;
+}
 
-  // The Idempotency-Key a money POST must carry.
-  Result<std::string> RequiredKey(const http::Request& request, const char* what) {
-    auto key = request.headers.Get("Idempotency-Key");
-    if (!key || key->empty()) {
-      return Error::InvalidArgument("Idempotency-Key", std::string(what) + " moves money: send an Idempotency-Key");
+json ToJson(const billing::Subscription& sub) {
+  const bool none = sub.status == billing::SubscriptionStatus::kNone;
+  auto time_or_null = [none](TimePoint t) { return none ? json(nullptr) : json(FormatRfc3339(t)); };
+  return {{"id", none ? json(nullptr) : json(sub.id.str())},
+          {"status", billing::SubscriptionStatusName(sub.status)},
+          {"plan", none ? json(nullptr) : json(sub.plan_code)},
+          {"next_plan", sub.next_plan_code.empty() ? json(nullptr) : json(sub.next_plan_code)},
+          {"cancel_at_period_end", sub.cancel_at_period_end},
+          {"period", sub.period},
+          {"started_at", time_or_null(sub.started_at)},
+          {"current_period_start", time_or_null(sub.current_period_start)},
+          {"current_period_end", time_or_null(sub.current_period_end)},
+          {"price", sub.price.ToString()},
+          {"included_credits", sub.included_credits.ToString()},
+          {"price_version", sub.price_version},
+          {"canceled_at", OptionalTime(sub.canceled_at)},
+          {"ended_at", OptionalTime(sub.ended_at)}};
+}
+
+// The Idempotency-Key a money POST must carry.
+Result<std::string> RequiredKey(const http::Request& request, const char* what) {
+  auto key = request.headers.Get("Idempotency-Key");
+  if (!key || key->empty()) {
+    return Error::InvalidArgument("Idempotency-Key", std::string(what) + " moves money: send an Idempotency-Key");
+  }
+  return std::string(*key);
+}
+
+// A price-book version from the path; anything but a positive integer names no version.
+Result<int64_t> VersionParam(const http::Request& request) {
+  const std::string text = request.Param("version");
+  int64_t version = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9' || version > 1'000'000'000) return Error::NotFound("price book version not found");
+    version = version * 10 + (c - '0');
+  }
+  if (text.empty() || version <= 0) return Error::NotFound("price book version not found");
+  return version;
+}
+
+template <typename T>
+http::Response ListResponse(const Page<T>& page) {
+  json items = json::array();
+  for (const auto& item : page.items) items.push_back(ToJson(item));
+  json body = {{"data", items}, {"has_more", !page.next_cursor.empty()}};
+  body["next_cursor"] = page.next_cursor.empty() ? json(nullptr) : json(page.next_cursor);
+  return http::Response::Json(200, body.dump());
+}
+
+template <typename T>
+Result<http::Response> JsonOf(const Result<T>& result, int status = 200) {
+  if (!result) return result.error();
+  return http::Response::Json(status, ToJson(*result).dump());
+}
+
+Result<Credits> CreditsField(const json& body, const std::string& field) {
+  if (!body.contains(field)) return Error::InvalidArgument(field, field + " is required");
+  const json& value = body.at(field);
+  if (value.is_string()) {
+    auto parsed = Credits::Parse(value.get<std::string>());
+    if (!parsed) return Error::InvalidArgument(field, field + " must be a decimal number of credits, e.g. \"12.5\"");
+    return *parsed;
+  }
+  if (value.is_number_integer()) {
+    auto parsed = Credits::FromWhole(value.get<int64_t>());
+    if (!parsed) return Error::InvalidArgument(field, field + " is out of range");
+    return *parsed;
+  }
+  return Error::InvalidArgument(field, field + " must be a decimal string of credits (never a float)");
+}
+
+// "YYYY-MM-DD" as UTC midnight.
+Result<std::optional<TimePoint>> DateParam(const http::Request& request, const std::string& name) {
+  auto text = request.QueryParam(name);
+  if (!text || text->empty()) return std::optional<TimePoint>();
+  int y = 0;
+  unsigned m = 0, d = 0;
+  char tail = 0;
+  if (std::sscanf(text->c_str(), "%4d-%2u-%2u%c", &y, &m, &d, &tail) != 3) {
+    return Error::InvalidArgument(name, name + " must be a date YYYY-MM-DD");
+  }
+  std::chrono::year_month_day ymd{std::chrono::year(y), std::chrono::month(m), std::chrono::day(d)};
+  if (!ymd.ok()) return Error::InvalidArgument(name, name + " is not a valid date");
+  return std::optional<TimePoint>(std::chrono::sys_days(ymd));
+}
+
+Result<billing::StatementFilter> ParseFilter(const http::Request& request) {
+  billing::StatementFilter filter;
+  if (auto categories = request.QueryParam("category"); categories && !categories->empty()) {
+    size_t start = 0;
+    while (start <= categories->size()) {
+      size_t comma = categories->find(',', start);
+      if (comma == std::string::npos) comma = categories->size();
+      filter.categories.push_back(categories->substr(start, comma - start));
+      start = comma + 1;
     }
-    return std::string(*key);
   }
+  CLOZIT_ASSIGN_OR_RETURN(filter.from, DateParam(request, "from"));
+  CLOZIT_ASSIGN_OR_RETURN(filter.to, DateParam(request, "to"));
+  return filter;
+}
 
-  // A price-book version from the path; anything but a positive integer names no version.
-  Result<int64_t> VersionParam(const http::Request& request) {
-    const std::string text = request.Param("version");
-    int64_t version = 0;
-    for (char c : text) {
-      if (c < '0' || c > '9' || version > 1'000'000'000) return Error::NotFound("price book version not found");
-      version = version * 10 + (c - '0');
+// [{"category": "call_minutes", "amount": "1.5"}, ...]
+Result<std::vector<billing::UsageItem>> UsageField(const json& body) {
+  if (!body.contains("usage") || !body.at("usage").is_array()) {
+    return Error::InvalidArgument("usage", "usage must be an array of {category, amount}");
+  }
+  std::vector<billing::UsageItem> items;
+  for (const json& entry : body.at("usage")) {
+    if (!entry.is_object()) return Error::InvalidArgument("usage", "usage items are objects {category, amount}");
+    CLOZIT_ASSIGN_OR_RETURN(std::string category, RequiredString(entry, "category"));
+    auto parsed = billing::ParseUsageCategory(category);
+    if (!parsed) {
+      return Error::InvalidArgument(
+          "usage", "category must be call_minutes, ai_processing, voice_generation or campaign_execution");
     }
-    if (text.empty() || version <= 0) return Error::NotFound("price book version not found");
-    return version;
+    CLOZIT_ASSIGN_OR_RETURN(Credits amount, CreditsField(entry, "amount"));
+    items.push_back({*parsed, amount});
   }
+  return items;
+}
 
-  template <typename T>
-  http::Response ListResponse(const Page<T>& page) {
-    json items = json::array();
-    for (const auto& item : page.items) items.push_back(ToJson(item));
-    json body = {{"data", items}, {"has_more", !page.next_cursor.empty()}};
-    body["next_cursor"] = page.next_cursor.empty() ? json(nullptr) : json(page.next_cursor);
-    return http::Response::Json(200, body.dump());
-  }
-
-  template <typename T>
-  Result<http::Response> JsonOf(const Result<T>& result, int status = 200) {
-    if (!result) return result.error();
-    return http::Response::Json(status, ToJson(*result).dump());
-  }
-
-  Result<Credits> CreditsField(const json& body, const std::string& field) {
-    if (!body.contains(field)) return Error::InvalidArgument(field, field + " is required");
-    const json& value = body.at(field);
-    if (value.is_string()) {
-      auto parsed = Credits::Parse(value.get<std::string>());
-      if (!parsed) return Error::InvalidArgument(field, field + " must be a decimal number of credits, e.g. \"12.5\"");
-      return *parsed;
-    }
-    if (value.is_number_integer()) {
-      auto parsed = Credits::FromWhole(value.get<int64_t>());
-      if (!parsed) return Error::InvalidArgument(field, field + " is out of range");
-      return *parsed;
-    }
-    return Error::InvalidArgument(field, field + " must be a decimal string of credits (never a float)");
-  }
-
-  // "YYYY-MM-DD" as UTC midnight.
-  Result<std::optional<TimePoint>> DateParam(const http::Request& request, const std::string& name) {
-    auto text = request.QueryParam(name);
-    if (!text || text->empty()) return std::optional<TimePoint>();
-    int y = 0;
-    unsigned m = 0, d = 0;
-    char tail = 0;
-    if (std::sscanf(text->c_str(), "%4d-%2u-%2u%c", &y, &m, &d, &tail) != 3) {
-      return Error::InvalidArgument(name, name + " must be a date YYYY-MM-DD");
-    }
-    std::chrono::year_month_day ymd{std::chrono::year(y), std::chrono::month(m), std::chrono::day(d)};
-    if (!ymd.ok()) return Error::InvalidArgument(name, name + " is not a valid date");
-    return std::optional<TimePoint>(std::chrono::sys_days(ymd));
-  }
-
-  Result<billing::StatementFilter> ParseFilter(const http::Request& request) {
-    billing::StatementFilter filter;
-    if (auto categories = request.QueryParam("category"); categories && !categories->empty()) {
-      size_t start = 0;
-      while (start <= categories->size()) {
-        size_t comma = categories->find(',', start);
-        if (comma == std::string::npos) comma = categories->size();
-        filter.categories.push_back(categories->substr(start, comma - start));
-        start = comma + 1;
-      }
-    }
-    CLOZIT_ASSIGN_OR_RETURN(filter.from, DateParam(request, "from"));
-    CLOZIT_ASSIGN_OR_RETURN(filter.to, DateParam(request, "to"));
-    return filter;
-  }
-
-  // [{"category": "call_minutes", "amount": "1.5"}, ...]
-  Result<std::vector<billing::UsageItem>> UsageField(const json& body) {
-    if (!body.contains("usage") || !body.at("usage").is_array()) {
-      return Error::InvalidArgument("usage", "usage must be an array of {category, amount}");
-    }
-    std::vector<billing::UsageItem> items;
-    for (const json& entry : body.at("usage")) {
-      if (!entry.is_object()) return Error::InvalidArgument("usage", "usage items are objects {category, amount}");
-      CLOZIT_ASSIGN_OR_RETURN(std::string category, RequiredString(entry, "category"));
-      auto parsed = billing::ParseUsageCategory(category);
-      if (!parsed) {
-        return Error::InvalidArgument(
-            "usage", "category must be call_minutes, ai_processing, voice_generation or campaign_execution");
-      }
-      CLOZIT_ASSIGN_OR_RETURN(Credits amount, CreditsField(entry, "amount"));
-      items.push_back({*parsed, amount});
-    }
-    return items;
-  }
-
-  Result<std::string> ReasonField(const json& body) {
-    CLOZIT_ASSIGN_OR_RETURN(auto reason, OptionalString(body, "reason"));
-    return reason.value_or("");
-  }
+Result<std::string> ReasonField(const json& body) {
+  CLOZIT_ASSIGN_OR_RETURN(auto reason, OptionalString(body, "reason"));
+  return reason.value_or("");
+}
 
 }  // namespace
 
