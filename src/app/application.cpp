@@ -63,6 +63,16 @@ Result<std::unique_ptr<storage::Database>> OpenDatabase(const Config& config) {
   return storage::Open(options);
 }
 
+namespace {
+
+billing::BillingSettings BillingSettingsFrom(const Config& config) {
+  billing::BillingSettings settings;
+  settings.number_fees.grace = std::chrono::hours(24 * config.billing.number_fee_grace_days);
+  return settings;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Application>> Application::Create(Config config) {
   std::unique_ptr<Application> app(new Application());
   app->config_ = std::move(config);
@@ -73,8 +83,8 @@ Result<std::unique_ptr<Application>> Application::Create(Config config) {
   app->audit_ = std::make_unique<privacy::AuditLog>(app->clock_, *app->random_);
   app->accounts_ =
       std::make_unique<accounts::Accounts>(*app->db_, app->clock_, *app->random_, *app->audit_, app->config_.accounts);
-  app->billing_ =
-      std::make_unique<billing::Billing>(*app->db_, *app->audit_, app->clock_, *app->random_, app->payment_provider_);
+  app->billing_ = std::make_unique<billing::Billing>(*app->db_, *app->audit_, app->clock_, *app->random_,
+                                                     app->payment_provider_, BillingSettingsFrom(app->config_));
   // Without a configured key, a key file beside the database seals provider credentials (see docs/adr/0009).
   const std::string key_file = DataDirectory(app->config_) + "/telephony-credentials.key";
   if (app->config_.telephony.credentials_key.empty() && app->config_.database.url.rfind("sqlite:", 0) != 0) {

@@ -68,6 +68,10 @@ AccountSpec RevenueAccount(UsageCategory category, int shard) {
   return Platform("platform.revenue." + std::string(UsageCategoryName(category)), shard, 0);
 }
 
+AccountSpec FeeRevenueAccount(std::string_view fee_code, int shard) {
+  return Platform("platform.revenue." + std::string(fee_code), shard, 0);
+}
+
 AccountSpec ExpiredAccount(int shard) { return Platform(std::string(kExpiredCode), shard, 0); }
 
 AccountSpec RefundsAccount(int shard) { return Platform(std::string(kRefundsCode), shard, 0); }

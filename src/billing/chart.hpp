@@ -9,6 +9,7 @@
 //   platform.issuance.<lot kind>  where granted credits come from (runs negative)
 //   platform.holds                reservations in flight (posted in, routed out at once)
 //   platform.revenue.<category>   what usage earned, by category
+//   platform.revenue.<fee code>   what fees earned (fee.phone_number.monthly, ...)
 //   platform.expired              credits of lots that expired unused
 //   platform.refunds              unused purchased credits returned for money (refunds)
 // Pure functions; thread-safe.
@@ -46,6 +47,8 @@ AccountSpec TenantCreditsAccount(std::string_view tenant_id);
 AccountSpec IssuanceAccount(LotKind kind, int shard);
 AccountSpec HoldsAccount(int shard);
 AccountSpec RevenueAccount(UsageCategory category, int shard);
+/// Revenue of a fee, by its transfer code (e.g. "fee.phone_number.monthly").
+AccountSpec FeeRevenueAccount(std::string_view fee_code, int shard);
 AccountSpec ExpiredAccount(int shard);
 AccountSpec RefundsAccount(int shard);
 

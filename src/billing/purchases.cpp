@@ -188,6 +188,14 @@ Result<Eligibility> Classify(Tx& tx, const std::string& tenant, const std::strin
     if (!out.purchase) out.reason = RefundReason::kGrantedCreditsNotRefundable;
     return out;
   }
+  // A phone number the tenant holds (or held): its fees are never refunded (P4).
+  CLOZIT_ASSIGN_OR_RETURN(
+      auto numbers,
+      tx.Query("SELECT 1 FROM billing_number_holdings WHERE tenant_id = $1 AND number_id = $2", {tenant, subject}));
+  if (!numbers.empty()) {
+    out.reason = RefundReason::kPhoneNumberFeeNotRefundable;
+    return out;
+  }
   // A ledger transfer the tenant saw on a statement.
   CLOZIT_ASSIGN_OR_RETURN(auto transfer, detail::FindTransfer(tx, subject));
   const std::string credits_account = TenantCreditsAccount(tenant).id;

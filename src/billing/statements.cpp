@@ -239,6 +239,18 @@ Result<Page<BalanceEvent>> Statements::BalanceEvents(const TenantId& tenant_id, 
   return out;
 }
 
+Result<void> RecordBillingEvent(Tx& tx, const std::string& tenant_id, std::string_view kind,
+                                const std::string& subject_id, const std::string& details, TimePoint now,
+                                Random& random) {
+  ManualClock at(now);
+  const std::string id = TypedId<BillingEventTag>::New(at, random).str();
+  CLOZIT_TRY(
+      tx.Exec("INSERT INTO billing_events (id, tenant_id, kind, subject_id, details, created_at) "
+              "VALUES ($1, $2, $3, $4, $5, $6)",
+              {id, tenant_id, std::string(kind), subject_id, details, detail::Ms(now)}));
+  return Ok();
+}
+
 Result<void> RecordBalanceEvents(Tx& tx, const std::string& tenant_id, TimePoint now, Random& random) {
   CLOZIT_ASSIGN_OR_RETURN(auto account, detail::FindAccount(tx, TenantCreditsAccount(tenant_id).id));
   if (!account) return Ok();

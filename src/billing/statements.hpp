@@ -96,6 +96,17 @@ class Statements {
   Random& random_;
 };
 
+struct BillingEventTag {
+  static constexpr const char* kPrefix = "evt";
+};
+
+/// Records a billing event (number.past_due, number.release_due,
+/// subscription.past_due, ...) for the outbound webhooks, inside the caller's
+/// transaction. `details` is a JSON object.
+Result<void> RecordBillingEvent(storage::Tx& tx, const std::string& tenant_id, std::string_view kind,
+                                const std::string& subject_id, const std::string& details, TimePoint now,
+                                Random& random);
+
 /// Compares the tenant's available credits with its threshold and records the
 /// events due, inside the caller's transaction.
 Result<void> RecordBalanceEvents(storage::Tx& tx, const std::string& tenant_id, TimePoint now, Random& random);

@@ -63,6 +63,7 @@ std::vector<Key> Schema(Config& c) {
       {"log", "access_log", &c.log.access_log},
       {"demo", "seed", &c.demo.seed},
       {"demo", "owner_password", &c.demo.owner_password, true},
+      {"billing", "number_fee_grace_days", &c.billing.number_fee_grace_days, false, 0, 365},
       {"telephony", "credentials_key", &c.telephony.credentials_key, true},
       {"telephony", "embedded_emulator", &c.telephony.embedded_emulator},
       {"telephony", "emulator_time_scale_percent", &c.telephony.emulator_time_scale_percent, false, 1, 10'000},

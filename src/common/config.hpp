@@ -74,6 +74,11 @@ struct DemoConfig {
   std::string owner_password;  // secret
 };
 
+struct BillingConfig {
+  /// How long a phone number whose monthly fee could not be charged is kept before it is flagged for release.
+  int64_t number_fee_grace_days = 7;
+};
+
 struct TelephonyConfig {
   /// 32 bytes (64 hex digits or base64) sealing provider credentials; secret. Empty: a key file
   /// beside the SQLite database (var/ with PostgreSQL), created on first start.
@@ -93,6 +98,7 @@ struct Config {
   RateLimitConfig rate_limit;
   LogConfig log;
   DemoConfig demo;
+  BillingConfig billing;
   TelephonyConfig telephony;
 };
 
