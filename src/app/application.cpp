@@ -2,8 +2,11 @@
 
 #include <sys/stat.h>
 
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <mutex>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -51,7 +54,56 @@ class EmbeddedEmulator {
   std::thread thread_;
 };
 
+/// Runs `work` every `interval` on its own thread until destroyed (which wakes it at once).
+class PeriodicJob {
+ public:
+  PeriodicJob(std::chrono::milliseconds interval, std::function<void()> work)
+      : interval_(interval), work_(std::move(work)), thread_([this] { Loop(); }) {}
+  ~PeriodicJob() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock lock(mutex_);
+    while (!wake_.wait_for(lock, interval_, [this] { return stopping_; })) {
+      lock.unlock();
+      work_();
+      lock.lock();
+    }
+  }
+
+  const std::chrono::milliseconds interval_;
+  const std::function<void()> work_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;  // guarded by mutex_
+  std::thread thread_;     // last: starts once the state above exists
+};
+
 Application::~Application() = default;
+
+void Application::RunNumberJob() {
+  // Fees first, so that a number whose grace ran out in this run is released in the same run.
+  auto fees = billing_->number_fees.ChargeDueFees();
+  if (!fees) {
+    spdlog::warn("number job: charging due fees failed: {}", fees.error().message);
+  } else if (!fees->charged.empty() || !fees->past_due.empty() || !fees->release_due.empty()) {
+    spdlog::info("number job: {} fees charged, {} past due, {} flagged for release", fees->charged.size(),
+                 fees->past_due.size(), fees->release_due.size());
+  }
+  auto released = telephony_->numbers.ReleaseDue();
+  if (!released) {
+    spdlog::warn("number job: releasing numbers failed: {}", released.error().message);
+  } else if (*released > 0) {
+    spdlog::info("number job: {} numbers released for unpaid fees", *released);
+  }
+}
 
 Result<std::unique_ptr<storage::Database>> OpenDatabase(const Config& config) {
   storage::OpenOptions options;
@@ -95,8 +147,9 @@ Result<std::unique_ptr<Application>> Application::Create(Config config) {
   }
   CLOZIT_ASSIGN_OR_RETURN(
       auto box, telephony::CredentialBox::Load(app->config_.telephony.credentials_key, key_file, *app->random_));
-  app->telephony_ = std::make_unique<telephony::Telephony>(*app->db_, *app->audit_, app->clock_, *app->random_,
-                                                           std::move(box), telephony::ProviderAccountSettings{});
+  app->telephony_ =
+      std::make_unique<telephony::Telephony>(*app->db_, *app->audit_, app->clock_, *app->random_, std::move(box),
+                                             telephony::ProviderAccountSettings{}, &app->billing_->number_fees);
   app->telephony_->SetPublicBaseUrl(app->config_.server.public_base_url);
   api::ApiDeps deps{*app->db_,   *app->accounts_, *app->audit_, app->metrics_,
                     app->clock_, *app->random_,   app->config_, app->billing_.get()};
@@ -162,7 +215,11 @@ Result<void> Application::Serve() {
   }
   // Tests and scripts read this line to find the port when port = 0.
   spdlog::info("listening on {}://{}:{}", s.tls() ? "https" : "http", s.listen_address, server.port());
-  server.Run();
+  {
+    PeriodicJob number_job(std::chrono::seconds(config_.telephony.number_job_interval_seconds),
+                           [this] { RunNumberJob(); });
+    server.Run();
+  }
   emulator_.reset();
   spdlog::info("server stopped");
   return Ok();

@@ -68,6 +68,7 @@ std::vector<Key> Schema(Config& c) {
       {"telephony", "embedded_emulator", &c.telephony.embedded_emulator},
       {"telephony", "emulator_time_scale_percent", &c.telephony.emulator_time_scale_percent, false, 1, 10'000},
       {"telephony", "emulator_scenario", &c.telephony.emulator_scenario},
+      {"telephony", "number_job_interval_seconds", &c.telephony.number_job_interval_seconds, false, 1, 86'400},
   };
 }
 

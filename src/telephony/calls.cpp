@@ -2,8 +2,13 @@
 
 #include <regex>
 
+#include "telephony/detail/values.hpp"
+
 namespace clozit::telephony {
 namespace {
+
+using detail::IsE164;
+using detail::OptionalTime;
 
 // clang-format off
 struct CallEventTag { static constexpr const char* kPrefix = "cev"; };
@@ -22,12 +27,6 @@ constexpr std::string_view kCallSelect =
     "SELECT id, tenant_id, account_id, provider, provider_call_id, direction, from_number, to_number, status, "
     "machine_detection, answered_by, hangup_cause, error_code, duration_seconds, created_at, ringing_at, answered_at, "
     "ended_at, updated_at FROM telephony_calls ";
-
-std::optional<TimePoint> OptionalTime(const storage::Row& row, size_t column) {
-  auto value = row.OptionalInt(column);
-  if (!value) return std::nullopt;
-  return FromUnixMillis(*value);
-}
 
 storage::Value Nullable(const std::optional<int64_t>& value) {
   return value ? storage::Value(*value) : storage::Value(nullptr);
@@ -108,11 +107,6 @@ constexpr std::string_view kEventSelect =
     "SELECT kind, outcome, answered_by, detail, sequence_number, duration_seconds, occurred_at, received_at, effect, "
     "id "
     "FROM telephony_call_events ";
-
-bool IsE164(const std::string& number) {
-  static const std::regex pattern(R"(\+[1-9][0-9]{6,14})");
-  return std::regex_match(number, pattern);
-}
 
 // The call's status and rank after `event`, when the event moves it.
 std::optional<std::pair<std::string, int64_t>> Target(const StoredCallEvent& event) {
