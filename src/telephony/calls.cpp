@@ -201,7 +201,7 @@ Result<Call> Calls::Place(const std::string& tenant_id, const PlaceCallInput& in
   }
 
   const std::string provider_call_id = placed->call_id;
-  CLOZIT_TRY(db_.Write([&](storage::Tx& tx) -> Result<void> {
+  auto attached = db_.Write([&](storage::Tx& tx) -> Result<void> {
     const int64_t now = ToUnixMillis(clock_.Now());
     CLOZIT_TRY(tx.Exec(
         "UPDATE telephony_calls SET provider_call_id = $2, status = CASE WHEN status_rank < $3 THEN 'initiated' ELSE "
@@ -223,7 +223,20 @@ Result<Call> Calls::Place(const std::string& tenant_id, const PlaceCallInput& in
                          {row.Text(9), std::string(EffectName(effect))}));
     }
     return Ok();
-  }));
+  });
+  if (!attached) {
+    // The carrier has the call but we could not record its id: end it there and here rather than leave a
+    // queued row whose events can never find it.
+    (void)provider->Hangup(provider_call_id);
+    (void)db_.Write([&](storage::Tx& tx) -> Result<void> {
+      CLOZIT_TRY(
+          tx.Exec("UPDATE telephony_calls SET status = 'failed', status_rank = $2, error_code = $3, "
+                  "hangup_cause = 'not_recorded', ended_at = $4, updated_at = $4 WHERE id = $1",
+                  {id.str(), kRankFinal, std::string(CodeName(attached.error().code)), ToUnixMillis(clock_.Now())}));
+      return Ok();
+    });
+    return attached.error();
+  }
   CLOZIT_ASSIGN_OR_RETURN(auto detail, Get(tenant_id, id.str()));
   return detail.call;
 }
