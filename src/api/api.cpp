@@ -48,6 +48,7 @@ Api::Api(ApiDeps deps)
   AddBillingRoutes();
   AddContactRoutes();
   AddTelephonyRoutes();
+  AddPhoneNumberRoutes();
   for (const auto& spec : specs_) {
     router_.Add(
         spec.method, spec.pattern, [this, &spec](http::Request& request) { return RunPipeline(spec, request); },

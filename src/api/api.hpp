@@ -105,8 +105,9 @@ class Api {
   void AddSystemRoutes();
   void AddAdminRoutes();
   void AddBillingRoutes();
-  void AddContactRoutes();    // contact_routes.cpp: lists, contacts, imports, do-not-call
-  void AddTelephonyRoutes();  // telephony_routes.cpp: provider accounts, webhooks, calls
+  void AddContactRoutes();      // contact_routes.cpp: lists, contacts, imports, do-not-call
+  void AddTelephonyRoutes();    // telephony_routes.cpp: provider accounts, webhooks, calls
+  void AddPhoneNumberRoutes();  // telephony_routes.cpp: phone numbers, caller-id pools
 
   ApiDeps deps_;
   std::vector<RouteSpec> specs_;

@@ -83,6 +83,41 @@ json ToJson(const telephony::CallDetail& detail) {
   return out;
 }
 
+json ToJson(const telephony::PhoneNumber& number) {
+  return {{"id", number.id.str()},
+          {"phone_number", number.e164},
+          {"account_id", number.account_id},
+          {"provider", telephony::ProviderName(number.provider)},
+          {"country", number.country},
+          {"number_type", number.number_type},
+          {"capabilities", number.capabilities},
+          {"source", number.source},
+          {"status", number.status},
+          {"error_code", TextOrNull(number.error_code)},
+          {"purchased_at", Time(number.purchased_at)},
+          {"next_fee_at", Time(number.next_fee_at)},
+          {"released_at", Time(number.released_at)},
+          {"created_at", FormatRfc3339(number.created_at)},
+          {"updated_at", FormatRfc3339(number.updated_at)}};
+}
+
+json ToJson(const telephony::AvailableNumber& number) {
+  return {{"phone_number", number.phone_number},
+          {"locality", TextOrNull(number.locality)},
+          {"region", TextOrNull(number.region)},
+          {"monthly_cost", TextOrNull(number.monthly_cost)},
+          {"upfront_cost", TextOrNull(number.upfront_cost)},
+          {"currency", TextOrNull(number.currency)}};
+}
+
+json ToJson(const telephony::CallerIdPool& pool) {
+  return {{"id", pool.id.str()},
+          {"name", pool.name},
+          {"number_ids", pool.number_ids},
+          {"created_at", FormatRfc3339(pool.created_at)},
+          {"updated_at", FormatRfc3339(pool.updated_at)}};
+}
+
 json ToJson(const telephony::ConnectivityResult& result) {
   return {{"ok", result.ok},
           {"error_code", TextOrNull(result.error_code)},
@@ -134,7 +169,8 @@ Result<telephony::ProviderAccountInput> AccountInput(const http::Request& reques
 
 Result<telephony::PlaceCallInput> CallInput(const json& body) {
   telephony::PlaceCallInput input;
-  CLOZIT_ASSIGN_OR_RETURN(input.from, RequiredString(body, "from"));
+  CLOZIT_ASSIGN_OR_RETURN(auto from, OptionalString(body, "from"));
+  input.from = from.value_or("");
   CLOZIT_ASSIGN_OR_RETURN(input.to, RequiredString(body, "to"));
   CLOZIT_ASSIGN_OR_RETURN(auto machine_detection, OptionalBool(body, "machine_detection"));
   input.machine_detection = machine_detection.value_or(false);
@@ -145,6 +181,12 @@ Result<telephony::PlaceCallInput> CallInput(const json& body) {
   CLOZIT_ASSIGN_OR_RETURN(auto account_id, OptionalString(body, "account_id"));
   input.account_id = account_id.value_or("");
   return input;
+}
+
+template <typename T>
+Result<http::Response> JsonOf(const Result<T>& result, int status = 200) {
+  if (!result) return result.error();
+  return http::Response::Json(status, Dump(ToJson(*result)));
 }
 
 }  // namespace
@@ -236,8 +278,131 @@ void Api::AddTelephonyRoutes() {
                         return Error::Make(ErrorCode::kNotFound, "no such tenant", "tenant_id");
                       }
                       CLOZIT_ASSIGN_OR_RETURN(auto input, CallInput(body));
+                      CLOZIT_ASSIGN_OR_RETURN(auto pool, OptionalString(body, "from_pool_id"));
+                      if (pool && input.from.empty()) {
+                        // The pool's least recently used number, through the account that holds it.
+                        CLOZIT_ASSIGN_OR_RETURN(auto caller_id, t->numbers.PickFromPool(tenant_id, *pool));
+                        input.from = caller_id.e164;
+                        if (input.account_id.empty()) input.account_id = caller_id.account_id;
+                      } else if (input.from.empty()) {
+                        return Error::InvalidArgument("from", "from (or from_pool_id) is required");
+                      }
                       CLOZIT_ASSIGN_OR_RETURN(auto call, t->calls.Place(tenant_id, input));
                       return http::Response::Json(201, Dump(ToJson(call)));
+                    }});
+}
+
+void Api::AddPhoneNumberRoutes() {
+  telephony::Telephony* const* slot = &deps_.telephony;
+  auto need = [slot]() -> Result<telephony::Telephony*> {
+    if (*slot == nullptr) return Error::Make(ErrorCode::kUnavailable, "telephony is not configured");
+    return *slot;
+  };
+
+  // ---- phone numbers
+  specs_.push_back({"GET", "/v1/phone-numbers/available", Access::kTenant, Role::kMember, false,
+                    [need](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(auto* t, need());
+                      const auto& r = c.request;
+                      telephony::NumberSearchInput input;
+                      input.country = r.QueryParam("country").value_or("US");
+                      input.area_code = r.QueryParam("area_code").value_or("");
+                      input.contains = r.QueryParam("contains").value_or("");
+                      input.account_id = r.QueryParam("account_id").value_or("");
+                      if (auto limit = r.QueryParam("limit")) {
+                        try {
+                          input.limit = std::stoi(*limit);
+                        } catch (const std::exception&) {
+                          return Error::InvalidArgument("limit", "limit must be an integer");
+                        }
+                      }
+                      CLOZIT_ASSIGN_OR_RETURN(auto found, t->numbers.Search(c.principal->tenant_id.str(), input));
+                      json items = json::array();
+                      for (const auto& number : found) items.push_back(ToJson(number));
+                      return http::Response::Json(200, Dump(json{{"data", items}}));
+                    }});
+  specs_.push_back(
+      {"GET", "/v1/phone-numbers", Access::kTenant, Role::kViewer, false, [need](Context& c) -> Result<http::Response> {
+         CLOZIT_ASSIGN_OR_RETURN(auto* t, need());
+         CLOZIT_ASSIGN_OR_RETURN(auto page, ParsePage(c.request));
+         CLOZIT_ASSIGN_OR_RETURN(auto numbers, t->numbers.List(c.principal->tenant_id.str(),
+                                                               c.request.QueryParam("status").value_or(""), page));
+         return PageOf(numbers);
+       }});
+  specs_.push_back(
+      {"POST", "/v1/phone-numbers", Access::kTenant, Role::kAdmin, false, [need](Context& c) -> Result<http::Response> {
+         CLOZIT_ASSIGN_OR_RETURN(auto* t, need());
+         CLOZIT_ASSIGN_OR_RETURN(json body, ParseObject(c.request));
+         telephony::BuyNumberInput input;
+         CLOZIT_ASSIGN_OR_RETURN(input.phone_number, RequiredString(body, "phone_number"));
+         CLOZIT_ASSIGN_OR_RETURN(auto account_id, OptionalString(body, "account_id"));
+         input.account_id = account_id.value_or("");
+         input.idempotency_key = c.request.headers.GetOr("Idempotency-Key", "");
+         if (input.idempotency_key.empty()) {
+           return Error::InvalidArgument("Idempotency-Key", "buying a number charges fees: send an Idempotency-Key");
+         }
+         return JsonOf(t->numbers.Buy(c.principal->tenant_id.str(), input, c.actor), 201);
+       }});
+  specs_.push_back({"POST", "/v1/phone-numbers/imports", Access::kTenant, Role::kAdmin, false,
+                    [need](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(auto* t, need());
+                      CLOZIT_ASSIGN_OR_RETURN(json body, ParseObject(c.request));
+                      CLOZIT_ASSIGN_OR_RETURN(std::string number, RequiredString(body, "phone_number"));
+                      CLOZIT_ASSIGN_OR_RETURN(std::string account_id, RequiredString(body, "account_id"));
+                      return JsonOf(t->numbers.Import(c.principal->tenant_id.str(), number, account_id, c.actor), 201);
+                    }});
+  specs_.push_back({"GET", "/v1/phone-numbers/{id}", Access::kTenant, Role::kViewer, false,
+                    [need](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(auto* t, need());
+                      return JsonOf(t->numbers.Get(c.principal->tenant_id.str(), c.request.Param("id")));
+                    }});
+  specs_.push_back({"DELETE", "/v1/phone-numbers/{id}", Access::kTenant, Role::kAdmin, false,
+                    [need](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(auto* t, need());
+                      return JsonOf(t->numbers.Release(c.principal->tenant_id.str(), c.request.Param("id"), c.actor));
+                    }});
+
+  // ---- caller-id pools
+  specs_.push_back({"GET", "/v1/caller-id-pools", Access::kTenant, Role::kViewer, false,
+                    [need](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(auto* t, need());
+                      CLOZIT_ASSIGN_OR_RETURN(auto page, ParsePage(c.request));
+                      CLOZIT_ASSIGN_OR_RETURN(auto pools, t->numbers.ListPools(c.principal->tenant_id.str(), page));
+                      return PageOf(pools);
+                    }});
+  specs_.push_back({"POST", "/v1/caller-id-pools", Access::kTenant, Role::kAdmin, false,
+                    [need](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(auto* t, need());
+                      CLOZIT_ASSIGN_OR_RETURN(json body, ParseObject(c.request));
+                      CLOZIT_ASSIGN_OR_RETURN(std::string name, RequiredString(body, "name"));
+                      return JsonOf(t->numbers.CreatePool(c.principal->tenant_id.str(), name, c.actor), 201);
+                    }});
+  specs_.push_back({"GET", "/v1/caller-id-pools/{id}", Access::kTenant, Role::kViewer, false,
+                    [need](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(auto* t, need());
+                      return JsonOf(t->numbers.GetPool(c.principal->tenant_id.str(), c.request.Param("id")));
+                    }});
+  specs_.push_back({"DELETE", "/v1/caller-id-pools/{id}", Access::kTenant, Role::kAdmin, false,
+                    [need](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(auto* t, need());
+                      CLOZIT_TRY(t->numbers.DeletePool(c.principal->tenant_id.str(), c.request.Param("id"), c.actor));
+                      return http::Response::NoContent();
+                    }});
+  specs_.push_back(
+      {"POST", "/v1/caller-id-pools/{id}/numbers", Access::kTenant, Role::kAdmin, false,
+       [need](Context& c) -> Result<http::Response> {
+         CLOZIT_ASSIGN_OR_RETURN(auto* t, need());
+         // Another tenant's pool is absent whatever the body says.
+         CLOZIT_TRY(t->numbers.GetPool(c.principal->tenant_id.str(), c.request.Param("id")));
+         CLOZIT_ASSIGN_OR_RETURN(json body, ParseObject(c.request));
+         CLOZIT_ASSIGN_OR_RETURN(std::string number_id, RequiredString(body, "number_id"));
+         return JsonOf(t->numbers.AddToPool(c.principal->tenant_id.str(), c.request.Param("id"), number_id, c.actor));
+       }});
+  specs_.push_back({"DELETE", "/v1/caller-id-pools/{id}/numbers/{number_id}", Access::kTenant, Role::kAdmin, false,
+                    [need](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(auto* t, need());
+                      return JsonOf(t->numbers.RemoveFromPool(c.principal->tenant_id.str(), c.request.Param("id"),
+                                                              c.request.Param("number_id"), c.actor));
                     }});
 }
 

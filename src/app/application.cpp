@@ -2,8 +2,11 @@
 
 #include <sys/stat.h>
 
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <mutex>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -53,7 +56,50 @@ class EmbeddedEmulator {
   std::thread thread_;
 };
 
+/// Runs `work` every `interval` on its own thread until destroyed (which wakes it at once).
+class PeriodicJob {
+ public:
+  PeriodicJob(std::chrono::milliseconds interval, std::function<void()> work)
+      : interval_(interval), work_(std::move(work)), thread_([this] { Loop(); }) {}
+  ~PeriodicJob() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock lock(mutex_);
+    while (!wake_.wait_for(lock, interval_, [this] { return stopping_; })) {
+      lock.unlock();
+      work_();
+      lock.lock();
+    }
+  }
+
+  const std::chrono::milliseconds interval_;
+  const std::function<void()> work_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;  // guarded by mutex_
+  std::thread thread_;     // last: starts once the state above exists
+};
+
 Application::~Application() = default;
+
+void Application::RunNumberJob() {
+  // BillingJobs charges the monthly fees and flags the numbers whose grace ran out; this releases those at the
+  // carrier (then billing stops their fees).
+  auto released = telephony_->numbers.ReleaseDue();
+  if (!released) {
+    spdlog::warn("number job: releasing numbers failed: {}", released.error().message);
+  } else if (*released > 0) {
+    spdlog::info("number job: {} numbers released for unpaid fees", *released);
+  }
+}
 
 Result<std::unique_ptr<storage::Database>> OpenDatabase(const Config& config) {
   storage::OpenOptions options;
@@ -126,8 +172,9 @@ Result<std::unique_ptr<Application>> Application::Create(Config config) {
   }
   CLOZIT_ASSIGN_OR_RETURN(
       auto box, telephony::CredentialBox::Load(app->config_.telephony.credentials_key, key_file, *app->random_));
-  app->telephony_ = std::make_unique<telephony::Telephony>(*app->db_, *app->audit_, app->clock_, *app->random_,
-                                                           std::move(box), telephony::ProviderAccountSettings{});
+  app->telephony_ =
+      std::make_unique<telephony::Telephony>(*app->db_, *app->audit_, app->clock_, *app->random_, std::move(box),
+                                             telephony::ProviderAccountSettings{}, &app->billing_->number_fees);
   app->telephony_->SetPublicBaseUrl(app->config_.server.public_base_url);
   api::ApiDeps deps{*app->db_,   *app->accounts_, *app->audit_, app->metrics_,
                     app->clock_, *app->random_,   app->config_, app->billing_.get()};
@@ -199,7 +246,11 @@ Result<void> Application::Serve() {
   job_settings.interval = std::chrono::seconds(config_.billing.jobs_interval_seconds);
   billing::BillingJobs jobs(*billing_, clock_, job_settings);
   jobs.Start();
-  server.Run();
+  {
+    PeriodicJob number_job(std::chrono::seconds(config_.telephony.number_job_interval_seconds),
+                           [this] { RunNumberJob(); });
+    server.Run();
+  }
   jobs.Stop();
   emulator_.reset();
   spdlog::info("server stopped");

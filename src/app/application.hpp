@@ -47,6 +47,8 @@ class Application {
   Application() = default;
   /// Starts the in-process carrier emulator and points the platform's managed accounts at it.
   Result<void> StartEmbeddedEmulator();
+  /// Charges due number fees and releases numbers billing flagged (fees unpaid past grace).
+  void RunNumberJob();
 
   Config config_;
   SystemClock clock_;

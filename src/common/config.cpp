@@ -77,6 +77,7 @@ std::vector<Key> Schema(Config& c) {
       {"billing.stripe", "timestamp_tolerance_seconds", &c.billing.stripe.timestamp_tolerance_seconds, false, 1,
        86'400},
       {"billing", "jobs_interval_seconds", &c.billing.jobs_interval_seconds, false, 1, 86'400},
+      {"telephony", "number_job_interval_seconds", &c.telephony.number_job_interval_seconds, false, 1, 86'400},
   };
 }
 

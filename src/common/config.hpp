@@ -108,6 +108,8 @@ struct TelephonyConfig {
   int64_t emulator_time_scale_percent = 100;
   /// Scenario file (JSON) mapping callee numbers to personas; empty: everyone answers.
   std::string emulator_scenario;
+  /// How often `clozit serve` charges due number fees and releases numbers whose fees went unpaid.
+  int64_t number_job_interval_seconds = 3600;
 };
 
 struct Config {

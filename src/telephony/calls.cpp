@@ -2,8 +2,13 @@
 
 #include <regex>
 
+#include "telephony/detail/values.hpp"
+
 namespace clozit::telephony {
 namespace {
+
+using detail::IsE164;
+using detail::OptionalTime;
 
 // clang-format off
 struct CallEventTag { static constexpr const char* kPrefix = "cev"; };
@@ -22,12 +27,6 @@ constexpr std::string_view kCallSelect =
     "SELECT id, tenant_id, account_id, provider, provider_call_id, direction, from_number, to_number, status, "
     "machine_detection, answered_by, hangup_cause, error_code, duration_seconds, created_at, ringing_at, answered_at, "
     "ended_at, updated_at FROM telephony_calls ";
-
-std::optional<TimePoint> OptionalTime(const storage::Row& row, size_t column) {
-  auto value = row.OptionalInt(column);
-  if (!value) return std::nullopt;
-  return FromUnixMillis(*value);
-}
 
 storage::Value Nullable(const std::optional<int64_t>& value) {
   return value ? storage::Value(*value) : storage::Value(nullptr);
@@ -108,11 +107,6 @@ constexpr std::string_view kEventSelect =
     "SELECT kind, outcome, answered_by, detail, sequence_number, duration_seconds, occurred_at, received_at, effect, "
     "id "
     "FROM telephony_call_events ";
-
-bool IsE164(const std::string& number) {
-  static const std::regex pattern(R"(\+[1-9][0-9]{6,14})");
-  return std::regex_match(number, pattern);
-}
 
 // The call's status and rank after `event`, when the event moves it.
 std::optional<std::pair<std::string, int64_t>> Target(const StoredCallEvent& event) {
@@ -207,7 +201,7 @@ Result<Call> Calls::Place(const std::string& tenant_id, const PlaceCallInput& in
   }
 
   const std::string provider_call_id = placed->call_id;
-  CLOZIT_TRY(db_.Write([&](storage::Tx& tx) -> Result<void> {
+  auto attached = db_.Write([&](storage::Tx& tx) -> Result<void> {
     const int64_t now = ToUnixMillis(clock_.Now());
     CLOZIT_TRY(tx.Exec(
         "UPDATE telephony_calls SET provider_call_id = $2, status = CASE WHEN status_rank < $3 THEN 'initiated' ELSE "
@@ -229,7 +223,20 @@ Result<Call> Calls::Place(const std::string& tenant_id, const PlaceCallInput& in
                          {row.Text(9), std::string(EffectName(effect))}));
     }
     return Ok();
-  }));
+  });
+  if (!attached) {
+    // The carrier has the call but we could not record its id: end it there and here rather than leave a
+    // queued row whose events can never find it.
+    (void)provider->Hangup(provider_call_id);
+    (void)db_.Write([&](storage::Tx& tx) -> Result<void> {
+      CLOZIT_TRY(
+          tx.Exec("UPDATE telephony_calls SET status = 'failed', status_rank = $2, error_code = $3, "
+                  "hangup_cause = 'not_recorded', ended_at = $4, updated_at = $4 WHERE id = $1",
+                  {id.str(), kRankFinal, std::string(CodeName(attached.error().code)), ToUnixMillis(clock_.Now())}));
+      return Ok();
+    });
+    return attached.error();
+  }
   CLOZIT_ASSIGN_OR_RETURN(auto detail, Get(tenant_id, id.str()));
   return detail.call;
 }

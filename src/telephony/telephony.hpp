@@ -1,6 +1,7 @@
 // telephony/telephony: the telephony services wired together for the
 // application and the API — provider accounts (with their sealed
-// credentials), calls and the webhook endpoints' logic.
+// credentials), calls, the webhook endpoints' logic, phone numbers and
+// caller-id pools (whose fees go through billing::NumberFees).
 //
 // The public base URL (where carriers post webhooks) is settable after
 // construction because an embedded server only learns its port once it
@@ -12,6 +13,7 @@
 
 #include "telephony/accounts.hpp"
 #include "telephony/calls.hpp"
+#include "telephony/numbers.hpp"
 #include "telephony/webhooks.hpp"
 
 namespace clozit::telephony {
@@ -19,10 +21,11 @@ namespace clozit::telephony {
 class Telephony {
  public:
   Telephony(storage::Database& db, privacy::AuditLog& audit, const Clock& clock, Random& random, CredentialBox box,
-            ProviderAccountSettings account_settings, ProviderFactory factory = {})
+            ProviderAccountSettings account_settings, billing::NumberFees* fees, ProviderFactory factory = {})
       : accounts(db, audit, clock, random, std::move(box), std::move(account_settings), std::move(factory)),
         calls(db, accounts, clock, random, CallSettings{[this] { return public_base_url(); }}),
-        webhooks(accounts, calls) {}
+        webhooks(accounts, calls),
+        numbers(db, accounts, fees, audit, clock, random) {}
 
   void SetPublicBaseUrl(std::string url) {
     while (url.ends_with('/')) url.pop_back();
@@ -37,6 +40,7 @@ class Telephony {
   ProviderAccounts accounts;
   Calls calls;
   Webhooks webhooks;
+  PhoneNumbers numbers;
 
  private:
   mutable std::mutex mutex_;

@@ -245,7 +245,11 @@ TEST_F(OpenApiTest, RequestBodiesAreDocumentedForRoutesThatReadThem) {
       {"POST /v1/admin/dnc", {"number"}},
       {"POST /v1/provider-accounts", {"provider", "name"}},
       {"POST /v1/admin/provider-accounts", {"provider", "name"}},
-      {"POST /v1/admin/calls", {"tenant_id", "from", "to"}},
+      {"POST /v1/admin/calls", {"tenant_id", "to"}},
+      {"POST /v1/phone-numbers", {"phone_number"}},
+      {"POST /v1/phone-numbers/imports", {"phone_number", "account_id"}},
+      {"POST /v1/caller-id-pools", {"name"}},
+      {"POST /v1/caller-id-pools/{id}/numbers", {"number_id"}},
   };
   SchemaChecker checker(document_);
   for (const auto& route : api_->routes()) {

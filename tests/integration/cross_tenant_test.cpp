@@ -219,6 +219,23 @@ TEST_P(CrossTenantTest, EveryRouteHidesOtherTenantsResources) {
     return Ok();
   });
   ASSERT_TRUE(call_inserted.ok()) << call_inserted.error().message;
+  // A number imported from A's account (written directly: importing asks the carrier), in a caller-id pool.
+  const std::string a_number_id = "num_01JAAAAAAAAAAAAAAAAAAAAAAA";
+  auto number_inserted = database().Direct().Write([&](storage::Tx& tx) -> Result<void> {
+    CLOZIT_TRY(tx.Exec(
+        "INSERT INTO telephony_numbers (id, tenant_id, account_id, provider, provider_number_id, e164, country, "
+        "number_type, capabilities, source, status, created_at, updated_at) VALUES ($1, $2, $3, 'telnyx', '77', "
+        "'+14156712603', 'US', 'local', '[\"voice\"]', 'imported', 'active', 0, 0)",
+        {a_number_id, a.tenant_id, a_account_id}));
+    return Ok();
+  });
+  ASSERT_TRUE(number_inserted.ok()) << number_inserted.error().message;
+  auto a_pool = client->Post("/v1/caller-id-pools", {{"name", "tenant-a pool"}}, &a.cookie);
+  ASSERT_EQ(a_pool.status, 201) << a_pool;
+  const std::string a_pool_id = a_pool.Json().value("id", "");
+  auto a_pooled =
+      client->Post("/v1/caller-id-pools/" + a_pool_id + "/numbers", {{"number_id", a_number_id}}, &a.cookie);
+  ASSERT_EQ(a_pooled.status, 200) << a_pooled;
 
   a_private_ = {a.tenant_id,
                 a_refund_id,
@@ -255,7 +272,11 @@ TEST_P(CrossTenantTest, EveryRouteHidesOtherTenantsResources) {
                 a_call_id,
                 "v3:tenant-a-call",
                 "+14155552601",
-                "+14155552602"};
+                "+14155552602",
+                a_number_id,
+                "+14156712603",
+                a_pool_id,
+                "tenant-a pool"};
   for (const auto& value : a_private_) ASSERT_FALSE(value.empty() || value == "?");
 
   // ---- Tenant B's owner, with a cookie session and with an owner API key. B has data of its own.
@@ -295,6 +316,10 @@ TEST_P(CrossTenantTest, EveryRouteHidesOtherTenantsResources) {
       {"/v1/admin/provider-accounts/{id}", {a_account_id}},
       {"/v1/admin/provider-accounts/{id}/check", {a_account_id}},
       {"/v1/calls/{id}", {a_call_id}},
+      {"/v1/phone-numbers/{id}", {a_number_id}},
+      {"/v1/caller-id-pools/{id}", {a_pool_id}},
+      {"/v1/caller-id-pools/{id}/numbers", {a_pool_id}},
+      {"/v1/caller-id-pools/{id}/numbers/{number_id}", {a_pool_id}},
   };
   // What stands for a row that does not exist; numbers are validated before they are looked up.
   const auto missing_id = [](const std::string& pattern) -> std::string {
@@ -505,6 +530,25 @@ TEST_P(CrossTenantTest, EveryRouteHidesOtherTenantsResources) {
         EXPECT_LT(response.status, 300) << response;
         ExpectNoLeak(what, response);
         ++requests;
+      } else if (route.method == "POST" && route.pattern == "/v1/phone-numbers") {
+        // B has no credits: nothing is bought, and A's number is not B's to buy anyway.
+        http::Headers key;
+        key.Set("Idempotency-Key", "b-walk-buy-" + creds.label);
+        auto response = client->Post(route.pattern, {{"phone_number", "+14156712603"}}, &creds, key);
+        ExpectProblem(response, 402, "insufficient_credits");
+        ExpectNoLeak(what, response);
+        ++requests;
+      } else if (route.method == "POST" && route.pattern == "/v1/phone-numbers/imports") {
+        auto response =
+            client->Post(route.pattern, {{"phone_number", "+14156712603"}, {"account_id", a_account_id}}, &creds);
+        ExpectProblem(response, 404, "not_found", "account_id");
+        ExpectNoLeak(what, response);
+        ++requests;
+      } else if (route.method == "POST" && route.pattern == "/v1/caller-id-pools") {
+        auto response = client->Post(route.pattern, {{"name", "b-walk pool"}}, &creds);
+        EXPECT_EQ(response.status, creds.label == "cookie" ? 201 : 409) << response;
+        ExpectNoLeak(what, response);
+        ++requests;
       } else if (route.method == "POST" && route.pattern == "/v1/provider-accounts") {
         auto response = client->Post(route.pattern,
                                      {{"provider", "twilio"},
@@ -515,6 +559,10 @@ TEST_P(CrossTenantTest, EveryRouteHidesOtherTenantsResources) {
         EXPECT_EQ(response.status, 201) << response;
         EXPECT_EQ(response.Json().value("scope", ""), "tenant");
         ExpectNoLeak(what, response);
+        // Gone again, so that B's calls and number searches keep using the platform's (emulated) carrier.
+        EXPECT_EQ(
+            client->Send("DELETE", route.pattern + "/" + response.Json().value("id", ""), std::nullopt, &creds).status,
+            204);
         ++requests;
       } else {
         ADD_FAILURE() << what << ": the cross-tenant walk does not know how to exercise this route; teach it";
@@ -568,6 +616,10 @@ TEST_P(CrossTenantTest, EveryRouteHidesOtherTenantsResources) {
   ASSERT_EQ(a_account_now.status, 200) << a_account_now;
   EXPECT_EQ(a_account_now.Json().value("name", ""), "tenant-a telnyx");
   EXPECT_EQ(client->Get("/v1/calls/" + a_call_id, &a.cookie).Json().value("status", ""), "completed");
+  EXPECT_EQ(client->Get("/v1/phone-numbers/" + a_number_id, &a.cookie).Json().value("status", ""), "active");
+  auto a_pool_now = client->Get("/v1/caller-id-pools/" + a_pool_id, &a.cookie);
+  ASSERT_EQ(a_pool_now.status, 200) << a_pool_now;
+  EXPECT_EQ(a_pool_now.Json()["number_ids"], json::array({a_number_id}));
 
   // ---- And the isolation holds the other way round: A's audit log shows nothing of B.
   auto a_audit = client->Get("/v1/audit-log?limit=200", &a.cookie);

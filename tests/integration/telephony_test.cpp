@@ -24,6 +24,12 @@ using testing::Not;
 
 constexpr const char* kOperatorPassword = "Night-Shift-2048";
 
+http::Headers Key(const std::string& key) {
+  http::Headers headers;
+  headers.Set("Idempotency-Key", key);
+  return headers;
+}
+
 struct Outcome {
   std::string to;
   bool machine_detection;
@@ -371,6 +377,133 @@ TEST_P(TelephonyTest, TheCredentialsKeyFileIsPrivateAndReused) {
   std::ifstream again(key_file);
   std::string after((std::istreambuf_iterator<char>(again)), std::istreambuf_iterator<char>());
   EXPECT_EQ(before, after);
+}
+
+TEST_P(TelephonyTest, NumbersAreChargedBeforeTheyAreBoughtGivenBackOnRefusalReleasedAndPooled) {
+  ASSERT_NO_FATAL_FAILURE(StartPlatform());
+  auto search = client_->Get("/v1/phone-numbers/available?country=US&limit=5", &tenant_.cookie);
+  ASSERT_EQ(search.status, 200) << search;
+  const json offered = search.Json()["data"];
+  ASSERT_GE(offered.size(), 3u) << search;
+  const std::string first = offered[0].value("phone_number", "");
+  const std::string second = offered[1].value("phone_number", "");
+  ExpectProblem(client_->Get("/v1/phone-numbers/available?country=usa", &tenant_.cookie), 400, "invalid_argument",
+                "country");
+
+  ExpectProblem(client_->Post("/v1/phone-numbers", {{"phone_number", first}}, &tenant_.cookie), 400, "invalid_argument",
+                "Idempotency-Key");
+  // No credits: refused, nothing bought, nothing held.
+  ExpectProblem(client_->Post("/v1/phone-numbers", {{"phone_number", first}}, &tenant_.cookie, Key("buy-1")), 402,
+                "insufficient_credits");
+  EXPECT_TRUE(ListAll(*client_, "/v1/phone-numbers", tenant_.cookie).empty());
+
+  auto granted = client_->Post(
+      "/v1/admin/tenants/" + tenant_.tenant_id + "/credit-grants",
+      {{"credits", "10"}, {"price_minor", 1000}, {"currency", "USD"}, {"payment_reference", "telephony-test"}}, &op_,
+      Key("grant"));
+  ASSERT_EQ(granted.status, 201) << granted;
+  auto balance = [&] { return client_->Get("/v1/credits", &tenant_.cookie).Json().value("available", ""); };
+  EXPECT_EQ(balance(), "10");
+
+  auto bought = client_->Post("/v1/phone-numbers", {{"phone_number", first}}, &tenant_.cookie, Key("buy-2"));
+  ASSERT_EQ(bought.status, 201) << bought;
+  const json number = bought.Json();
+  EXPECT_EQ(number.value("status", ""), "active");
+  EXPECT_EQ(number.value("source", ""), "purchased");
+  EXPECT_EQ(number.value("provider", ""), "twilio");
+  EXPECT_EQ(number["capabilities"], json::array({"voice"}));
+  EXPECT_FALSE(number["purchased_at"].is_null());
+  EXPECT_FALSE(number["next_fee_at"].is_null());
+  EXPECT_EQ(balance(), "7.5") << "first monthly (2) and regulatory (0.5) fee";
+  ExpectProblem(client_->Post("/v1/phone-numbers", {{"phone_number", first}}, &tenant_.cookie, Key("buy-3")), 409,
+                "conflict", "phone_number");
+  EXPECT_EQ(balance(), "7.5");
+
+  // The carrier fails the purchase: the fees come back and the number is recorded as failed.
+  TestClient emulator(twilio_.value("api_base", ""));
+  ASSERT_LT(emulator.Post("/_emulator/faults", {{"fail_next", {1}}}).status, 300);
+  auto refused = client_->Post("/v1/phone-numbers", {{"phone_number", second}}, &tenant_.cookie, Key("buy-4"));
+  ExpectProblem(refused, 503, "unavailable");
+  EXPECT_EQ(balance(), "7.5");
+  auto failed = ListAll(*client_, "/v1/phone-numbers?status=failed", tenant_.cookie);
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_EQ(failed[0].value("phone_number", ""), second);
+  EXPECT_EQ(failed[0].value("error_code", ""), "unavailable");
+
+  // A pool presents the number as caller id.
+  auto pool = client_->Post("/v1/caller-id-pools", {{"name", "sales"}}, &tenant_.cookie);
+  ASSERT_EQ(pool.status, 201) << pool;
+  const std::string pool_id = pool.Json().value("id", "");
+  ExpectProblem(client_->Post("/v1/caller-id-pools/" + pool_id + "/numbers", {{"number_id", failed[0].value("id", "")}},
+                              &tenant_.cookie),
+                409, "conflict", "number_id");
+  auto added = client_->Post("/v1/caller-id-pools/" + pool_id + "/numbers", {{"number_id", number.value("id", "")}},
+                             &tenant_.cookie);
+  ASSERT_EQ(added.status, 200) << added;
+  EXPECT_EQ(added.Json()["number_ids"], json::array({number.value("id", "")}));
+  auto call = client_->Post(
+      "/v1/admin/calls", {{"tenant_id", tenant_.tenant_id}, {"from_pool_id", pool_id}, {"to", "+15550001001"}}, &op_);
+  ASSERT_EQ(call.status, 201) << call;
+  EXPECT_EQ(call.Json().value("from", ""), first);
+  EXPECT_EQ(WaitFinal(call.Json().value("id", "")).value("status", ""), "completed");
+
+  // Release: gone at the carrier, no further fees, out of the pool; nothing refunded.
+  auto released = client_->Send("DELETE", "/v1/phone-numbers/" + number.value("id", ""), std::nullopt, &tenant_.cookie);
+  ASSERT_EQ(released.status, 200) << released;
+  EXPECT_EQ(released.Json().value("status", ""), "released");
+  EXPECT_TRUE(released.Json()["next_fee_at"].is_null());
+  EXPECT_FALSE(released.Json()["released_at"].is_null());
+  EXPECT_EQ(balance(), "7.5");
+  EXPECT_TRUE(client_->Get("/v1/caller-id-pools/" + pool_id, &tenant_.cookie).Json()["number_ids"].empty());
+  ExpectProblem(client_->Send("DELETE", "/v1/phone-numbers/" + number.value("id", ""), std::nullopt, &tenant_.cookie),
+                409, "conflict");
+  // Released, it can be bought again.
+  ASSERT_EQ(client_->Post("/v1/phone-numbers", {{"phone_number", first}}, &tenant_.cookie, Key("buy-5")).status, 201);
+  EXPECT_EQ(balance(), "5");
+}
+
+TEST_P(TelephonyTest, ANumberHeldAtTheTenantsOwnAccountIsImportedWithoutFees) {
+  ASSERT_NO_FATAL_FAILURE(StartPlatform());
+  // The tenant's own Telnyx account (the emulator accepts any API key) holds a number bought there directly.
+  auto account = client_->Post("/v1/provider-accounts",
+                               {{"provider", "telnyx"},
+                                {"name", "own telnyx"},
+                                {"api_base", telnyx_.value("api_base", "")},
+                                {"api_key", "own-key-0123456789abcdef"},
+                                {"connection_id", "own-conn"},
+                                {"public_key", telnyx_.value("public_key", "")}},
+                               &tenant_.cookie);
+  ASSERT_EQ(account.status, 201) << account;
+  const std::string account_id = account.Json().value("id", "");
+  auto search =
+      client_->Get("/v1/phone-numbers/available?limit=2&account_id=" + account_id, &tenant_.cookie).Json()["data"];
+  ASSERT_FALSE(search.empty());
+  const std::string held = search[0].value("phone_number", "");
+  TestClient carrier(telnyx_.value("api_base", ""));
+  http::Headers auth;
+  auth.Set("Authorization", "Bearer own-key-0123456789abcdef");
+  auth.Set("Content-Type", "application/json");
+  auto ordered =
+      carrier.SendRaw("POST", "/v2/number_orders", json{{"phone_numbers", {{{"phone_number", held}}}}}.dump(), auth);
+  ASSERT_LT(ordered.status, 300) << ordered;
+
+  ExpectProblem(client_->Post("/v1/phone-numbers/imports",
+                              {{"phone_number", "+15550007777"}, {"account_id", account_id}}, &tenant_.cookie),
+                404, "not_found", "phone_number");
+  ExpectProblem(client_->Post("/v1/phone-numbers/imports",
+                              {{"phone_number", held}, {"account_id", twilio_.value("id", "")}}, &tenant_.cookie),
+                404, "not_found", "account_id");
+  auto imported =
+      client_->Post("/v1/phone-numbers/imports", {{"phone_number", held}, {"account_id", account_id}}, &tenant_.cookie);
+  ASSERT_EQ(imported.status, 201) << imported;
+  EXPECT_EQ(imported.Json().value("source", ""), "imported");
+  EXPECT_EQ(imported.Json().value("provider", ""), "telnyx");
+  EXPECT_TRUE(imported.Json()["next_fee_at"].is_null());
+  EXPECT_EQ(client_->Get("/v1/credits", &tenant_.cookie).Json().value("available", ""), "0");
+  auto released =
+      client_->Send("DELETE", "/v1/phone-numbers/" + imported.Json().value("id", ""), std::nullopt, &tenant_.cookie);
+  ASSERT_EQ(released.status, 200) << released;
+  EXPECT_EQ(released.Json().value("status", ""), "released");
 }
 
 CLOZIT_INSTANTIATE_BACKENDS(TelephonyTest);

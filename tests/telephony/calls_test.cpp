@@ -1,0 +1,228 @@
+// Calls and credentials against a real database (SQLite, and PostgreSQL under
+// scripts/with-postgres.sh) with a scripted provider: the n-th placement fails
+// for every n and leaves no call in a non-terminal state; every order of a
+// call's events, with duplicates, ends in the same final state; events that
+// beat the carrier's REST answer are applied when the call id is attached;
+// sealed credentials open only with their key.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "storage/backend_fixture.hpp"
+#include "storage/migrations.hpp"
+#include "telephony/telephony.hpp"
+
+namespace clozit::telephony {
+namespace {
+
+using storage::Dialect;
+
+// A provider whose PlaceCall fails when its call number is in `fail`; it may also deliver events first.
+class ScriptedProvider final : public Provider {
+ public:
+  ProviderKind kind() const override { return ProviderKind::kTelnyx; }
+  Result<ProviderCall> PlaceCall(const PlaceCallRequest&) override {
+    ++placed;
+    ++total;  // call ids stay unique across rounds, as a carrier's are
+    if (placed == fail_at) return Error::Make(ErrorCode::kUnavailable, "telnyx answered HTTP 500");
+    if (before_answer) before_answer("v3:call-" + std::to_string(total));
+    return ProviderCall{"v3:call-" + std::to_string(total), "initiated"};
+  }
+  Result<void> Hangup(const std::string&) override { return Ok(); }
+  Result<void> Transfer(const std::string&, const std::string&, const std::string&) override { return Ok(); }
+  Result<std::vector<AvailableNumber>> SearchNumbers(const NumberSearch&) override {
+    return std::vector<AvailableNumber>{};
+  }
+  Result<OwnedNumber> BuyNumber(const std::string&) override { return Error::Make(ErrorCode::kUnavailable, "no"); }
+  Result<void> ReleaseNumber(const std::string&) override { return Ok(); }
+  Result<std::vector<OwnedNumber>> ListNumbers() override { return std::vector<OwnedNumber>{}; }
+  bool VerifyWebhook(const WebhookRequest&) const override { return true; }
+  Result<CallEvent> ParseWebhook(const WebhookRequest& request) const override {
+    return ParseTelnyxWebhook(request.body);
+  }
+
+  int placed = 0;
+  int total = 0;
+  int fail_at = 0;
+  std::function<void(const std::string&)> before_answer;
+};
+
+CallEvent Event(const std::string& call_id, const std::string& id, CallEventKind kind,
+                CallOutcome outcome = CallOutcome::kNone) {
+  CallEvent event;
+  event.provider = ProviderKind::kTelnyx;
+  event.event_id = id;
+  event.call_id = call_id;
+  event.kind = kind;
+  event.outcome = outcome;
+  if (kind == CallEventKind::kEnded) {
+    event.detail = "normal_clearing";
+    event.duration_seconds = 7;
+  }
+  if (kind == CallEventKind::kMachineDetection) event.answered_by = AnsweredBy::kHuman;
+  return event;
+}
+
+class CallsTest : public storage::test::BackendTest {
+ protected:
+  void SetUp() override {
+    BackendTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    ASSERT_TRUE(storage::Migrate(*db_, clock_).ok());
+    auto box = CredentialBox::FromKeyText(std::string(64, 'a'));
+    ASSERT_TRUE(box.ok());
+    telephony_ = std::make_unique<Telephony>(
+        *db_, audit_, clock_, random_, *box, ProviderAccountSettings{}, nullptr,
+        [this](const ProviderAccount&, const std::string&) { return Result<std::shared_ptr<Provider>>(provider_); });
+    telephony_->SetPublicBaseUrl("https://clozit.example.com");
+    tenant_ = TenantId::New(clock_, random_).str();
+    ASSERT_TRUE(db_->Write([&](storage::Tx& tx) -> Result<void> {
+                     CLOZIT_TRY(
+                         tx.Exec("INSERT INTO tenants (id, name, status, created_at, updated_at) VALUES ($1, "
+                                 "'T', 'active', 0, 0)",
+                                 {tenant_}));
+                     return Ok();
+                   })
+                    .ok());
+    ProviderAccountInput input;
+    input.provider = ProviderKind::kTelnyx;
+    input.name = "platform";
+    input.connection_id = "conn";
+    input.public_key = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+    input.secret = "KEY-platform-0123456789";
+    auto account = telephony_->accounts.Create("", input, privacy::Actor{});
+    ASSERT_TRUE(account.ok()) << account.error().message;
+    account_ = *account;
+  }
+  void TearDown() override {
+    telephony_.reset();
+    BackendTest::TearDown();
+  }
+
+  PlaceCallInput Input() {
+    PlaceCallInput input;
+    input.from = "+15550009999";
+    input.to = "+15550001001";
+    return input;
+  }
+
+  Call Reload(const Call& call) {
+    auto detail = telephony_->calls.Get(tenant_, call.id.str());
+    EXPECT_TRUE(detail.ok());
+    return detail.ok() ? detail->call : call;
+  }
+
+  ManualClock clock_{FromUnixMillis(1'800'000'000'000)};
+  SeededRandom random_{7};
+  privacy::AuditLog audit_{clock_, random_};
+  std::shared_ptr<ScriptedProvider> provider_ = std::make_shared<ScriptedProvider>();
+  std::unique_ptr<Telephony> telephony_;
+  std::string tenant_;
+  ProviderAccount account_;
+};
+
+TEST_P(CallsTest, EveryFailedPlacementLeavesATerminalCall) {
+  for (int n = 1; n <= 4; ++n) {
+    SCOPED_TRACE("placement " + std::to_string(n) + " fails");
+    provider_->placed = 0;
+    provider_->fail_at = n;
+    for (int i = 1; i <= 4; ++i) {
+      auto placed = telephony_->calls.Place(tenant_, Input());
+      EXPECT_EQ(placed.ok(), i != n);
+      if (!placed.ok()) {
+        EXPECT_EQ(placed.error().code, ErrorCode::kUnavailable);
+      }
+    }
+  }
+  auto rows = db_->Query(
+      "SELECT COUNT(*) FROM telephony_calls WHERE status IN ('queued') OR (status = 'failed' AND error_code <> "
+      "'unavailable')");
+  ASSERT_TRUE(rows.ok());
+  EXPECT_EQ((*rows)[0].Int(0), 0);
+  auto failed = db_->Query("SELECT COUNT(*) FROM telephony_calls WHERE status = 'failed' AND provider_call_id IS NULL");
+  ASSERT_TRUE(failed.ok());
+  EXPECT_EQ((*failed)[0].Int(0), 4);
+}
+
+TEST_P(CallsTest, EveryOrderOfEventsWithDuplicatesEndsInTheSameState) {
+  std::vector<int> order = {0, 1, 2, 3, 4};
+  int permutation = 0;
+  do {
+    SCOPED_TRACE("permutation " + std::to_string(permutation));
+    auto call = telephony_->calls.Place(tenant_, Input());
+    ASSERT_TRUE(call.ok()) << call.error().message;
+    const std::string id = call->provider_call_id;
+    const std::vector<CallEvent> events = {
+        Event(id, id + ":init", CallEventKind::kInitiated), Event(id, id + ":ring", CallEventKind::kRinging),
+        Event(id, id + ":answer", CallEventKind::kAnswered), Event(id, id + ":amd", CallEventKind::kMachineDetection),
+        Event(id, id + ":hangup", CallEventKind::kEnded, CallOutcome::kCompleted)};
+    for (int index : order) {
+      for (int copy = 0; copy < (index % 2 == 0 ? 2 : 1); ++copy) {  // some delivered twice
+        auto effect = telephony_->calls.Record(account_, events[static_cast<size_t>(index)], {"u", "b"});
+        ASSERT_TRUE(effect.ok()) << effect.error().message;
+        if (copy == 1) {
+          EXPECT_EQ(*effect, EventEffect::kDuplicate);
+        }
+      }
+    }
+    Call final = Reload(*call);
+    EXPECT_EQ(final.status, "completed");
+    EXPECT_EQ(final.answered_by, "human");
+    EXPECT_EQ(final.hangup_cause, "normal_clearing");
+    EXPECT_EQ(final.duration_seconds, 7);
+    EXPECT_TRUE(final.answered_at.has_value());
+    EXPECT_TRUE(final.ended_at.has_value());
+    ++permutation;
+  } while (std::next_permutation(order.begin(), order.end()) && permutation < 40);
+}
+
+TEST_P(CallsTest, EventsThatBeatTheRestAnswerAreAppliedWhenTheCallIdIsAttached) {
+  provider_->before_answer = [this](const std::string& id) {
+    ASSERT_EQ(*telephony_->calls.Record(account_, Event(id, id + ":answer", CallEventKind::kAnswered), {"u", "b"}),
+              EventEffect::kPending);
+  };
+  auto call = telephony_->calls.Place(tenant_, Input());
+  ASSERT_TRUE(call.ok()) << call.error().message;
+  EXPECT_EQ(call->status, "in_progress");
+  auto detail = telephony_->calls.Get(tenant_, call->id.str());
+  ASSERT_TRUE(detail.ok());
+  ASSERT_EQ(detail->events.size(), 1u);
+  EXPECT_EQ(detail->events[0].effect, "applied");
+}
+
+TEST_P(CallsTest, AnotherTenantsCallIsNotFound) {
+  auto call = telephony_->calls.Place(tenant_, Input());
+  ASSERT_TRUE(call.ok());
+  auto other = telephony_->calls.Get(TenantId::New(clock_, random_).str(), call->id.str());
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.error().code, ErrorCode::kNotFound);
+}
+
+CLOZIT_INSTANTIATE_BACKENDS(CallsTest);
+
+TEST(CredentialBox, SealsAndOpensOnlyWithItsKey) {
+  SeededRandom random(1);
+  auto hex = CredentialBox::FromKeyText(std::string(64, 'b'));
+  ASSERT_TRUE(hex.ok());
+  auto base64 = CredentialBox::FromKeyText("u7u7u7u7u7u7u7u7u7u7u7u7u7u7u7u7u7u7u7u7u7s=");
+  ASSERT_TRUE(base64.ok());
+  const std::string sealed = hex->Seal("auth-token-123", random);
+  EXPECT_EQ(sealed.find("auth-token"), std::string::npos);
+  EXPECT_NE(hex->Seal("auth-token-123", random), sealed) << "a fresh nonce each time";
+  EXPECT_EQ(*hex->Open(sealed), "auth-token-123");
+  EXPECT_EQ(*base64->Open(sealed), "auth-token-123") << "0xbb.. as hex and as base64 is the same key";
+  auto other = CredentialBox::FromKeyText(std::string(64, 'c'));
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(other->Open(sealed).ok());
+  std::string tampered = sealed;
+  tampered[30] = tampered[30] == 'A' ? 'B' : 'A';
+  EXPECT_FALSE(hex->Open(tampered).ok());
+  auto short_key = CredentialBox::FromKeyText("abcd");
+  ASSERT_FALSE(short_key.ok());
+  EXPECT_EQ(short_key.error().field, "telephony.credentials_key");
+  EXPECT_EQ(MaskedHint("auth-token-1234"), "••••1234");
+  EXPECT_EQ(MaskedHint("short"), "••••");
+}
+
+}  // namespace
+}  // namespace clozit::telephony
