@@ -13,6 +13,7 @@
 #include "http/server.hpp"
 #include "privacy/audit_log.hpp"
 #include "storage/database.hpp"
+#include "telephony/media/media_endpoints.hpp"
 
 namespace clozit::app {
 
@@ -32,6 +33,8 @@ class Application {
   api::Api& api() { return *api_; }
   storage::Database& db() { return *db_; }
   billing::Billing& billing() { return *billing_; }
+  /// Mints the token a call's media stream must present (telephony/media/media_token.hpp).
+  const telephony::media::MediaTokens& media_tokens() { return *media_tokens_; }
 
  private:
   Application() = default;
@@ -45,6 +48,8 @@ class Application {
   std::unique_ptr<billing::Billing> billing_;
   http::Metrics metrics_;
   std::unique_ptr<api::Api> api_;
+  std::unique_ptr<telephony::media::MediaTokens> media_tokens_;
+  std::unique_ptr<telephony::media::MediaEndpoints> media_;
 };
 
 }  // namespace clozit::app

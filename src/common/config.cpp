@@ -63,6 +63,11 @@ std::vector<Key> Schema(Config& c) {
       {"log", "access_log", &c.log.access_log},
       {"demo", "seed", &c.demo.seed},
       {"demo", "owner_password", &c.demo.owner_password, true},
+      {"media", "handler", &c.media.handler},
+      {"media", "token_secret", &c.media.token_secret, true},
+      {"media", "token_ttl_seconds", &c.media.token_ttl_seconds, false, 60, 7 * 86'400},
+      {"media", "max_queued_frames", &c.media.max_queued_frames, false, 50, 30'000},
+      {"media", "start_timeout_ms", &c.media.start_timeout_ms, false, 100, 600'000},
   };
 }
 
