@@ -181,6 +181,14 @@ Result<std::unique_ptr<Application>> Application::Create(Config config) {
   deps.stripe_webhooks = app->stripe_webhooks_.get();
   deps.telephony = app->telephony_.get();
   app->api_ = std::make_unique<api::Api>(deps);
+  const auto& media = app->config_.media;
+  CLOZIT_ASSIGN_OR_RETURN(auto media_handler, telephony::media::BuiltInHandler(media.handler));
+  std::string media_secret = media.token_secret.empty() ? RandomToken(*app->random_, 32) : media.token_secret;
+  app->media_tokens_ = std::make_unique<telephony::media::MediaTokens>(std::move(media_secret), app->clock_);
+  app->media_ = std::make_unique<telephony::media::MediaEndpoints>(
+      *app->media_tokens_, std::move(media_handler),
+      telephony::media::MediaSettings{.max_queued_frames = static_cast<size_t>(media.max_queued_frames),
+                                      .start_timeout = std::chrono::milliseconds(media.start_timeout_ms)});
   return app;
 }
 
@@ -230,6 +238,7 @@ Result<void> Application::Serve() {
   options.tls_key_file = s.tls_key_file;
   options.allow_plaintext_public = s.allow_plaintext_public;
   if (config_.telephony.embedded_emulator) CLOZIT_TRY(StartEmbeddedEmulator());
+  options.websocket_routes = media_->Routes();  // /v1/media/{twilio,telnyx}
   http::Server server(options, api_->Handler());
   CLOZIT_TRY(server.Start());
   if (s.public_base_url.empty()) {

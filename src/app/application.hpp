@@ -19,6 +19,7 @@
 namespace clozit::emulator {
 class Emulator;
 }
+#include "telephony/media/media_endpoints.hpp"
 
 namespace clozit::app {
 
@@ -42,6 +43,8 @@ class Application {
   storage::Database& db() { return *db_; }
   billing::Billing& billing() { return *billing_; }
   telephony::Telephony& telephony() { return *telephony_; }
+  /// Mints the token a call's media stream must present (telephony/media/media_token.hpp).
+  const telephony::media::MediaTokens& media_tokens() { return *media_tokens_; }
 
  private:
   Application() = default;
@@ -64,6 +67,8 @@ class Application {
   http::Metrics metrics_;
   std::unique_ptr<api::Api> api_;
   std::unique_ptr<EmbeddedEmulator> emulator_;  // Serve() only; stops before the modules above go away
+  std::unique_ptr<telephony::media::MediaTokens> media_tokens_;
+  std::unique_ptr<telephony::media::MediaEndpoints> media_;
 };
 
 }  // namespace clozit::app

@@ -78,6 +78,11 @@ std::vector<Key> Schema(Config& c) {
        86'400},
       {"billing", "jobs_interval_seconds", &c.billing.jobs_interval_seconds, false, 1, 86'400},
       {"telephony", "number_job_interval_seconds", &c.telephony.number_job_interval_seconds, false, 1, 86'400},
+      {"media", "handler", &c.media.handler},
+      {"media", "token_secret", &c.media.token_secret, true},
+      {"media", "token_ttl_seconds", &c.media.token_ttl_seconds, false, 60, 7 * 86'400},
+      {"media", "max_queued_frames", &c.media.max_queued_frames, false, 50, 30'000},
+      {"media", "start_timeout_ms", &c.media.start_timeout_ms, false, 100, 600'000},
   };
 }
 

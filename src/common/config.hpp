@@ -112,6 +112,17 @@ struct TelephonyConfig {
   int64_t number_job_interval_seconds = 3600;
 };
 
+struct MediaConfig {
+  /// What answers on a call's media stream until the voice agent lands: "echo" or "silence".
+  std::string handler = "echo";
+  /// HMAC key of the per-call media tokens (secret: CLOZIT_MEDIA__TOKEN_SECRET or media.token_secret_file).
+  /// Empty: a random key per process (tokens then die with a restart, which only ends live streams).
+  std::string token_secret;
+  int64_t token_ttl_seconds = 6 * 3600;
+  int64_t max_queued_frames = 3000;  // 60 s of outbound audio per call
+  int64_t start_timeout_ms = 10'000;
+};
+
 struct Config {
   ServerConfig server;
   DatabaseConfig database;
@@ -121,6 +132,7 @@ struct Config {
   DemoConfig demo;
   BillingConfig billing;
   TelephonyConfig telephony;
+  MediaConfig media;
 };
 
 using Environment = std::map<std::string, std::string>;

@@ -105,7 +105,8 @@ void WebSocketClient::AsyncConnect(asio::any_io_executor executor, const std::st
                                    Done done) {
   auto parsed = ParseWsUrl(url);
   if (!parsed) {
-    done(parsed.error());
+    // Never call back from inside AsyncConnect: the caller may hold a lock its callback takes.
+    asio::post(executor, [done = std::move(done), error = parsed.error()] { done(error); });
     return;
   }
   auto strand = asio::make_strand(executor);

@@ -138,11 +138,11 @@ TEST_F(WebSocketTest, EchoesTextBothWaysAndClosesCleanly) {
     EXPECT_EQ(*message, "echo:hello " + std::to_string(i));  // order kept
   }
   (*connection)->SendBinary(std::string(1000, '\0'));
-  EXPECT_EQ(server_side->messages.size() >= 100, true);
   (*connection)->Close(CloseCode::kNormal, "bye");
   EXPECT_EQ(client_side->WaitClosed(), 1000);
   EXPECT_EQ(server_side->WaitClosed(), 1000);
   std::lock_guard lock(server_side->mutex);
+  ASSERT_EQ(server_side->messages.size(), 101u);  // 100 texts, then the binary message
   EXPECT_EQ(server_side->messages.back(), "binary:1000");
 }
 

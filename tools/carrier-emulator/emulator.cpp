@@ -11,12 +11,15 @@
 #include <regex>
 #include <thread>
 
+#include <boost/asio.hpp>
+
 #include <date/date.h>
 #include <nlohmann/json.hpp>
 
 #include "common/encoding.hpp"
 #include "http/client.hpp"
 #include "http/form.hpp"
+#include "media_callee.hpp"
 #include "telephony/call_event.hpp"
 #include "telephony/twilio/signature.hpp"
 
@@ -120,7 +123,36 @@ struct Call {
   bool answered = false;
   json request;
   json actions = json::array();
+  // The media stream the platform asked for, opened on answer.
+  std::string media_url;  // ws:// (the emulator speaks plain WebSocket on loopback)
+  MediaCalleeOptions media_options;
+  std::shared_ptr<MediaRecord> media;
+  std::shared_ptr<http::WebSocketConnection> media_connection;
+  bool media_over = false;  // the call ended: a connection completing now is stopped at once
 };
+
+std::string XmlUnescape(std::string text) {
+  static const std::pair<std::string_view, std::string_view> kEntities[] = {
+      {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&apos;", "'"}, {"&amp;", "&"}};
+  for (const auto& [entity, plain] : kEntities) {
+    for (size_t at = text.find(entity); at != std::string::npos; at = text.find(entity, at + plain.size())) {
+      text.replace(at, entity.size(), plain);
+    }
+  }
+  return text;
+}
+
+/// `<Connect><Stream url="…"><Parameter name="…" value="…"/>…` → the URL and the parameters.
+void ParseStreamTwiml(const std::string& twiml, std::string& url, std::map<std::string, std::string>& parameters) {
+  static const std::regex kStream(R"re(<Stream\s+url="([^"]*)")re");
+  static const std::regex kParameter(R"re(<Parameter\s+name="([^"]*)"\s+value="([^"]*)"\s*/>)re");
+  std::smatch match;
+  if (!std::regex_search(twiml, match, kStream)) return;
+  url = XmlUnescape(match[1]);
+  for (auto it = std::sregex_iterator(twiml.begin(), twiml.end(), kParameter); it != std::sregex_iterator(); ++it) {
+    parameters[XmlUnescape((*it)[1])] = XmlUnescape((*it)[2]);
+  }
+}
 
 struct Delivery {
   SteadyTime due;
@@ -170,6 +202,11 @@ struct Emulator::Impl {
   uint64_t next_telnyx_number_id = 1293384261075731400ULL;
 
   std::thread sender;
+  // Media WebSockets (simulated callees) run here, on their own strands.
+  boost::asio::io_context media_io;
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> media_work{
+      media_io.get_executor()};
+  std::thread media_thread;
 
   Impl(EmulatorOptions opts, Scenario scen, const Clock& clk)
       : options(std::move(opts)), scenario(std::move(scen)), clock(clk), random(options.seed) {
@@ -440,6 +477,7 @@ struct Emulator::Impl {
   void EndByApi(Call& call) {
     ++call.generation;
     call.ended = true;
+    StopMedia(call);
     auto steady_now = std::chrono::steady_clock::now();
     TimePoint now = clock.Now();
     std::vector<Delivery> timeline;
@@ -468,6 +506,42 @@ struct Emulator::Impl {
     options.reorder_webhooks = reorder;
   }
 
+  // ---- media (mutex held) ----
+  void StartMedia(Call& call) {
+    if (call.media_url.empty() || call.media) return;
+    call.media = std::make_shared<MediaRecord>();
+    call.media_options.call_id = call.id;
+    call.media_options.provider = call.provider;
+    call.media_options.stream_id = call.provider == ProviderKind::kTwilio ? "MZ" + RandomHex(16) : Uuid();
+    call.media_options.client_state = call.client_state;
+    call.media_options.drop_after = options.drop_media_after;
+    http::WebSocketClientOptions client_options;
+    auto record = call.media;
+    std::string id = call.id;
+    http::WebSocketClient::AsyncConnect(
+        media_io.get_executor(), call.media_url, std::make_unique<MediaCallee>(call.media_options, record),
+        client_options, [this, id, record](Result<std::shared_ptr<http::WebSocketConnection>> connected) {
+          std::lock_guard lock(mutex);
+          if (!connected) {
+            std::lock_guard record_lock(record->mutex);
+            record->state = connected.error().code == ErrorCode::kUnauthenticated ? "refused" : "failed";
+            record->error = connected.error().message;
+            return;
+          }
+          auto it = calls.find(id);
+          if (it == calls.end()) return;
+          it->second.media_connection = *connected;
+          if (it->second.media_over) StopMedia(it->second);
+        });
+  }
+  void StopMedia(Call& call) {
+    call.media_over = true;
+    if (!call.media_connection) return;
+    call.media_connection->SendText(MediaCallee::StopFrame(call.media_options));
+    call.media_connection->Close(http::CloseCode::kNormal, "call ended");
+    call.media_connection.reset();
+  }
+
   json CallJson(const Call& call) const {
     return {{"id", call.id},
             {"provider", std::string(telephony::ProviderName(call.provider))},
@@ -479,7 +553,8 @@ struct Emulator::Impl {
             {"queue_time_ms", call.queue_time_ms},
             {"webhook_url", call.webhook_url},
             {"request", call.request},
-            {"actions", call.actions}};
+            {"actions", call.actions},
+            {"media", call.media ? call.media->ToJson() : json(nullptr)}};
   }
 
   json TwilioCallResource(const Call& call, const std::string& account) const {
@@ -691,6 +766,7 @@ struct Emulator::Impl {
       }
     }
     call.request["AccountSid"] = account;
+    ParseStreamTwiml(Param(form, "Twiml"), call.media_url, call.media_options.custom_parameters);
     call.webhook_url = Param(form, "StatusCallback");
     if (call.webhook_url.empty() && !options.webhook_base.empty()) {
       call.webhook_url = options.webhook_base + "/webhooks/twilio/status";
@@ -948,6 +1024,7 @@ struct Emulator::Impl {
     call.call_leg_id = Uuid();
     call.call_session_id = Uuid();
     call.client_state = body.value("client_state", "");
+    call.media_url = body.value("stream_url", "");
     call.webhook_url = body.value("webhook_url", "");
     call.webhook_failover_url = body.value("webhook_url_failover", "");
     if (call.webhook_url.empty() && !options.webhook_base.empty()) {
@@ -989,6 +1066,9 @@ struct Emulator::Impl {
       if (!body.is_object()) return http::Response::Json(400, R"({"error":"expected a JSON object"})");
       options.duplicate_webhooks = body.value("duplicate_webhooks", options.duplicate_webhooks);
       options.reorder_webhooks = body.value("reorder_webhooks", options.reorder_webhooks);
+      if (body.contains("drop_media_after_ms") && body["drop_media_after_ms"].is_number_integer()) {
+        options.drop_media_after = std::chrono::milliseconds(body["drop_media_after_ms"].get<int64_t>());
+      }
       if (body.contains("fail_next") && body["fail_next"].is_array()) {
         for (const auto& n : body["fail_next"])
           if (n.is_number_integer()) options.fail_requests.insert(request_count + n.get<int>());
@@ -1046,9 +1126,13 @@ struct Emulator::Impl {
         if (delivery.new_status == "in-progress" && !call.answered) {
           call.answered = true;
           call.answered_at = clock.Now();
+          StartMedia(call);
         }
         if (!call.ended) call.status = delivery.new_status;
-        if (delivery.final) call.ended = true;
+        if (delivery.final) {
+          call.ended = true;
+          StopMedia(call);
+        }
       }
       // Sign now: the Telnyx timestamp is the moment of sending.
       auto [headers, body] = Signed(delivery);
@@ -1149,6 +1233,7 @@ Result<std::unique_ptr<Emulator>> Emulator::Create(EmulatorOptions options, Scen
   sodium_memzero(seed, sizeof seed);
   Impl* raw = impl.get();
   impl->sender = std::thread([raw] { raw->SendLoop(); });
+  impl->media_thread = std::thread([raw] { raw->media_io.run(); });
   return std::unique_ptr<Emulator>(new Emulator(std::move(impl)));
 }
 
@@ -1161,6 +1246,18 @@ Emulator::~Emulator() {
   }
   impl_->wake.notify_all();
   impl_->sender.join();
+  {
+    std::lock_guard lock(impl_->mutex);
+    for (auto& [id, call] : impl_->calls) impl_->StopMedia(call);
+  }
+  impl_->media_work.reset();
+  // Streams get a moment to say goodbye; the rest are cut when the context stops.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+  while (!impl_->media_io.stopped() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  impl_->media_io.stop();
+  impl_->media_thread.join();
   sodium_memzero(impl_->telnyx_secret_key, sizeof impl_->telnyx_secret_key);
 }
 

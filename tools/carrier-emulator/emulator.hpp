@@ -20,6 +20,7 @@
 // destructor). Secrets are never logged nor exposed under /_emulator.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <set>
@@ -45,6 +46,8 @@ struct EmulatorOptions {
   bool duplicate_webhooks = false;
   bool reorder_webhooks = false;
   std::set<int> fail_requests;  // 1-based numbers of REST requests answered with a 500
+  /// > 0: every media stream is dropped (socket closed, no `stop`) this long after it opened.
+  std::chrono::milliseconds drop_media_after{0};
   uint64_t seed = 1;
 };
 

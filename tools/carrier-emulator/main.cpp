@@ -37,8 +37,11 @@ int main(int argc, char** argv) {
   app.add_flag("--reorder-webhooks", options.reorder_webhooks, "Swap neighbouring webhooks");
   app.add_option("--fail-request", fail_requests, "Answer the n-th REST request with a 500 (repeatable)");
   app.add_option("--seed", options.seed, "Seed for ids, ring times and the number inventory");
+  int64_t drop_media_after_ms = 0;
+  app.add_option("--drop-media-after-ms", drop_media_after_ms, "Drop every media stream this long after it opened");
   CLI11_PARSE(app, argc, argv);
   options.fail_requests.insert(fail_requests.begin(), fail_requests.end());
+  options.drop_media_after = std::chrono::milliseconds(drop_media_after_ms);
 
   emulator::Scenario scenario;
   if (!scenario_path.empty()) {
