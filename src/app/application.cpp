@@ -189,6 +189,10 @@ Result<std::unique_ptr<Application>> Application::Create(Config config) {
       *app->media_tokens_, std::move(media_handler),
       telephony::media::MediaSettings{.max_queued_frames = static_cast<size_t>(media.max_queued_frames),
                                       .start_timeout = std::chrono::milliseconds(media.start_timeout_ms)});
+  // Every call the platform places streams its audio to these endpoints, with a token only they accept.
+  app->telephony_->SetMediaTokenIssuer(
+      [tokens = app->media_tokens_.get(), ttl = std::chrono::seconds(media.token_ttl_seconds)](
+          const std::string& call_id) { return tokens->Issue(call_id, ttl); });
   return app;
 }
 

@@ -144,6 +144,18 @@ std::string Calls::WebhookUrl(const ProviderAccount& account) const {
   return base + "/v1/webhooks/telnyx/" + account.id.str();
 }
 
+std::string Calls::MediaStreamUrl(const ProviderAccount& account) const {
+  std::string base = settings_.public_base_url ? settings_.public_base_url() : std::string();
+  while (base.ends_with('/')) base.pop_back();
+  // The carrier dials the WebSocket at the same origin it posts webhooks to.
+  if (base.starts_with("https://")) {
+    base = "wss://" + base.substr(8);
+  } else if (base.starts_with("http://")) {
+    base = "ws://" + base.substr(7);
+  }
+  return base + "/v1/media/" + std::string(ProviderName(account.provider));
+}
+
 Result<Call> Calls::Place(const std::string& tenant_id, const PlaceCallInput& input) {
   if (!IsE164(input.to)) return Error::InvalidArgument("to", "to must be an E.164 number such as +14155550100");
   if (!IsE164(input.from)) return Error::InvalidArgument("from", "from must be an E.164 number such as +14155550100");
@@ -186,6 +198,10 @@ Result<Call> Calls::Place(const std::string& tenant_id, const PlaceCallInput& in
   request.max_duration = std::chrono::seconds(input.max_duration_seconds);
   request.status_callback_url = WebhookUrl(account);
   request.media_stream_url = input.media_stream_url;
+  if (settings_.media_token) request.media_stream_token = settings_.media_token(id.str());
+  if (request.media_stream_url.empty() && !request.media_stream_token.empty()) {
+    request.media_stream_url = MediaStreamUrl(account);
+  }
   request.client_state = id.str();
   auto placed = provider->PlaceCall(request);
   if (!placed) {

@@ -107,6 +107,10 @@ struct CallSettings {
   /// The externally visible origin carriers post webhooks to ("https://clozit.example.com"); read per call,
   /// because an embedded server learns its port only once it listens.
   std::function<std::string()> public_base_url;
+  /// Mints the token the call's media stream must present (telephony/media/media_token.hpp), for Clozit's call
+  /// id. Set: every call streams its audio to /v1/media/<provider> on public_base_url unless the caller names
+  /// another stream URL. Unset (or returning ""): no stream unless named.
+  std::function<std::string(const std::string& call_id)> media_token;
 };
 
 class Calls {
@@ -126,6 +130,7 @@ class Calls {
   Result<CallDetail> Get(const std::string& tenant_id, const std::string& id);
 
   /// Where carriers post this account's events.
+  std::string MediaStreamUrl(const ProviderAccount& account) const;
   std::string WebhookUrl(const ProviderAccount& account) const;
 
  private:

@@ -8,6 +8,7 @@
 // listens; it is guarded by a mutex. Everything else is immutable wiring.
 #pragma once
 
+#include <functional>
 #include <mutex>
 #include <string>
 
@@ -23,7 +24,9 @@ class Telephony {
   Telephony(storage::Database& db, privacy::AuditLog& audit, const Clock& clock, Random& random, CredentialBox box,
             ProviderAccountSettings account_settings, billing::NumberFees* fees, ProviderFactory factory = {})
       : accounts(db, audit, clock, random, std::move(box), std::move(account_settings), std::move(factory)),
-        calls(db, accounts, clock, random, CallSettings{[this] { return public_base_url(); }}),
+        calls(db, accounts, clock, random,
+              CallSettings{[this] { return public_base_url(); },
+                           [this](const std::string& call_id) { return MediaToken(call_id); }}),
         webhooks(accounts, calls),
         numbers(db, accounts, fees, audit, clock, random) {}
 
@@ -37,6 +40,21 @@ class Telephony {
     return public_base_url_;
   }
 
+  /// Where calls get their media-stream tokens (the application's media::MediaTokens); until set, calls carry
+  /// no media stream unless the caller names one.
+  void SetMediaTokenIssuer(std::function<std::string(const std::string& call_id)> issuer) {
+    std::lock_guard lock(mutex_);
+    media_token_ = std::move(issuer);
+  }
+  std::string MediaToken(const std::string& call_id) const {
+    std::function<std::string(const std::string&)> issuer;
+    {
+      std::lock_guard lock(mutex_);
+      issuer = media_token_;
+    }
+    return issuer ? issuer(call_id) : std::string();
+  }
+
   ProviderAccounts accounts;
   Calls calls;
   Webhooks webhooks;
@@ -44,7 +62,8 @@ class Telephony {
 
  private:
   mutable std::mutex mutex_;
-  std::string public_base_url_;  // guarded by mutex_
+  std::string public_base_url_;                                 // guarded by mutex_
+  std::function<std::string(const std::string&)> media_token_;  // guarded by mutex_
 };
 
 }  // namespace clozit::telephony

@@ -21,7 +21,8 @@ using storage::Dialect;
 class ScriptedProvider final : public Provider {
  public:
   ProviderKind kind() const override { return ProviderKind::kTelnyx; }
-  Result<ProviderCall> PlaceCall(const PlaceCallRequest&) override {
+  Result<ProviderCall> PlaceCall(const PlaceCallRequest& request) override {
+    last_request = request;
     ++placed;
     ++total;  // call ids stay unique across rounds, as a carrier's are
     if (placed == fail_at) return Error::Make(ErrorCode::kUnavailable, "telnyx answered HTTP 500");
@@ -41,6 +42,7 @@ class ScriptedProvider final : public Provider {
     return ParseTelnyxWebhook(request.body);
   }
 
+  PlaceCallRequest last_request;
   int placed = 0;
   int total = 0;
   int fail_at = 0;
@@ -120,6 +122,25 @@ class CallsTest : public storage::test::BackendTest {
   std::string tenant_;
   ProviderAccount account_;
 };
+
+TEST_P(CallsTest, CallsStreamTheirMediaToThePlatformWithATokenForTheirId) {
+  auto without = telephony_->calls.Place(tenant_, Input());
+  ASSERT_TRUE(without.ok()) << without.error().message;
+  EXPECT_EQ(provider_->last_request.media_stream_url, "");  // no issuer yet: no stream
+  EXPECT_EQ(provider_->last_request.media_stream_token, "");
+
+  telephony_->SetMediaTokenIssuer([](const std::string& call_id) { return "token-for-" + call_id; });
+  auto call = telephony_->calls.Place(tenant_, Input());
+  ASSERT_TRUE(call.ok()) << call.error().message;
+  EXPECT_EQ(provider_->last_request.media_stream_url, "wss://clozit.example.com/v1/media/telnyx");
+  EXPECT_EQ(provider_->last_request.media_stream_token, "token-for-" + call->id.str());
+
+  PlaceCallInput named = Input();
+  named.media_stream_url = "wss://voice.example.com/stream";
+  ASSERT_TRUE(telephony_->calls.Place(tenant_, named).ok());
+  EXPECT_EQ(provider_->last_request.media_stream_url, "wss://voice.example.com/stream");
+  EXPECT_TRUE(provider_->last_request.media_stream_token.starts_with("token-for-cal_"));
+}
 
 TEST_P(CallsTest, EveryFailedPlacementLeavesATerminalCall) {
   for (int n = 1; n <= 4; ++n) {
