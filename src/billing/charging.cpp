@@ -231,32 +231,40 @@ Result<Reservation> Charging::Reserve(const ReserveRequest& request) {
       result = existing->view;
       return Ok();
     }
-    // A tenant that was never granted credits has no account yet, and nothing to reserve.
-    CLOZIT_ASSIGN_OR_RETURN(auto credits, detail::FindAccount(tx, TenantCreditsAccount(tenant).id));
-    if (!credits) {
-      return Error::Make(ErrorCode::kInsufficientCredits,
-                         "insufficient credits: 0 available, " + request.estimate.ToString() + " requested",
-                         "estimate");
-    }
-    CLOZIT_ASSIGN_OR_RETURN(Account holds, ledger_.OpenAccount(tx, HoldsAccount(PlatformShard(tenant))));
+    CLOZIT_ASSIGN_OR_RETURN(std::string holds, ledger_.EnsureAccount(tx, HoldsAccount(PlatformShard(tenant))));
     const std::string id = ReservationId::New(clock_, random_).str();
     TransferSpec hold;
     hold.id = HoldTransferId(id, 0);
     hold.kind = TransferKind::kPending;
-    hold.debit_account_id = credits->id;
-    hold.credit_account_id = holds.id;
+    hold.debit_account_id = TenantCreditsAccount(tenant).id;
+    hold.credit_account_id = holds;
     hold.amount = request.estimate;
     hold.expires_at = request.expires_at;
     hold.code = "reserve";
     hold.reference = id;
-    CLOZIT_TRY(InField(ledger_.CreateTransfers(tx, {hold}, now), "estimate"));
+    auto held = ledger_.CreateTransfers(tx, {hold}, now);
+    if (!held && held.error().code == ErrorCode::kNotFound && held.error().field == "debit_account_id") {
+      // A tenant that was never granted credits has no account yet, and nothing to reserve.
+      return Error::Make(ErrorCode::kInsufficientCredits,
+                         "insufficient credits: 0 available, " + request.estimate.ToString() + " requested",
+                         "estimate");
+    }
+    CLOZIT_TRY(InField(std::move(held), "estimate"));
     CLOZIT_TRY(tx.Exec(
         "INSERT INTO billing_reservations (id, tenant_id, idempotency_key, purpose, estimate, first_expires_at, "
         "hold_transfer_id, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $8)",
         {id, tenant, request.idempotency_key, request.purpose, request.estimate.micros(),
          detail::Ms(request.expires_at), hold.id, detail::Ms(now)}));
-    CLOZIT_ASSIGN_OR_RETURN(Stored stored, RequireById(tx, request.tenant_id, id, now));
-    result = std::move(stored.view);
+    // The answer is what was just written: reading it back would cost a statement per reserve.
+    result = Reservation{};
+    result.id = ReservationId(id);
+    result.tenant_id = request.tenant_id;
+    result.purpose = request.purpose;
+    result.idempotency_key = request.idempotency_key;
+    result.held = request.estimate;
+    result.expires_at = detail::Truncate(request.expires_at);
+    result.created_at = detail::Truncate(now);
+    result.hold_transfer_id = hold.id;
     return Ok();
   }));
   return result;
@@ -364,11 +372,11 @@ Result<Reservation> Charging::Settle(const TenantId& tenant_id, const std::strin
     post.code = "settle";
     batch.push_back(post);
     for (const UsageItem& item : items) {
-      CLOZIT_ASSIGN_OR_RETURN(Account revenue, ledger_.OpenAccount(tx, RevenueAccount(item.category, shard)));
+      CLOZIT_ASSIGN_OR_RETURN(std::string revenue, ledger_.EnsureAccount(tx, RevenueAccount(item.category, shard)));
       TransferSpec charge;
       charge.id = UsageTransferId(reservation_id, item.category);
       charge.debit_account_id = holds;
-      charge.credit_account_id = revenue.id;
+      charge.credit_account_id = revenue;
       charge.amount = item.amount;
       charge.code = "usage." + std::string(UsageCategoryName(item.category));
       charge.reference = reservation_id;
@@ -381,8 +389,11 @@ Result<Reservation> Charging::Settle(const TenantId& tenant_id, const std::strin
                          {reservation_id, *price_version}));
     }
     CLOZIT_TRY(RecordBalanceEvents(tx, tenant, now, random_));
-    CLOZIT_ASSIGN_OR_RETURN(Stored settled, RequireById(tx, tenant_id, reservation_id, now));
-    result = std::move(settled.view);
+    result = view;
+    result.state = ReservationState::kSettled;
+    result.charged = total;
+    result.usage = items;
+    if (price_version) result.price_version = price_version;
     return Ok();
   }));
   return result;

@@ -91,6 +91,11 @@ std::string_view PendingStateName(PendingState state) {
   return "unknown";
 }
 
+Ledger::Ledger(storage::Database& db, const Clock& clock, Random& random)
+    : db_(db), clock_(clock), random_(random), directory_(std::make_unique<detail::AccountDirectory>()) {}
+
+Ledger::~Ledger() = default;
+
 // ---- inside a caller's transaction
 
 Result<Account> Ledger::OpenAccount(Tx& tx, const AccountSpec& spec) {
@@ -116,7 +121,19 @@ Result<Account> Ledger::OpenAccount(Tx& tx, const AccountSpec& spec) {
                        "ledger account " + spec.id + " already exists with a different ledger, tenant, code or flags",
                        "id");
   }
+  directory_->RememberAfterCommit(tx, account);
   return account;
+}
+
+Result<std::string> Ledger::EnsureAccount(Tx& tx, const AccountSpec& spec) {
+  if (auto known = directory_->Find(spec.id)) {
+    if (known->ledger == spec.ledger && known->tenant_id == spec.tenant_id && known->code == spec.code &&
+        known->flags == spec.flags) {
+      return spec.id;
+    }
+  }
+  CLOZIT_ASSIGN_OR_RETURN(Account account, OpenAccount(tx, spec));
+  return account.id;
 }
 
 Result<Account> Ledger::GetAccount(Tx& tx, const std::string& account_id) {
@@ -130,7 +147,7 @@ Result<std::vector<Transfer>> Ledger::CreateTransfers(Tx& tx, const std::vector<
   if (batch.size() > kMaxBatchSize) {
     return Error::InvalidArgument("transfers", "a batch holds at most " + std::to_string(kMaxBatchSize) + " transfers");
   }
-  detail::Engine engine(tx, now, random_);
+  detail::Engine engine(tx, now, random_, *directory_);
   std::vector<Transfer> applied;
   applied.reserve(batch.size());
   for (size_t index = 0; index < batch.size(); ++index) {

@@ -32,6 +32,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -43,6 +44,9 @@
 #include "storage/database.hpp"
 
 namespace clozit::billing {
+namespace detail {
+class AccountDirectory;
+}  // namespace detail
 
 /// The ledger of credits (TigerBeetle's `ledger`: one unit of account).
 inline constexpr int64_t kCreditsLedger = 1;
@@ -190,7 +194,10 @@ struct LotChange {
 class Ledger {
  public:
   /// `clock` stamps transfers; `random` makes lot ids. Both outlive the Ledger.
-  Ledger(storage::Database& db, const Clock& clock, Random& random) : db_(db), clock_(clock), random_(random) {}
+  Ledger(storage::Database& db, const Clock& clock, Random& random);
+  ~Ledger();
+  Ledger(const Ledger&) = delete;
+  Ledger& operator=(const Ledger&) = delete;
 
   /// Creates the account, or returns it when it exists with the same fields
   /// (kAlreadyExists when the fields differ).
@@ -219,6 +226,9 @@ class Ledger {
 
   // The same inside a caller's transaction.
   Result<Account> OpenAccount(storage::Tx& tx, const AccountSpec& spec);
+  /// OpenAccount for the hot paths: returns only the id, and asks the database nothing once a committed
+  /// write of this process saw the account with these fields (accounts are never altered or deleted).
+  Result<std::string> EnsureAccount(storage::Tx& tx, const AccountSpec& spec);
   Result<Account> GetAccount(storage::Tx& tx, const std::string& account_id);
   Result<std::vector<Transfer>> CreateTransfers(storage::Tx& tx, const std::vector<TransferSpec>& batch, TimePoint now);
   Result<Transfer> LookupTransfer(storage::Tx& tx, const std::string& transfer_id);
@@ -231,6 +241,7 @@ class Ledger {
   storage::Database& db_;
   const Clock& clock_;
   Random& random_;
+  std::unique_ptr<detail::AccountDirectory> directory_;
 };
 
 }  // namespace clozit::billing

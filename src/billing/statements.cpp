@@ -252,15 +252,22 @@ Result<void> RecordBillingEvent(Tx& tx, const std::string& tenant_id, std::strin
 }
 
 Result<void> RecordBalanceEvents(Tx& tx, const std::string& tenant_id, TimePoint now, Random& random) {
-  CLOZIT_ASSIGN_OR_RETURN(auto account, detail::FindAccount(tx, TenantCreditsAccount(tenant_id).id));
-  if (!account) return Ok();
-  const Credits available = account->Available();
-  CLOZIT_ASSIGN_OR_RETURN(auto settings, tx.Query("SELECT low_balance_micros, low_notified, depleted_notified FROM "
-                                                  "billing_balance_settings WHERE tenant_id = $1",
-                                                  {tenant_id}));
-  const int64_t threshold = settings.empty() ? 0 : settings.front().Int(0);
-  const bool low_notified = !settings.empty() && settings.front().Bool(1);
-  const bool depleted_notified = !settings.empty() && settings.front().Bool(2);
+  // The balance and the tenant's settings in one statement: this runs on every settle.
+  CLOZIT_ASSIGN_OR_RETURN(auto rows,
+                          tx.Query("SELECT a.debits_pending, a.debits_posted, a.credits_posted, s.low_balance_micros, "
+                                   "s.low_notified, s.depleted_notified FROM ledger_accounts a LEFT JOIN "
+                                   "billing_balance_settings s ON s.tenant_id = $2 WHERE a.id = $1",
+                                   {TenantCreditsAccount(tenant_id).id, tenant_id}));
+  if (rows.empty()) return Ok();
+  const Row& row = rows.front();
+  Account account;
+  account.debits_pending = Credits::FromMicros(row.Int(0));
+  account.debits_posted = Credits::FromMicros(row.Int(1));
+  account.credits_posted = Credits::FromMicros(row.Int(2));
+  const Credits available = account.Available();
+  const int64_t threshold = row.Int(3);  // no settings row: null, read as 0
+  const bool low_notified = row.Bool(4);
+  const bool depleted_notified = row.Bool(5);
   const bool low = threshold > 0 && available.micros() < threshold;
   const bool depleted = available.micros() <= 0;
   if (low == low_notified && depleted == depleted_notified) return Ok();

@@ -84,6 +84,16 @@ class Tx {
   /// The first row of Query, or kNotFound.
   Result<Row> QueryOne(std::string_view sql, const Params& params = {});
   virtual Dialect dialect() const = 0;
+
+  /// Runs `done` after this Write's changes are committed, and never if they are rolled back (or in a
+  /// Read): the one safe moment to remember in memory something the transaction wrote or saw, since
+  /// until then another write of the batch or a failed COMMIT can still undo it. `done` runs on the
+  /// writer thread: it must be quick and must not touch the database.
+  void AfterCommit(std::function<void()> done) { after_commit_.push_back(std::move(done)); }
+  std::vector<std::function<void()>> TakeAfterCommit() { return std::move(after_commit_); }
+
+ private:
+  std::vector<std::function<void()>> after_commit_;
 };
 
 class Database {

@@ -138,18 +138,18 @@ Result<void> SameAsStored(const TransferSpec& spec, const Transfer& stored) {
 
 Result<Transfer> Engine::Apply(const TransferSpec& spec) {
   CLOZIT_TRY(Validate(spec));
-  // The id is claimed by this transaction's insert; a repeat finds the stored row.
-  CLOZIT_ASSIGN_OR_RETURN(auto existing, FindTransfer(tx_, spec.id));
-  if (existing) {
-    CLOZIT_TRY(SameAsStored(spec, *existing));
-    return *existing;
-  }
   if (!spec.corrects.empty()) {
     CLOZIT_ASSIGN_OR_RETURN(auto corrected, FindTransfer(tx_, spec.corrects));
     if (!corrected)
       return Error::Make(ErrorCode::kNotFound, "corrected transfer " + spec.corrects + " not found", "corrects");
   }
   return IsResolution(spec.kind) ? ApplyResolution(spec) : ApplyNew(spec);
+}
+
+Result<std::optional<Transfer>> Engine::Repeated(const TransferSpec& spec) {
+  CLOZIT_ASSIGN_OR_RETURN(auto existing, FindTransfer(tx_, spec.id));
+  if (existing) CLOZIT_TRY(SameAsStored(spec, *existing));
+  return existing;
 }
 
 Result<void> Engine::Validate(const TransferSpec& spec) const {
@@ -185,74 +185,107 @@ Result<void> Engine::Validate(const TransferSpec& spec) const {
 }
 
 Result<Account> Engine::LoadAccount(const std::string& id, const char* field) {
+  if (auto known = directory_.Find(id)) return *known;
   CLOZIT_ASSIGN_OR_RETURN(auto account, FindAccount(tx_, id));
   if (!account) return Error::Make(ErrorCode::kNotFound, "ledger account " + id + " not found", field);
+  directory_.RememberAfterCommit(tx_, *account);
   return *account;
 }
 
+Result<void> Engine::AddToBalances(const Account& account, const BalanceDelta& delta, Credits amount) {
+  CLOZIT_ASSIGN_OR_RETURN(bool changed, detail::AddToBalances(tx_, account, delta));
+  if (changed) return Ok();
+  // The UPDATE refused: read the row to say why (the rare path pays the read the common one skips).
+  CLOZIT_ASSIGN_OR_RETURN(auto before, FindAccount(tx_, account.id));
+  if (!before) return Error::Internal("ledger account " + account.id + " vanished during a transfer");
+  Account after = *before;
+  CLOZIT_ASSIGN_OR_RETURN(after.debits_pending, before->debits_pending.Add(Credits::FromMicros(delta.debits_pending)));
+  CLOZIT_ASSIGN_OR_RETURN(after.debits_posted, before->debits_posted.Add(Credits::FromMicros(delta.debits_posted)));
+  CLOZIT_ASSIGN_OR_RETURN(after.credits_pending,
+                          before->credits_pending.Add(Credits::FromMicros(delta.credits_pending)));
+  CLOZIT_ASSIGN_OR_RETURN(after.credits_posted, before->credits_posted.Add(Credits::FromMicros(delta.credits_posted)));
+  if (after.debits_pending.micros() < 0 || after.credits_pending.micros() < 0) {
+    return Error::Internal("pending balance of " + account.id + " would go negative");
+  }
+  CLOZIT_TRY(CheckLimits(*before, after, amount));
+  return Error::Internal("the balances of ledger account " + account.id + " did not change");
+}
+
 Result<Transfer> Engine::ApplyNew(const TransferSpec& spec) {
-  CLOZIT_ASSIGN_OR_RETURN(Account debit, LoadAccount(spec.debit_account_id, "debit_account_id"));
-  CLOZIT_ASSIGN_OR_RETURN(Account credit, LoadAccount(spec.credit_account_id, "credit_account_id"));
-  if (debit.ledger != credit.ledger) return Invalid("credit_account_id", "the accounts are on different ledgers");
-
-  std::string tenant = !debit.tenant_id.empty() ? debit.tenant_id : credit.tenant_id;
-  if (!spec.tenant_id.empty()) {
-    bool matches = spec.tenant_id == debit.tenant_id || spec.tenant_id == credit.tenant_id;
-    if (!tenant.empty() && !matches) return Invalid("tenant_id", "tenant_id is neither account's tenant");
-    if (tenant.empty()) tenant = spec.tenant_id;
-  }
-
   const bool pending = spec.kind == TransferKind::kPending;
-  const bool credit_lots = (credit.flags & AccountFlags::kLots) != 0;
-  const bool debit_lots = (debit.flags & AccountFlags::kLots) != 0;
-  if (credit_lots && !spec.new_lot) {
-    return Invalid("new_lot", "a credit to lot account " + credit.id + " opens a lot: new_lot is required");
-  }
-  if (credit_lots && pending) return Invalid("kind", "a credit to a lot account must be single-phase");
-  if (!credit_lots && spec.new_lot) return Invalid("new_lot", "account " + credit.id + " has no lots");
-  if (!debit_lots && !spec.debit_lot_id.empty()) {
-    return Invalid("debit_lot_id", "account " + debit.id + " has no lots");
-  }
-
-  Account debit_after = debit;
-  Account credit_after = credit;
-  if (pending) {
-    CLOZIT_ASSIGN_OR_RETURN(debit_after.debits_pending, debit.debits_pending.Add(spec.amount));
-    CLOZIT_ASSIGN_OR_RETURN(credit_after.credits_pending, credit.credits_pending.Add(spec.amount));
-  } else {
-    CLOZIT_ASSIGN_OR_RETURN(debit_after.debits_posted, debit.debits_posted.Add(spec.amount));
-    CLOZIT_ASSIGN_OR_RETURN(credit_after.credits_posted, credit.credits_posted.Add(spec.amount));
-  }
-  CLOZIT_TRY(CheckLimits(debit, debit_after, spec.amount));
-  CLOZIT_TRY(CheckLimits(credit, credit_after, spec.amount));
-
+  Account debit, credit;
+  bool debit_lots = false, credit_lots = false;
   Transfer transfer;
-  transfer.id = spec.id;
-  transfer.ledger = debit.ledger;
-  transfer.kind = spec.kind;
-  transfer.debit_account_id = debit.id;
-  transfer.credit_account_id = credit.id;
-  transfer.amount = spec.amount;
-  if (spec.expires_at) transfer.expires_at = Truncate(*spec.expires_at);
-  transfer.code = NormalizedCode(spec);
-  transfer.corrects = spec.corrects;
-  transfer.reference = spec.reference;
-  transfer.tenant_id = tenant;
-  transfer.debit_lot_id = spec.debit_lot_id;
-  if (spec.new_lot) {
-    transfer.new_lot = spec.new_lot;
-    if (spec.new_lot->expires_at) transfer.new_lot->expires_at = Truncate(*spec.new_lot->expires_at);
+  auto prepare = [&]() -> Result<void> {
+    CLOZIT_ASSIGN_OR_RETURN(debit, LoadAccount(spec.debit_account_id, "debit_account_id"));
+    CLOZIT_ASSIGN_OR_RETURN(credit, LoadAccount(spec.credit_account_id, "credit_account_id"));
+    if (debit.ledger != credit.ledger) return Invalid("credit_account_id", "the accounts are on different ledgers");
+
+    std::string tenant = !debit.tenant_id.empty() ? debit.tenant_id : credit.tenant_id;
+    if (!spec.tenant_id.empty()) {
+      bool matches = spec.tenant_id == debit.tenant_id || spec.tenant_id == credit.tenant_id;
+      if (!tenant.empty() && !matches) return Invalid("tenant_id", "tenant_id is neither account's tenant");
+      if (tenant.empty()) tenant = spec.tenant_id;
+    }
+    credit_lots = (credit.flags & AccountFlags::kLots) != 0;
+    debit_lots = (debit.flags & AccountFlags::kLots) != 0;
+    if (credit_lots && !spec.new_lot) {
+      return Invalid("new_lot", "a credit to lot account " + credit.id + " opens a lot: new_lot is required");
+    }
+    if (credit_lots && pending) return Invalid("kind", "a credit to a lot account must be single-phase");
+    if (!credit_lots && spec.new_lot) return Invalid("new_lot", "account " + credit.id + " has no lots");
+    if (!debit_lots && !spec.debit_lot_id.empty()) {
+      return Invalid("debit_lot_id", "account " + debit.id + " has no lots");
+    }
+    transfer.id = spec.id;
+    transfer.ledger = debit.ledger;
+    transfer.kind = spec.kind;
+    transfer.debit_account_id = debit.id;
+    transfer.credit_account_id = credit.id;
+    transfer.amount = spec.amount;
+    if (spec.expires_at) transfer.expires_at = Truncate(*spec.expires_at);
+    transfer.code = NormalizedCode(spec);
+    transfer.corrects = spec.corrects;
+    transfer.reference = spec.reference;
+    transfer.tenant_id = tenant;
+    transfer.debit_lot_id = spec.debit_lot_id;
+    if (spec.new_lot) {
+      transfer.new_lot = spec.new_lot;
+      if (spec.new_lot->expires_at) transfer.new_lot->expires_at = Truncate(*spec.new_lot->expires_at);
+    }
+    transfer.created_at = Truncate(now_);
+    return Ok();
+  };
+  // A repeat is answered with the stored transfer, as if it had been looked up before anything else.
+  if (auto prepared = prepare(); !prepared) {
+    CLOZIT_ASSIGN_OR_RETURN(auto stored, Repeated(spec));
+    if (stored) return *stored;
+    return prepared.error();
   }
-  transfer.created_at = Truncate(now_);
-  CLOZIT_TRY(InsertTransfer(tx_, transfer));
+  // The id is claimed by this transaction's insert; a repeat finds the stored row.
+  CLOZIT_ASSIGN_OR_RETURN(bool claimed, ClaimTransfer(tx_, transfer));
+  if (!claimed) {
+    CLOZIT_ASSIGN_OR_RETURN(auto stored, Repeated(spec));
+    if (!stored) return Error::Internal("transfer " + spec.id + " is taken but cannot be read");
+    return *stored;
+  }
+  const int64_t amount = spec.amount.micros();
+  BalanceDelta debit_delta, credit_delta;
+  if (pending) {
+    debit_delta.debits_pending = amount;
+    credit_delta.credits_pending = amount;
+  } else {
+    debit_delta.debits_posted = amount;
+    credit_delta.credits_posted = amount;
+  }
+  CLOZIT_TRY(AddToBalances(debit, debit_delta, spec.amount));
+  CLOZIT_TRY(AddToBalances(credit, credit_delta, spec.amount));
   if (pending) {
     CLOZIT_TRY(tx_.Exec("INSERT INTO ledger_pending (transfer_id, expires_at, state) VALUES ($1, $2, 'pending')",
                         {transfer.id, MsOrNull(transfer.expires_at)}));
   }
   if (debit_lots) CLOZIT_TRY(TakeFromLots(transfer, debit));
   if (credit_lots) CLOZIT_TRY(OpenLot(transfer, credit));
-  CLOZIT_TRY(SaveBalances(tx_, debit_after));
-  CLOZIT_TRY(SaveBalances(tx_, credit_after));
   return transfer;
 }
 
@@ -337,61 +370,60 @@ Result<void> Engine::OpenLot(const Transfer& transfer, const Account& account) {
 }
 
 Result<Transfer> Engine::ApplyResolution(const TransferSpec& spec) {
-  CLOZIT_ASSIGN_OR_RETURN(auto found, FindTransfer(tx_, spec.pending_id));
+  // A repeat is answered with the stored transfer before any of the checks below, which it could fail now.
+  auto refuse = [&](Error error) -> Result<Transfer> {
+    CLOZIT_ASSIGN_OR_RETURN(auto stored, Repeated(spec));
+    if (stored) return *stored;
+    return error;
+  };
+  CLOZIT_ASSIGN_OR_RETURN(auto found, FindPendingWithStatus(tx_, spec.pending_id));
   if (!found) {
-    return Error::Make(ErrorCode::kNotFound, "pending transfer " + spec.pending_id + " not found", "pending_id");
+    return refuse(
+        Error::Make(ErrorCode::kNotFound, "pending transfer " + spec.pending_id + " not found", "pending_id"));
   }
-  const Transfer& pending = *found;
-  if (pending.kind != TransferKind::kPending)
-    return Invalid("pending_id", "transfer " + pending.id + " is not pending");
-  CLOZIT_ASSIGN_OR_RETURN(auto status, FindPending(tx_, pending.id));
-  if (!status) return Error::Internal("pending transfer " + pending.id + " has no status row");
-  if (status->state != PendingState::kPending) {
-    return Error::Make(ErrorCode::kConflict,
-                       "pending transfer " + pending.id + " was already " +
-                           std::string(PendingStateName(status->state)) + " by " + status->resolved_by,
-                       "pending_id");
+  const Transfer& pending = found->transfer;
+  if (pending.kind != TransferKind::kPending) {
+    return refuse(Invalid("pending_id", "transfer " + pending.id + " is not pending"));
+  }
+  if (!found->status) return Error::Internal("pending transfer " + pending.id + " has no status row");
+  const PendingStatus& status = *found->status;
+  if (status.state != PendingState::kPending) {
+    return refuse(Error::Make(ErrorCode::kConflict,
+                              "pending transfer " + pending.id + " was already " +
+                                  std::string(PendingStateName(status.state)) + " by " + status.resolved_by,
+                              "pending_id"));
   }
   const bool expired = pending.expires_at && *pending.expires_at <= now_;
   if (spec.kind == TransferKind::kExpirePending && !expired) {
-    return Error::Make(
+    return refuse(Error::Make(
         ErrorCode::kConflict,
         "pending transfer " + pending.id + " has not expired (it expires at " + TimeText(pending.expires_at) + ")",
-        "pending_id");
+        "pending_id"));
   }
   if (spec.kind != TransferKind::kExpirePending && expired) {
-    return Error::Make(ErrorCode::kConflict,
-                       "pending transfer " + pending.id + " expired at " + TimeText(pending.expires_at), "pending_id");
+    return refuse(Error::Make(ErrorCode::kConflict,
+                              "pending transfer " + pending.id + " expired at " + TimeText(pending.expires_at),
+                              "pending_id"));
   }
   if (!spec.debit_account_id.empty() && spec.debit_account_id != pending.debit_account_id) {
-    return Invalid("debit_account_id", "debit account differs from the pending transfer's");
+    return refuse(Invalid("debit_account_id", "debit account differs from the pending transfer's"));
   }
   if (!spec.credit_account_id.empty() && spec.credit_account_id != pending.credit_account_id) {
-    return Invalid("credit_account_id", "credit account differs from the pending transfer's");
+    return refuse(Invalid("credit_account_id", "credit account differs from the pending transfer's"));
   }
   const bool post = spec.kind == TransferKind::kPostPending;
   if (post && spec.amount > pending.amount) {
-    return Invalid("amount",
-                   "cannot post " + spec.amount.ToString() + ": the pending amount is " + pending.amount.ToString());
+    return refuse(Invalid(
+        "amount", "cannot post " + spec.amount.ToString() + ": the pending amount is " + pending.amount.ToString()));
   }
   if (!post && spec.amount.micros() != 0 && spec.amount != pending.amount) {
-    return Invalid("amount", "a void or expiry releases the whole pending amount " + pending.amount.ToString());
+    return refuse(Invalid("amount", "a void or expiry releases the whole pending amount " + pending.amount.ToString()));
   }
   const Credits posted = post ? spec.amount : Credits();
-
-  CLOZIT_ASSIGN_OR_RETURN(Account debit, LoadAccount(pending.debit_account_id, "debit_account_id"));
-  CLOZIT_ASSIGN_OR_RETURN(Account credit, LoadAccount(pending.credit_account_id, "credit_account_id"));
-  Account debit_after = debit;
-  Account credit_after = credit;
-  CLOZIT_ASSIGN_OR_RETURN(debit_after.debits_pending, debit.debits_pending.Subtract(pending.amount));
-  CLOZIT_ASSIGN_OR_RETURN(credit_after.credits_pending, credit.credits_pending.Subtract(pending.amount));
-  CLOZIT_ASSIGN_OR_RETURN(debit_after.debits_posted, debit.debits_posted.Add(posted));
-  CLOZIT_ASSIGN_OR_RETURN(credit_after.credits_posted, credit.credits_posted.Add(posted));
-  if (debit_after.debits_pending.micros() < 0 || credit_after.credits_pending.micros() < 0) {
-    return Error::Internal("pending balance of " + debit.id + " or " + credit.id + " would go negative");
-  }
-  CLOZIT_TRY(CheckLimits(debit, debit_after, posted));
-  CLOZIT_TRY(CheckLimits(credit, credit_after, posted));
+  auto debit = LoadAccount(pending.debit_account_id, "debit_account_id");
+  if (!debit) return refuse(debit.error());
+  auto credit = LoadAccount(pending.credit_account_id, "credit_account_id");
+  if (!credit) return refuse(credit.error());
 
   Transfer transfer;
   transfer.id = spec.id;
@@ -406,7 +438,12 @@ Result<Transfer> Engine::ApplyResolution(const TransferSpec& spec) {
   transfer.reference = spec.reference.empty() ? pending.reference : spec.reference;
   transfer.tenant_id = pending.tenant_id;
   transfer.created_at = Truncate(now_);
-  CLOZIT_TRY(InsertTransfer(tx_, transfer));
+  CLOZIT_ASSIGN_OR_RETURN(bool claimed, ClaimTransfer(tx_, transfer));
+  if (!claimed) {
+    CLOZIT_ASSIGN_OR_RETURN(auto stored, Repeated(spec));
+    if (!stored) return Error::Internal("transfer " + spec.id + " is taken but cannot be read");
+    return *stored;
+  }
 
   std::string state = post ? "posted" : spec.kind == TransferKind::kVoidPending ? "voided" : "expired";
   CLOZIT_ASSIGN_OR_RETURN(int64_t resolved,
@@ -417,9 +454,14 @@ Result<Transfer> Engine::ApplyResolution(const TransferSpec& spec) {
     return Error::Make(ErrorCode::kConflict, "pending transfer " + pending.id + " was resolved concurrently",
                        "pending_id");
   }
-  if (debit.flags & AccountFlags::kLots) CLOZIT_TRY(ResolveEarmarks(transfer, pending, posted));
-  CLOZIT_TRY(SaveBalances(tx_, debit_after));
-  CLOZIT_TRY(SaveBalances(tx_, credit_after));
+  BalanceDelta debit_delta, credit_delta;
+  debit_delta.debits_pending = -pending.amount.micros();
+  debit_delta.debits_posted = posted.micros();
+  credit_delta.credits_pending = -pending.amount.micros();
+  credit_delta.credits_posted = posted.micros();
+  CLOZIT_TRY(AddToBalances(*debit, debit_delta, posted));
+  CLOZIT_TRY(AddToBalances(*credit, credit_delta, posted));
+  if (debit->flags & AccountFlags::kLots) CLOZIT_TRY(ResolveEarmarks(transfer, pending, posted));
   return transfer;
 }
 
@@ -429,30 +471,26 @@ Result<void> Engine::ResolveEarmarks(const Transfer& resolution, const Transfer&
   int64_t released = 0;
   int64_t ordinal = 0;
   for (const LotChange& earmark : earmarks) {
-    CLOZIT_ASSIGN_OR_RETURN(auto found, FindLot(tx_, earmark.lot_id));
-    if (!found) return Error::Internal("earmarked lot " + earmark.lot_id + " not found");
-    Lot lot = *found;
     const int64_t held = earmark.delta_reserved.micros();
     const int64_t consumed = std::min(to_post, held);
     to_post -= consumed;
     released += held;
-    lot.remaining = Credits::FromMicros(lot.remaining.micros() - consumed);
-    lot.reserved = Credits::FromMicros(lot.reserved.micros() - held);
-    if (lot.remaining.micros() < 0 || lot.reserved.micros() < 0) {
-      return Error::Internal("lot " + lot.id + " would go below zero resolving " + pending.id);
+    CLOZIT_ASSIGN_OR_RETURN(auto lot, AddToLot(tx_, earmark.lot_id, -consumed, -held));
+    if (!lot) return Error::Internal("earmarked lot " + earmark.lot_id + " not found");
+    if (lot->remaining.micros() < 0 || lot->reserved.micros() < 0) {
+      return Error::Internal("lot " + lot->id + " would go below zero resolving " + pending.id);
     }
     LotChange change;
-    change.lot_id = lot.id;
-    change.seq = ++lot.version;
+    change.lot_id = lot->id;
+    change.seq = lot->version;
     change.transfer_id = resolution.id;
     change.ordinal = ordinal++;
     change.change = consumed > 0 ? "post" : "release";
     change.delta_remaining = Credits::FromMicros(-consumed);
     change.delta_reserved = Credits::FromMicros(-held);
-    change.remaining_after = lot.remaining;
-    change.reserved_after = lot.reserved;
+    change.remaining_after = lot->remaining;
+    change.reserved_after = lot->reserved;
     change.at = resolution.created_at;
-    CLOZIT_TRY(SaveLotAmounts(tx_, lot));
     CLOZIT_TRY(InsertLotChange(tx_, change));
   }
   if (to_post != 0 || released != pending.amount.micros()) {

@@ -1,8 +1,15 @@
 // The transfer engine: applies one TransferSpec inside a transaction —
 // idempotency check, validation, balance limits, balances, pending status and
 // credit lots. Not thread-safe: one Engine serves one work function call.
+//
+// A transfer costs few statements (ADR 0011): accounts' fixed fields come from
+// the AccountDirectory, the id is claimed by the INSERT itself, and balances
+// change by relative UPDATEs that check the limits against the stored row. So
+// work may have written before it fails: an error from Apply must roll the
+// caller's transaction back (every caller returns it from its work).
 #pragma once
 
+#include "billing/detail/store.hpp"
 #include "billing/ledger.hpp"
 #include "storage/database.hpp"
 
@@ -10,7 +17,8 @@ namespace clozit::billing::detail {
 
 class Engine {
  public:
-  Engine(storage::Tx& tx, TimePoint now, Random& random) : tx_(tx), now_(now), random_(random) {}
+  Engine(storage::Tx& tx, TimePoint now, Random& random, AccountDirectory& directory)
+      : tx_(tx), now_(now), random_(random), directory_(directory) {}
 
   /// Applies `spec`, or returns the stored transfer when `spec` repeats it.
   Result<Transfer> Apply(const TransferSpec& spec);
@@ -20,6 +28,9 @@ class Engine {
   Result<Transfer> ApplyNew(const TransferSpec& spec);
   Result<Transfer> ApplyResolution(const TransferSpec& spec);
   Result<Account> LoadAccount(const std::string& id, const char* field);
+  /// The stored transfer when `spec` repeats it (kAlreadyExists when it differs), nullopt when there is none.
+  Result<std::optional<Transfer>> Repeated(const TransferSpec& spec);
+  Result<void> AddToBalances(const Account& account, const BalanceDelta& delta, Credits amount);
   Result<void> TakeFromLots(const Transfer& transfer, const Account& account);
   Result<void> OpenLot(const Transfer& transfer, const Account& account);
   Result<void> ResolveEarmarks(const Transfer& resolution, const Transfer& pending, Credits posted);
@@ -27,6 +38,7 @@ class Engine {
   storage::Tx& tx_;
   const TimePoint now_;
   Random& random_;
+  AccountDirectory& directory_;
 };
 
 /// kAlreadyExists naming the first field where `spec` differs from the stored transfer, or Ok.

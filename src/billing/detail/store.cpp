@@ -1,6 +1,8 @@
 #include "billing/detail/store.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <limits>
 
 namespace clozit::billing::detail {
 namespace {
@@ -147,15 +149,43 @@ Result<std::optional<Account>> FindAccount(Tx& tx, const std::string& id) {
   return std::optional<Account>(AccountFromRow(rows.front()));
 }
 
-Result<void> SaveBalances(Tx& tx, const Account& account) {
+Result<bool> AddToBalances(Tx& tx, const Account& account, const BalanceDelta& d) {
+  const int64_t debits_limited = (account.flags & AccountFlags::kDebitsMustNotExceedCredits) ? 1 : 0;
+  const int64_t credits_limited = (account.flags & AccountFlags::kCreditsMustNotExceedDebits) ? 1 : 0;
+  // Bounds computed here, so that no sum in the statement can overflow: each balance stays within
+  // [0, INT64_MAX] after its delta, and the limits compare NUMERIC sums.
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  auto ceiling = [](int64_t delta) { return kMax - std::max<int64_t>(delta, 0); };
+  auto floor = [](int64_t delta) { return -std::min<int64_t>(delta, 0); };
   CLOZIT_ASSIGN_OR_RETURN(
       int64_t changed,
-      tx.Exec("UPDATE ledger_accounts SET debits_pending = $2, debits_posted = $3, credits_pending = $4, "
-              "credits_posted = $5 WHERE id = $1",
-              {account.id, account.debits_pending.micros(), account.debits_posted.micros(),
-               account.credits_pending.micros(), account.credits_posted.micros()}));
-  if (changed != 1) return Error::Internal("ledger account " + account.id + " vanished during a transfer");
-  return Ok();
+      tx.Exec("UPDATE ledger_accounts SET debits_pending = debits_pending + $2, debits_posted = debits_posted + $3, "
+              "credits_pending = credits_pending + $4, credits_posted = credits_posted + $5 "
+              "WHERE id = $1 AND debits_pending BETWEEN $8 AND $9 AND debits_posted BETWEEN $10 AND $11 "
+              "AND credits_pending BETWEEN $12 AND $13 AND credits_posted BETWEEN $14 AND $15 "
+              "AND ($6 = 0 OR CAST(debits_pending AS NUMERIC) + $2 + debits_posted + $3 <= credits_posted + $5) "
+              "AND ($7 = 0 OR CAST(credits_pending AS NUMERIC) + $4 + credits_posted + $5 <= debits_posted + $3)",
+              {account.id, d.debits_pending, d.debits_posted, d.credits_pending, d.credits_posted, debits_limited,
+               credits_limited, floor(d.debits_pending), ceiling(d.debits_pending), floor(d.debits_posted),
+               ceiling(d.debits_posted), floor(d.credits_pending), ceiling(d.credits_pending), floor(d.credits_posted),
+               ceiling(d.credits_posted)}));
+  return changed == 1;
+}
+
+std::optional<Account> AccountDirectory::Find(const std::string& id) const {
+  std::lock_guard lock(mutex_);
+  auto found = accounts_.find(id);
+  if (found == accounts_.end()) return std::nullopt;
+  return found->second;
+}
+
+void AccountDirectory::RememberAfterCommit(Tx& tx, const Account& account) {
+  Account fixed = account;
+  fixed.debits_pending = fixed.debits_posted = fixed.credits_pending = fixed.credits_posted = Credits();
+  tx.AfterCommit([this, fixed = std::move(fixed)] {
+    std::lock_guard lock(mutex_);
+    accounts_.try_emplace(fixed.id, fixed);
+  });
 }
 
 Result<std::optional<Transfer>> FindTransfer(Tx& tx, const std::string& id) {
@@ -165,21 +195,63 @@ Result<std::optional<Transfer>> FindTransfer(Tx& tx, const std::string& id) {
   return std::optional<Transfer>(TransferFromRow(rows.front()));
 }
 
-Result<void> InsertTransfer(Tx& tx, const Transfer& t) {
+Result<bool> ClaimTransfer(Tx& tx, const Transfer& t) {
   Value lot_kind = nullptr, lot_priority = nullptr, lot_expires_at = nullptr;
   if (t.new_lot) {
     lot_kind = std::string(LotKindName(t.new_lot->kind));
     lot_priority = t.new_lot->priority;
     lot_expires_at = MsOrNull(t.new_lot->expires_at);
   }
-  CLOZIT_TRY(tx.Exec(
-      Sql("INSERT INTO ledger_transfers (", kTransferColumns,
-          ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"),
-      {t.id, t.ledger, std::string(TransferKindName(t.kind)), t.debit_account_id, t.credit_account_id,
-       t.amount.micros(), TextOrNull(t.pending_id), MsOrNull(t.expires_at), t.code, TextOrNull(t.corrects), t.reference,
-       TextOrNull(t.tenant_id), TextOrNull(t.debit_lot_id), lot_kind, lot_priority, lot_expires_at, Ms(t.created_at)}));
-  return Ok();
+  CLOZIT_ASSIGN_OR_RETURN(
+      int64_t inserted,
+      tx.Exec(Sql("INSERT INTO ledger_transfers (", kTransferColumns,
+                  ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) "
+                  "ON CONFLICT (id) DO NOTHING"),
+              {t.id, t.ledger, std::string(TransferKindName(t.kind)), t.debit_account_id, t.credit_account_id,
+               t.amount.micros(), TextOrNull(t.pending_id), MsOrNull(t.expires_at), t.code, TextOrNull(t.corrects),
+               t.reference, TextOrNull(t.tenant_id), TextOrNull(t.debit_lot_id), lot_kind, lot_priority, lot_expires_at,
+               Ms(t.created_at)}));
+  return inserted == 1;
 }
+
+namespace {
+
+// The five status columns from `first` on.
+PendingStatus PendingStatusFromRow(const Row& row, size_t first) {
+  PendingStatus status;
+  status.transfer_id = row.Text(first);
+  std::string state = row.Text(first + 1);
+  status.state = state == "posted"    ? PendingState::kPosted
+                 : state == "voided"  ? PendingState::kVoided
+                 : state == "expired" ? PendingState::kExpired
+                                      : PendingState::kPending;
+  status.expires_at = OptionalTime(row, first + 2);
+  status.resolved_by = row.Text(first + 3);
+  status.resolved_at = OptionalTime(row, first + 4);
+  return status;
+}
+
+constexpr size_t kTransferColumnCount = 17;
+
+// Both tables have expires_at, so the transfer's columns are named with their table.
+const std::string& PendingWithStatusSql() {
+  static const std::string sql = [] {
+    std::string columns;
+    size_t start = 0;
+    while (start < kTransferColumns.size()) {
+      size_t end = std::min(kTransferColumns.find(',', start), kTransferColumns.size());
+      while (kTransferColumns[start] == ' ') ++start;
+      columns += (columns.empty() ? "t." : ", t.") + std::string(kTransferColumns.substr(start, end - start));
+      start = end + 1;
+    }
+    return "SELECT " + columns +
+           ", p.transfer_id, p.state, p.expires_at, p.resolved_by, p.resolved_at FROM ledger_transfers t "
+           "LEFT JOIN ledger_pending p ON p.transfer_id = t.id WHERE t.id = $1";
+  }();
+  return sql;
+}
+
+}  // namespace
 
 Result<std::optional<PendingStatus>> FindPending(Tx& tx, const std::string& transfer_id) {
   CLOZIT_ASSIGN_OR_RETURN(
@@ -187,18 +259,17 @@ Result<std::optional<PendingStatus>> FindPending(Tx& tx, const std::string& tran
                           "WHERE transfer_id = $1",
                           {transfer_id}));
   if (rows.empty()) return std::optional<PendingStatus>();
-  const Row& row = rows.front();
-  PendingStatus status;
-  status.transfer_id = row.Text(0);
-  std::string state = row.Text(1);
-  status.state = state == "posted"    ? PendingState::kPosted
-                 : state == "voided"  ? PendingState::kVoided
-                 : state == "expired" ? PendingState::kExpired
-                                      : PendingState::kPending;
-  status.expires_at = OptionalTime(row, 2);
-  status.resolved_by = row.Text(3);
-  status.resolved_at = OptionalTime(row, 4);
-  return std::optional<PendingStatus>(status);
+  return std::optional<PendingStatus>(PendingStatusFromRow(rows.front(), 0));
+}
+
+Result<std::optional<PendingWithStatus>> FindPendingWithStatus(Tx& tx, const std::string& transfer_id) {
+  CLOZIT_ASSIGN_OR_RETURN(auto rows, tx.Query(PendingWithStatusSql(), {transfer_id}));
+  if (rows.empty()) return std::optional<PendingWithStatus>();
+  PendingWithStatus found;
+  found.transfer = TransferFromRow(rows.front());
+  if (!rows.front().IsNull(kTransferColumnCount))
+    found.status = PendingStatusFromRow(rows.front(), kTransferColumnCount);
+  return std::optional<PendingWithStatus>(std::move(found));
 }
 
 Result<std::optional<Lot>> FindLot(Tx& tx, const std::string& id) {
@@ -250,6 +321,21 @@ Result<void> SaveLotAmounts(Tx& tx, const Lot& lot) {
                                   {lot.id, lot.remaining.micros(), lot.reserved.micros(), lot.version}));
   if (changed != 1) return Error::Internal("credit lot " + lot.id + " vanished during a transfer");
   return Ok();
+}
+
+Result<std::optional<Lot>> AddToLot(Tx& tx, const std::string& lot_id, int64_t delta_remaining,
+                                    int64_t delta_reserved) {
+  CLOZIT_ASSIGN_OR_RETURN(auto rows,
+                          tx.Query("UPDATE ledger_lots SET remaining = remaining + $2, reserved = reserved + $3, "
+                                   "version = version + 1 WHERE id = $1 RETURNING remaining, reserved, version",
+                                   {lot_id, delta_remaining, delta_reserved}));
+  if (rows.empty()) return std::optional<Lot>();
+  Lot lot;
+  lot.id = lot_id;
+  lot.remaining = C(rows.front(), 0);
+  lot.reserved = C(rows.front(), 1);
+  lot.version = rows.front().Int(2);
+  return std::optional<Lot>(std::move(lot));
 }
 
 Result<void> InsertLotChange(Tx& tx, const LotChange& c) {

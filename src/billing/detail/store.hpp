@@ -3,9 +3,11 @@
 // beyond it.
 #pragma once
 
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "billing/ledger.hpp"
@@ -25,10 +27,44 @@ TimePoint Truncate(TimePoint t);
 storage::Value TextOrNull(const std::string& text);
 
 Result<std::optional<Account>> FindAccount(storage::Tx& tx, const std::string& id);
-Result<void> SaveBalances(storage::Tx& tx, const Account& account);
+
+/// What a transfer adds to an account's four balances (negative to release a pending amount).
+struct BalanceDelta {
+  int64_t debits_pending = 0;
+  int64_t debits_posted = 0;
+  int64_t credits_pending = 0;
+  int64_t credits_posted = 0;
+};
+/// Adds `delta` to the account's balances in one statement, without reading them first: the account's
+/// limit flags and the pending balances' floor at zero are conditions of the UPDATE, so the row the
+/// database holds (whatever other writes or nodes did to it) is what they are checked against. False when
+/// no row changed: the account is missing or the change would breach a limit (read it to tell which).
+Result<bool> AddToBalances(storage::Tx& tx, const Account& account, const BalanceDelta& delta);
+
+/// The immutable fields of ledger accounts (id, ledger, tenant, code, flags) that committed writes saw, so
+/// a transfer need not read its accounts. Balances are never kept here (their `Account` copies are zero):
+/// other writes and other nodes change them. An account, once created, is never deleted or altered, so
+/// an entry stays true on every node and across restarts. Thread-safe.
+class AccountDirectory {
+ public:
+  std::optional<Account> Find(const std::string& id) const;
+  /// Remembers `account` once `tx` commits (never if it rolls back, which would undo a creation).
+  void RememberAfterCommit(storage::Tx& tx, const Account& account);
+
+ private:
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, Account> accounts_;  // guarded by mutex_
+};
 
 Result<std::optional<Transfer>> FindTransfer(storage::Tx& tx, const std::string& id);
-Result<void> InsertTransfer(storage::Tx& tx, const Transfer& transfer);
+/// Inserts the transfer unless its id is taken; false when it was (the caller compares with the stored one).
+Result<bool> ClaimTransfer(storage::Tx& tx, const Transfer& transfer);
+/// A pending transfer with its status in one statement (nullopt status: no status row).
+struct PendingWithStatus {
+  Transfer transfer;
+  std::optional<PendingStatus> status;
+};
+Result<std::optional<PendingWithStatus>> FindPendingWithStatus(storage::Tx& tx, const std::string& transfer_id);
 
 Result<std::optional<PendingStatus>> FindPending(storage::Tx& tx, const std::string& transfer_id);
 
@@ -41,6 +77,10 @@ Result<std::vector<Lot>> AccountLots(storage::Tx& tx, const std::string& account
 Result<Credits> SpendableCredits(storage::Tx& tx, const std::string& account_id, TimePoint now);
 Result<void> InsertLot(storage::Tx& tx, const Lot& lot);
 Result<void> SaveLotAmounts(storage::Tx& tx, const Lot& lot);
+/// Adds to a lot's remaining and reserved amounts and bumps its version in one statement; returns the lot
+/// as it is after (only id, remaining, reserved and version are filled), or nullopt if there is no such lot.
+Result<std::optional<Lot>> AddToLot(storage::Tx& tx, const std::string& lot_id, int64_t delta_remaining,
+                                    int64_t delta_reserved);
 Result<void> InsertLotChange(storage::Tx& tx, const LotChange& change);
 Result<std::vector<LotChange>> LotChanges(storage::Tx& tx, const std::string& lot_id);
 /// The earmarks a pending transfer made (history rows with a positive delta_reserved), in order.

@@ -51,6 +51,10 @@ void WriteQueue::Loop() {
       if (outcomes[index].exception) {
         batch[index]->done.set_exception(outcomes[index].exception);
       } else {
+        // A runner leaves a result ok only once the batch's COMMIT succeeded.
+        if (outcomes[index].result.ok()) {
+          for (auto& done : outcomes[index].after_commit) done();
+        }
         batch[index]->done.set_value(std::move(outcomes[index].result));
       }
     }

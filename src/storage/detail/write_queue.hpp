@@ -29,7 +29,8 @@ class WriteQueue {
   using Work = std::function<Result<void>(Tx&)>;
   struct Outcome {
     Result<void> result;
-    std::exception_ptr exception;  // what the work threw; rethrown in the caller's thread
+    std::exception_ptr exception;                     // what the work threw; rethrown in the caller's thread
+    std::vector<std::function<void()>> after_commit;  // the work's Tx::AfterCommit; run only if result is ok
   };
   /// Runs the works of one batch; returns one outcome per work, in order.
   using BatchRunner = std::function<std::vector<Outcome>(const std::vector<const Work*>& batch)>;

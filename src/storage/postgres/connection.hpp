@@ -46,7 +46,9 @@ class Connection {
   /// Several statements, no parameters (libpq's simple query protocol).
   Result<void> ExecScript(std::string_view sql);
   /// Runs a transaction-control statement and checks the server's command tag,
-  /// e.g. "COMMIT" (a COMMIT of a failed transaction answers "ROLLBACK").
+  /// e.g. "COMMIT" (a COMMIT of a failed transaction answers "ROLLBACK"). Several
+  /// `;`-separated statements go in one round trip: they stop at the first that
+  /// fails, and the tag checked is the last one's.
   Result<void> Control(const char* sql, std::string_view expected_tag);
 
   /// SQLSTATE of the last failed call, "" after a success.

@@ -89,7 +89,7 @@ class PostgresDatabase final : public Database {
   Result<void> WriteAlone(const Work& work) override {
     for (int attempt = 0;; ++attempt) {
       bool retryable = false;
-      auto result = RunOnce("BEGIN ISOLATION LEVEL READ COMMITTED", work, &retryable);
+      auto result = RunOnce("BEGIN ISOLATION LEVEL READ COMMITTED", work, &retryable, true);
       if (result.ok() || !retryable || attempt == kMaxRetries) return result;
       std::this_thread::sleep_for(RetryDelay(attempt));
     }
@@ -97,7 +97,7 @@ class PostgresDatabase final : public Database {
 
   Result<void> Read(const Work& work) override {
     bool retryable = false;
-    return RunOnce("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", work, &retryable);
+    return RunOnce("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", work, &retryable, false);
   }
 
   Result<void> Ping() override {
@@ -157,9 +157,15 @@ class PostgresDatabase final : public Database {
       }
       return outcomes;
     };
+    // Each round trip on this one connection holds up the whole node's writes, so releasing one write's
+    // savepoint and opening the next one's go in a single message.
+    bool savepoint_open = false;
     for (size_t index = 0; index < batch.size(); ++index) {
       Outcome& outcome = outcomes[index];
-      if (auto saved = lease->Control("SAVEPOINT clozit_write", "SAVEPOINT"); !saved) return abandon(saved.error());
+      if (!savepoint_open) {
+        if (auto saved = lease->Control("SAVEPOINT clozit_write", "SAVEPOINT"); !saved) return abandon(saved.error());
+      }
+      savepoint_open = false;
       PostgresTx tx(*lease);
       try {
         detail::WorkScope scope(this);
@@ -168,6 +174,7 @@ class PostgresDatabase final : public Database {
         outcome.exception = std::current_exception();
       }
       if (outcome.result.ok() && !outcome.exception && tx.failed()) outcome.result = tx.AbortedError();
+      outcome.after_commit = tx.TakeAfterCommit();
       // A serialization failure or deadlock dooms the whole transaction, not just this write.
       if (IsRetryable(tx.first_sqlstate())) {
         *retryable = true;
@@ -182,7 +189,11 @@ class PostgresDatabase final : public Database {
         return abandon(Error::Make(ErrorCode::kUnavailable, "postgres connection lost during a write"));
       }
       const bool keep = outcome.result.ok() && !outcome.exception;
-      if (keep) {
+      if (keep && index + 1 < batch.size()) {
+        auto next = lease->Control("RELEASE clozit_write; SAVEPOINT clozit_write", "SAVEPOINT");
+        if (!next) return abandon(next.error());
+        savepoint_open = true;
+      } else if (keep) {
         if (auto released = lease->Control("RELEASE clozit_write", "RELEASE"); !released) {
           return abandon(released.error());
         }
@@ -207,7 +218,7 @@ class PostgresDatabase final : public Database {
     return outcomes;
   }
 
-  Result<void> RunOnce(const char* begin, const Work& work, bool* retryable) {
+  Result<void> RunOnce(const char* begin, const Work& work, bool* retryable, bool writes) {
     if (detail::WorkScope::Inside(this)) return detail::WorkScope::NestedCallError();
     CLOZIT_ASSIGN_OR_RETURN(auto lease, pool_.Acquire());
     auto begun = Begin(lease, begin);
@@ -240,6 +251,9 @@ class PostgresDatabase final : public Database {
                            "postgres connection lost during COMMIT; the transaction may or may not have committed");
       }
       return committed.error();
+    }
+    if (writes) {
+      for (auto& done : tx.TakeAfterCommit()) done();
     }
     return Ok();
   }

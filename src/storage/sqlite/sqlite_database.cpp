@@ -124,6 +124,7 @@ class SqliteDatabase final : public Database {
       } catch (...) {
         outcome.exception = std::current_exception();
       }
+      outcome.after_commit = tx.TakeAfterCommit();
       if (!connection.InTransaction()) {
         // SQLite rolled the whole transaction back by itself (I/O error, disk
         // full): the earlier requests' changes are gone with it.
@@ -173,6 +174,7 @@ class SqliteDatabase final : public Database {
     } catch (...) {
       outcome.exception = std::current_exception();
     }
+    outcome.after_commit = tx.TakeAfterCommit();
     if (!connection.InTransaction()) {
       if (outcome.result.ok() && !outcome.exception) {
         outcome.result = Error::Internal("sqlite rolled back the write after an error");
