@@ -146,6 +146,19 @@ Result<PhoneNumber> PhoneNumbers::Buy(const std::string& tenant_id, const BuyNum
   }
 
   auto bought = provider->BuyNumber(input.phone_number);
+  if (!bought && bought.error().code == ErrorCode::kUnavailable) {
+    // The carrier may have bought it and lost its answer: its number list says. Unknown either way, the charge
+    // and the `purchasing` row stay for an operator rather than refund a number the tenant may hold.
+    auto owned = provider->ListNumbers();
+    if (!owned) {
+      spdlog::error("number {}: the carrier's answer to the purchase was lost and its number list is unavailable",
+                    id.str());
+      return bought.error();
+    }
+    auto it = std::find_if(owned->begin(), owned->end(),
+                           [&](const OwnedNumber& n) { return n.phone_number == input.phone_number; });
+    if (it != owned->end()) bought = *it;
+  }
   if (!bought) {
     auto aborted = fees_->AbortNumberPurchase(TenantId(tenant_id), id.str());
     if (!aborted) {
