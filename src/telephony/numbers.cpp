@@ -262,6 +262,15 @@ Result<PhoneNumber> PhoneNumbers::FinishRelease(const PhoneNumber& number, const
     CLOZIT_ASSIGN_OR_RETURN(auto account, accounts_.Find(number.account_id));
     CLOZIT_ASSIGN_OR_RETURN(auto provider, accounts_.ProviderFor(account));
     auto released = provider->ReleaseNumber(number.provider_number_id);
+    if (!released && released.error().code == ErrorCode::kUnavailable) {
+      // The carrier may have released it and lost its answer; left active here, its fees would go on being
+      // charged for a number the tenant no longer holds.
+      auto owned = provider->ListNumbers();
+      if (owned && std::none_of(owned->begin(), owned->end(),
+                                [&](const OwnedNumber& n) { return n.phone_number == number.e164; })) {
+        released = Ok();
+      }
+    }
     // Already gone at the carrier is what we wanted.
     if (!released && released.error().code != ErrorCode::kNotFound) return released.error();
     if (fees_ == nullptr) return Error::Make(ErrorCode::kUnavailable, "billing is not configured");

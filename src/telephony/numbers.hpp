@@ -6,7 +6,7 @@
 // regulatory fee through billing::NumberFees BEFORE the carrier is asked, and
 // aborts that charge (the tenant gets it back) when the carrier refuses; without
 // credits nothing is bought. When the carrier's answer is lost (unavailable), its
-// number list decides whether the purchase happened (ADR 0013). Releasing a bought number releases it at the
+// number list decides whether the purchase (or a release) happened (ADR 0013). Releasing a bought number releases it at the
 // carrier, then stops its fees; imported numbers carry no Clozit fees and stay
 // at the tenant's carrier account. ReleaseDue is the periodic job that releases
 // numbers whose fees went unpaid past their grace.
