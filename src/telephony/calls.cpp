@@ -380,42 +380,51 @@ Result<EventEffect> Calls::Record(const ProviderAccount& account, const CallEven
   return effect;
 }
 
-Result<int64_t> Calls::Reconcile(std::chrono::milliseconds quiet, int64_t limit) {
+Result<int64_t> Calls::Reconcile(std::chrono::milliseconds quiet, int64_t page_size) {
   const int64_t before = ToUnixMillis(clock_.Now()) - quiet.count();
-  CLOZIT_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT account_id, provider_call_id, answered_at FROM telephony_calls "
-                                               "WHERE status_rank < $1 AND provider_call_id IS NOT NULL AND "
-                                               "updated_at <= $2 ORDER BY updated_at LIMIT $3",
-                                               {kRankFinal, before, limit}));
   int64_t ended = 0;
-  for (const auto& row : rows) {
-    auto account = accounts_.Find(row.Text(0));
-    if (!account) continue;
-    auto provider = accounts_.ProviderFor(*account);
-    if (!provider) continue;
-    const std::string carrier_id = row.Text(1);
-    auto state = (*provider)->GetCall(carrier_id);
-    if (!state && state.error().code != ErrorCode::kNotFound) {
-      spdlog::warn("call reconciliation: {} {} not checked: {}", ProviderName(account->provider), carrier_id,
-                   state.error().message);
-      continue;
+  // Every quiet call, a page at a time: long live calls stay quiet, and must not starve the rest.
+  for (std::string cursor;;) {
+    CLOZIT_ASSIGN_OR_RETURN(
+        auto rows, db_.Query("SELECT account_id, provider_call_id, answered_at, id FROM telephony_calls WHERE "
+                             "status_rank < $1 AND provider_call_id IS NOT NULL AND updated_at <= $2 AND id > $3 "
+                             "ORDER BY id LIMIT $4",
+                             {kRankFinal, before, cursor, page_size}));
+    for (const auto& row : rows) {
+      CLOZIT_ASSIGN_OR_RETURN(bool over, ReconcileOne(row.Text(0), row.Text(1), !row.IsNull(2)));
+      if (over) ++ended;
     }
-    if (state && state->live) continue;
-    CallEvent event;
-    event.provider = account->provider;
-    event.event_id = "reconciled:" + carrier_id;
-    event.call_id = carrier_id;
-    event.kind = CallEventKind::kEnded;
-    const bool answered = !row.IsNull(2);
-    event.outcome = state && state->outcome != CallOutcome::kNone ? state->outcome
-                    : answered                                    ? CallOutcome::kCompleted
-                                                                  : CallOutcome::kFailed;
-    event.detail = "reconciled";
-    if (state) event.duration_seconds = state->duration_seconds;
-    nlohmann::json what = {{"reconciled", true}, {"carrier_knows_call", state.ok()}};
-    CLOZIT_ASSIGN_OR_RETURN(auto effect, Record(*account, event, RawDelivery{"reconcile:" + carrier_id, what.dump()}));
-    if (effect == EventEffect::kApplied) ++ended;
+    if (static_cast<int64_t>(rows.size()) < page_size) break;
+    cursor = rows.back().Text(3);
   }
   return ended;
+}
+
+Result<bool> Calls::ReconcileOne(const std::string& account_id, const std::string& carrier_id, bool answered) {
+  auto account = accounts_.Find(account_id);
+  if (!account) return false;
+  auto provider = accounts_.ProviderFor(*account);
+  if (!provider) return false;
+  auto state = (*provider)->GetCall(carrier_id);
+  if (!state && state.error().code != ErrorCode::kNotFound) {
+    spdlog::warn("call reconciliation: {} {} not checked: {}", ProviderName(account->provider), carrier_id,
+                 state.error().message);
+    return false;
+  }
+  if (state && state->live) return false;
+  CallEvent event;
+  event.provider = account->provider;
+  event.event_id = "reconciled:" + carrier_id;
+  event.call_id = carrier_id;
+  event.kind = CallEventKind::kEnded;
+  event.outcome = state && state->outcome != CallOutcome::kNone ? state->outcome
+                  : answered                                    ? CallOutcome::kCompleted
+                                                                : CallOutcome::kFailed;
+  event.detail = "reconciled";
+  if (state) event.duration_seconds = state->duration_seconds;
+  nlohmann::json what = {{"reconciled", true}, {"carrier_knows_call", state.ok()}};
+  CLOZIT_ASSIGN_OR_RETURN(auto effect, Record(*account, event, RawDelivery{"reconcile:" + carrier_id, what.dump()}));
+  return effect == EventEffect::kApplied;
 }
 
 Result<void> Calls::RecordUnparsed(const ProviderAccount& account, const RawDelivery& raw, const std::string& why) {

@@ -139,7 +139,8 @@ class Calls {
   /// Asks each non-final call's carrier whose row has not changed for `quiet` and ends the calls the carrier
   /// reports over (the outcome it reports; Telnyx does not say: completed if answered, else failed), as an event
   /// `reconciled:<carrier id>`. Returns how many calls it ended; a carrier that cannot be asked is skipped.
-  Result<int64_t> Reconcile(std::chrono::milliseconds quiet, int64_t limit = 100);
+  /// Reads the calls `page_size` at a time.
+  Result<int64_t> Reconcile(std::chrono::milliseconds quiet, int64_t page_size = 100);
 
   Result<Page<Call>> List(const std::string& tenant_id, const CallFilter& filter, const PageRequest& page);
   Result<CallDetail> Get(const std::string& tenant_id, const std::string& id);
@@ -149,6 +150,8 @@ class Calls {
   std::string WebhookUrl(const ProviderAccount& account) const;
 
  private:
+  /// Asks the carrier about one call; true when it was over there and ended here.
+  Result<bool> ReconcileOne(const std::string& account_id, const std::string& carrier_id, bool answered);
   /// Applies `event` to the call as far as it moves it forward.
   Result<EventEffect> Fold(storage::Tx& tx, const std::string& call_id, int64_t call_rank, const std::string& answered,
                            const StoredCallEvent& event, int64_t now);
