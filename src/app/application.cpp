@@ -99,6 +99,14 @@ void Application::RunNumberJob() {
   } else if (*released > 0) {
     spdlog::info("number job: {} numbers released for unpaid fees", *released);
   }
+  // Calls whose final webhook was lost (Twilio does not retry status callbacks) are ended from the carrier's
+  // own record; two quiet minutes leave in-flight webhooks time to land.
+  auto reconciled = telephony_->calls.Reconcile(std::chrono::minutes(2));
+  if (!reconciled) {
+    spdlog::warn("call job: reconciling calls failed: {}", reconciled.error().message);
+  } else if (*reconciled > 0) {
+    spdlog::info("call job: {} calls ended from their carrier's record", *reconciled);
+  }
 }
 
 Result<std::unique_ptr<storage::Database>> OpenDatabase(const Config& config) {

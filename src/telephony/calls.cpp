@@ -2,6 +2,10 @@
 
 #include <regex>
 
+#include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
+
+#include "http/message.hpp"
 #include "telephony/detail/values.hpp"
 
 namespace clozit::telephony {
@@ -117,6 +121,16 @@ std::optional<std::pair<std::string, int64_t>> Target(const StoredCallEvent& eve
   return std::nullopt;
 }
 
+// The Clozit call id a webhook URL names (`?call=`, see Place); empty when none.
+std::string NamedCall(const std::string& url) {
+  auto query = url.find('?');
+  if (query == std::string::npos) return {};
+  for (auto& [name, value] : http::ParseQuery(std::string_view(url).substr(query + 1))) {
+    if (name == "call") return value;
+  }
+  return {};
+}
+
 }  // namespace
 
 std::string_view EffectName(EventEffect effect) {
@@ -196,7 +210,8 @@ Result<Call> Calls::Place(const std::string& tenant_id, const PlaceCallInput& in
   request.machine_detection = input.machine_detection;
   request.ring_timeout = std::chrono::seconds(input.ring_timeout_seconds);
   request.max_duration = std::chrono::seconds(input.max_duration_seconds);
-  request.status_callback_url = WebhookUrl(account);
+  // The call id lets events of a call whose placement answer was lost find it (see Record).
+  request.status_callback_url = WebhookUrl(account) + "?call=" + id.str();
   request.media_stream_url = input.media_stream_url;
   if (settings_.media_token) request.media_stream_token = settings_.media_token(id.str());
   if (request.media_stream_url.empty() && !request.media_stream_token.empty()) {
@@ -302,6 +317,8 @@ Result<EventEffect> Calls::Record(const ProviderAccount& account, const CallEven
   const CallEventId event_id = CallEventId::New(clock_, random_);
   const RawEventId raw_id = RawEventId::New(clock_, random_);
   EventEffect effect = EventEffect::kDuplicate;
+  const std::string named_call = NamedCall(raw.url);
+  bool adopted = false;
   CLOZIT_TRY(db_.Write([&](storage::Tx& tx) -> Result<void> {
     effect = EventEffect::kDuplicate;  // the function may run again after a serialization failure
     CLOZIT_ASSIGN_OR_RETURN(
@@ -315,9 +332,28 @@ Result<EventEffect> Calls::Record(const ProviderAccount& account, const CallEven
              stored.answered_by, stored.detail, Nullable(stored.sequence), Nullable(stored.duration_seconds),
              stored.occurred_at ? storage::Value(ToUnixMillis(*stored.occurred_at)) : storage::Value(nullptr), now}));
     if (inserted > 0) {
+      adopted = false;
       CLOZIT_ASSIGN_OR_RETURN(auto calls, tx.Query("SELECT id, status_rank, answered_by FROM telephony_calls WHERE "
                                                    "account_id = $1 AND provider_call_id = $2",
                                                    {account.id.str(), event.call_id}));
+      if (calls.empty() && !named_call.empty()) {
+        // A call we reported as not placed exists after all: the carrier did it but its answer was lost.
+        CLOZIT_ASSIGN_OR_RETURN(int64_t updated,
+                                tx.Exec("UPDATE telephony_calls SET provider_call_id = $3, hangup_cause = "
+                                        "'orphan_hung_up', updated_at = $4 WHERE id = $1 AND account_id = $2 AND "
+                                        "provider_call_id IS NULL AND hangup_cause = 'not_placed'",
+                                        {named_call, account.id.str(), event.call_id, now}));
+        adopted = updated > 0;
+        if (adopted) {
+          CLOZIT_TRY(
+              tx.Exec("UPDATE telephony_call_events SET effect = 'stale' WHERE account_id = $1 AND "
+                      "provider_call_id = $2 AND effect = 'pending' AND id <> $3",
+                      {account.id.str(), event.call_id, event_id.str()}));
+          CLOZIT_ASSIGN_OR_RETURN(calls, tx.Query("SELECT id, status_rank, answered_by FROM telephony_calls WHERE "
+                                                  "account_id = $1 AND provider_call_id = $2",
+                                                  {account.id.str(), event.call_id}));
+        }
+      }
       effect = EventEffect::kPending;
       if (!calls.empty()) {
         CLOZIT_ASSIGN_OR_RETURN(effect, Fold(tx, calls[0].Text(0), calls[0].Int(1), calls[0].Text(2), stored, now));
@@ -332,7 +368,63 @@ Result<EventEffect> Calls::Record(const ProviderAccount& account, const CallEven
                  std::string(EffectName(effect)), now}));
     return Ok();
   }));
+  if (adopted && event.kind != CallEventKind::kEnded) {
+    auto provider = accounts_.ProviderFor(account);
+    auto hung_up = provider ? (*provider)->Hangup(event.call_id) : Result<void>(provider.error());
+    // Already over is what we wanted; anything else ends by the carrier's own limits.
+    if (!hung_up && hung_up.error().code != ErrorCode::kConflict && hung_up.error().code != ErrorCode::kNotFound) {
+      spdlog::warn("call {}: the carrier placed it although we reported it failed, and hanging it up failed: {}",
+                   named_call, hung_up.error().message);
+    }
+  }
   return effect;
+}
+
+Result<int64_t> Calls::Reconcile(std::chrono::milliseconds quiet, int64_t page_size) {
+  const int64_t before = ToUnixMillis(clock_.Now()) - quiet.count();
+  int64_t ended = 0;
+  // Every quiet call, a page at a time: long live calls stay quiet, and must not starve the rest.
+  for (std::string cursor;;) {
+    CLOZIT_ASSIGN_OR_RETURN(
+        auto rows, db_.Query("SELECT account_id, provider_call_id, answered_at, id FROM telephony_calls WHERE "
+                             "status_rank < $1 AND provider_call_id IS NOT NULL AND updated_at <= $2 AND id > $3 "
+                             "ORDER BY id LIMIT $4",
+                             {kRankFinal, before, cursor, page_size}));
+    for (const auto& row : rows) {
+      CLOZIT_ASSIGN_OR_RETURN(bool over, ReconcileOne(row.Text(0), row.Text(1), !row.IsNull(2)));
+      if (over) ++ended;
+    }
+    if (static_cast<int64_t>(rows.size()) < page_size) break;
+    cursor = rows.back().Text(3);
+  }
+  return ended;
+}
+
+Result<bool> Calls::ReconcileOne(const std::string& account_id, const std::string& carrier_id, bool answered) {
+  auto account = accounts_.Find(account_id);
+  if (!account) return false;
+  auto provider = accounts_.ProviderFor(*account);
+  if (!provider) return false;
+  auto state = (*provider)->GetCall(carrier_id);
+  if (!state && state.error().code != ErrorCode::kNotFound) {
+    spdlog::warn("call reconciliation: {} {} not checked: {}", ProviderName(account->provider), carrier_id,
+                 state.error().message);
+    return false;
+  }
+  if (state && state->live) return false;
+  CallEvent event;
+  event.provider = account->provider;
+  event.event_id = "reconciled:" + carrier_id;
+  event.call_id = carrier_id;
+  event.kind = CallEventKind::kEnded;
+  event.outcome = state && state->outcome != CallOutcome::kNone ? state->outcome
+                  : answered                                    ? CallOutcome::kCompleted
+                                                                : CallOutcome::kFailed;
+  event.detail = "reconciled";
+  if (state) event.duration_seconds = state->duration_seconds;
+  nlohmann::json what = {{"reconciled", true}, {"carrier_knows_call", state.ok()}};
+  CLOZIT_ASSIGN_OR_RETURN(auto effect, Record(*account, event, RawDelivery{"reconcile:" + carrier_id, what.dump()}));
+  return effect == EventEffect::kApplied;
 }
 
 Result<void> Calls::RecordUnparsed(const ProviderAccount& account, const RawDelivery& raw, const std::string& why) {

@@ -15,10 +15,20 @@
 // when the call id is attached. Every raw webhook is stored too, in the same
 // transaction as its effect.
 //
+// Two repairs for what carriers lose (ADR 0013). A placement whose answer was
+// lost may still have made a call: each call's webhook URL names Clozit's call
+// id (`?call=`), so when events of an unknown carrier call name a call that was
+// marked failed (`not_placed`), that call adopts the carrier's id
+// (`hangup_cause` `orphan_hung_up`) and the carrier call is hung up — the
+// dialer was told it failed and may dial again. And Reconcile asks the carrier
+// about calls that have not moved for a while, ending those it reports over
+// (their final webhook was lost: Twilio does not retry status callbacks).
+//
 // Thread-safe; all state is in the Database. No compliance check happens
 // here: the dialer does that before it calls Place.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
@@ -126,6 +136,12 @@ class Calls {
   /// Stores a verified delivery that did not parse into a call event (outcome "ignored: …").
   Result<void> RecordUnparsed(const ProviderAccount& account, const RawDelivery& raw, const std::string& why);
 
+  /// Asks each non-final call's carrier whose row has not changed for `quiet` and ends the calls the carrier
+  /// reports over (the outcome it reports; Telnyx does not say: completed if answered, else failed), as an event
+  /// `reconciled:<carrier id>`. Returns how many calls it ended; a carrier that cannot be asked is skipped.
+  /// Reads the calls `page_size` at a time.
+  Result<int64_t> Reconcile(std::chrono::milliseconds quiet, int64_t page_size = 100);
+
   Result<Page<Call>> List(const std::string& tenant_id, const CallFilter& filter, const PageRequest& page);
   Result<CallDetail> Get(const std::string& tenant_id, const std::string& id);
 
@@ -134,6 +150,8 @@ class Calls {
   std::string WebhookUrl(const ProviderAccount& account) const;
 
  private:
+  /// Asks the carrier about one call; true when it was over there and ended here.
+  Result<bool> ReconcileOne(const std::string& account_id, const std::string& carrier_id, bool answered);
   /// Applies `event` to the call as far as it moves it forward.
   Result<EventEffect> Fold(storage::Tx& tx, const std::string& call_id, int64_t call_rank, const std::string& answered,
                            const StoredCallEvent& event, int64_t now);

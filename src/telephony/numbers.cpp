@@ -146,6 +146,19 @@ Result<PhoneNumber> PhoneNumbers::Buy(const std::string& tenant_id, const BuyNum
   }
 
   auto bought = provider->BuyNumber(input.phone_number);
+  if (!bought && bought.error().code == ErrorCode::kUnavailable) {
+    // The carrier may have bought it and lost its answer: its number list says. Unknown either way, the charge
+    // and the `purchasing` row stay for an operator rather than refund a number the tenant may hold.
+    auto owned = provider->ListNumbers();
+    if (!owned) {
+      spdlog::error("number {}: the carrier's answer to the purchase was lost and its number list is unavailable",
+                    id.str());
+      return bought.error();
+    }
+    auto it = std::find_if(owned->begin(), owned->end(),
+                           [&](const OwnedNumber& n) { return n.phone_number == input.phone_number; });
+    if (it != owned->end()) bought = *it;
+  }
   if (!bought) {
     auto aborted = fees_->AbortNumberPurchase(TenantId(tenant_id), id.str());
     if (!aborted) {
@@ -249,6 +262,15 @@ Result<PhoneNumber> PhoneNumbers::FinishRelease(const PhoneNumber& number, const
     CLOZIT_ASSIGN_OR_RETURN(auto account, accounts_.Find(number.account_id));
     CLOZIT_ASSIGN_OR_RETURN(auto provider, accounts_.ProviderFor(account));
     auto released = provider->ReleaseNumber(number.provider_number_id);
+    if (!released && released.error().code == ErrorCode::kUnavailable) {
+      // The carrier may have released it and lost its answer; left active here, its fees would go on being
+      // charged for a number the tenant no longer holds.
+      auto owned = provider->ListNumbers();
+      if (owned && std::none_of(owned->begin(), owned->end(),
+                                [&](const OwnedNumber& n) { return n.phone_number == number.e164; })) {
+        released = Ok();
+      }
+    }
     // Already gone at the carrier is what we wanted.
     if (!released && released.error().code != ErrorCode::kNotFound) return released.error();
     if (fees_ == nullptr) return Error::Make(ErrorCode::kUnavailable, "billing is not configured");

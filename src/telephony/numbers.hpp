@@ -7,8 +7,10 @@
 // aborts that charge (the tenant gets it back) when the carrier refuses; without
 // credits nothing is bought. Releasing a bought number releases it at the
 // carrier, then stops its fees; imported numbers carry no Clozit fees and stay
-// at the tenant's carrier account. ReleaseDue is the periodic job that releases
-// numbers whose fees went unpaid past their grace.
+// at the tenant's carrier account. When the carrier's answer to a purchase or a
+// release is lost (unavailable), its number list decides whether it happened
+// (ADR 0013). ReleaseDue is the periodic job that releases numbers whose fees
+// went unpaid past their grace.
 //
 // Caller-id pools group a tenant's active numbers; PickFromPool hands out the
 // least recently used one. Thread-safe; state in the Database; provider calls

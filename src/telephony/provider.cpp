@@ -7,6 +7,10 @@ namespace {
 constexpr std::string_view kRetryAfterMarker = "retry_after=";
 }
 
+Result<ProviderCallState> Provider::GetCall(const std::string&) {
+  return Error::Make(ErrorCode::kUnavailable, std::string(ProviderName(kind())) + " cannot report a call's state");
+}
+
 Error RateLimitedError(std::string_view provider, int retry_after_seconds) {
   return Error::Make(ErrorCode::kRateLimited, std::string(provider) + " rate limit reached; " +
                                                   std::string(kRetryAfterMarker) + std::to_string(retry_after_seconds));

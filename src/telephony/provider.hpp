@@ -71,6 +71,13 @@ struct OwnedNumber {
   std::string status;
 };
 
+/// A call as the carrier sees it now (for reconciling calls whose webhooks were lost).
+struct ProviderCallState {
+  bool live = false;                         // queued, ringing or connected
+  CallOutcome outcome = CallOutcome::kNone;  // ended: how, when the carrier says (Telnyx does not)
+  std::optional<int64_t> duration_seconds;
+};
+
 /// The pieces of an inbound webhook request, as received.
 struct WebhookRequest {
   std::string url;  // the exact URL the carrier requested (scheme, host[:port], path, query)
@@ -87,6 +94,9 @@ class Provider {
   virtual Result<ProviderCall> PlaceCall(const PlaceCallRequest& request) = 0;
   /// Ends the call whatever its state (ringing calls are canceled).
   virtual Result<void> Hangup(const std::string& call_id) = 0;
+  /// The call's current state at the carrier; kNotFound when the carrier does not know it. Read-only, so
+  /// adapters may retry it. The default is for carriers that cannot be asked: kUnavailable.
+  virtual Result<ProviderCallState> GetCall(const std::string& call_id);
   /// Transfers the live call to `to`, presenting `caller_id`.
   virtual Result<void> Transfer(const std::string& call_id, const std::string& to, const std::string& caller_id) = 0;
 

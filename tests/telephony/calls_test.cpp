@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 
 #include "storage/backend_fixture.hpp"
 #include "storage/migrations.hpp"
@@ -29,7 +30,15 @@ class ScriptedProvider final : public Provider {
     if (before_answer) before_answer("v3:call-" + std::to_string(total));
     return ProviderCall{"v3:call-" + std::to_string(total), "initiated"};
   }
-  Result<void> Hangup(const std::string&) override { return Ok(); }
+  Result<void> Hangup(const std::string& call_id) override {
+    hung_up.push_back(call_id);
+    return Ok();
+  }
+  Result<ProviderCallState> GetCall(const std::string& call_id) override {
+    ++asked;
+    if (!states.contains(call_id)) return Error::NotFound("no such call");
+    return states.at(call_id);
+  }
   Result<void> Transfer(const std::string&, const std::string&, const std::string&) override { return Ok(); }
   Result<std::vector<AvailableNumber>> SearchNumbers(const NumberSearch&) override {
     return std::vector<AvailableNumber>{};
@@ -47,6 +56,9 @@ class ScriptedProvider final : public Provider {
   int total = 0;
   int fail_at = 0;
   std::function<void(const std::string&)> before_answer;
+  std::vector<std::string> hung_up;
+  std::map<std::string, ProviderCallState> states;
+  int asked = 0;
 };
 
 CallEvent Event(const std::string& call_id, const std::string& id, CallEventKind kind,
@@ -209,6 +221,66 @@ TEST_P(CallsTest, EventsThatBeatTheRestAnswerAreAppliedWhenTheCallIdIsAttached) 
   ASSERT_TRUE(detail.ok());
   ASSERT_EQ(detail->events.size(), 1u);
   EXPECT_EQ(detail->events[0].effect, "applied");
+}
+
+TEST_P(CallsTest, ACallReportedNotPlacedAdoptsTheCarrierCallItsEventsNameAndHangsItUp) {
+  provider_->fail_at = 1;
+  ASSERT_FALSE(telephony_->calls.Place(tenant_, Input()).ok());
+  const std::string url = provider_->last_request.status_callback_url;
+  ASSERT_NE(url.find("?call=cal_"), std::string::npos);
+  auto calls = telephony_->calls.List(tenant_, {}, {});
+  ASSERT_TRUE(calls.ok());
+  ASSERT_EQ(calls->items.size(), 1u);
+  const Call reported = calls->items[0];
+
+  // The carrier dialled it anyway (its answer was lost): its events name the call.
+  auto effect = telephony_->calls.Record(account_, Event("v3:lost", "e1", CallEventKind::kInitiated), {url, "b"});
+  ASSERT_TRUE(effect.ok()) << effect.error().message;
+  EXPECT_EQ(*effect, EventEffect::kStale);
+  EXPECT_EQ(provider_->hung_up, std::vector<std::string>{"v3:lost"});
+  Call adopted = Reload(reported);
+  EXPECT_EQ(adopted.provider_call_id, "v3:lost");
+  EXPECT_EQ(adopted.status, "failed");
+  EXPECT_EQ(adopted.hangup_cause, "orphan_hung_up");
+
+  // Its hang-up is stale, and no other call can be claimed through a URL: only `not_placed` ones are adopted.
+  EXPECT_EQ(*telephony_->calls.Record(account_, Event("v3:lost", "e2", CallEventKind::kEnded, CallOutcome::kCanceled),
+                                      {url, "b"}),
+            EventEffect::kStale);
+  EXPECT_EQ(*telephony_->calls.Record(account_, Event("v3:other", "e3", CallEventKind::kInitiated), {url, "b"}),
+            EventEffect::kPending);
+  EXPECT_EQ(provider_->hung_up.size(), 1u);
+}
+
+TEST_P(CallsTest, ReconcileEndsQuietCallsTheCarrierReportsOverOnce) {
+  auto live = telephony_->calls.Place(tenant_, Input());
+  auto over = telephony_->calls.Place(tenant_, Input());
+  auto unknown = telephony_->calls.Place(tenant_, Input());
+  ASSERT_TRUE(live.ok() && over.ok() && unknown.ok());
+  ASSERT_TRUE(
+      telephony_->calls.Record(account_, Event(over->provider_call_id, "a", CallEventKind::kAnswered), {"u", "b"})
+          .ok());
+  provider_->states[live->provider_call_id] = ProviderCallState{true, CallOutcome::kNone, std::nullopt};
+  provider_->states[over->provider_call_id] = ProviderCallState{false, CallOutcome::kNone, std::nullopt};
+
+  auto early = telephony_->calls.Reconcile(std::chrono::minutes(2));
+  ASSERT_TRUE(early.ok()) << early.error().message;
+  EXPECT_EQ(*early, 0);
+  EXPECT_EQ(provider_->asked, 0);  // nobody has been quiet for two minutes yet
+
+  clock_.Advance(std::chrono::minutes(3));
+  auto ended = telephony_->calls.Reconcile(std::chrono::minutes(2), 1);  // a page per call: the live one first
+  ASSERT_TRUE(ended.ok()) << ended.error().message;
+  EXPECT_EQ(*ended, 2);
+  EXPECT_EQ(Reload(*live).status, "initiated");
+  Call answered = Reload(*over);
+  EXPECT_EQ(answered.status, "completed");  // Telnyx does not say how: it was answered
+  EXPECT_EQ(answered.hangup_cause, "reconciled");
+  EXPECT_EQ(Reload(*unknown).status, "failed");  // the carrier does not know it: over, never answered
+
+  clock_.Advance(std::chrono::minutes(3));
+  EXPECT_EQ(*telephony_->calls.Reconcile(std::chrono::minutes(2)), 0);
+  EXPECT_EQ(provider_->asked, 4);  // only the live call is asked again
 }
 
 TEST_P(CallsTest, AnotherTenantsCallIsNotFound) {

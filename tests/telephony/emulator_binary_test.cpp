@@ -1,6 +1,7 @@
 // The carrier-emulator binary, black-box: started with its CLI flags and the
 // example scenario, driven by the Twilio adapter, faults switched on over
-// /_emulator/faults, and its webhooks verified by the platform-side receiver.
+// /_emulator/faults (a 500, a lost answer, an endpoint down), its webhooks
+// verified by the platform-side receiver, and calls' state read back.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -115,6 +116,73 @@ TEST(CarrierEmulatorBinary, ServesTwilioWithScenarioFaultsAndSignedWebhooks) {
   auto invalid = twilio.PlaceCall(request);
   ASSERT_FALSE(invalid.ok());
   EXPECT_EQ(invalid.error().field, "to");
+}
+
+TEST(CarrierEmulatorBinary, LostAnswersAndDownEndpointsAreOneShotCountedFaults) {
+  WebhookReceiver receiver(kToken, "");
+  EmulatorProcess emulator(receiver.url(""));
+  ASSERT_GT(emulator.port(), 0);
+  twilio::TwilioProvider twilio({"AC0123456789abcdef0123456789abcdef", kToken, emulator.origin()});
+  auto admin = http::Client::Create(emulator.origin());
+  ASSERT_TRUE(admin.ok());
+  auto set = (*admin)->Send("POST", "/_emulator/faults", {}, R"({"lose_next":[1],"fail_webhook_next":[1]})");
+  ASSERT_TRUE(set.ok());
+  EXPECT_EQ(set->status, 204);
+
+  PlaceCallRequest request;
+  request.from = "+14155550100";
+  request.to = "+15550001003";  // busy
+  request.status_callback_url = receiver.url("/twilio/status");
+  auto lost = twilio.PlaceCall(request);
+  ASSERT_FALSE(lost.ok());
+  EXPECT_EQ(lost.error().code, ErrorCode::kUnavailable);
+  // ... and yet the carrier dials it; its first webhook finds the endpoint down and is lost (no retry).
+  auto calls = (*admin)->Send("GET", "/_emulator/calls", {}, "");
+  ASSERT_TRUE(calls.ok());
+  auto listed = nlohmann::json::parse(calls->body);
+  ASSERT_EQ(listed.size(), 1u);
+  const std::string sid = listed[0].value("id", "");
+  auto events = receiver.WaitForEnd(sid);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].outcome, CallOutcome::kBusy);
+
+  auto state = twilio.GetCall(sid);
+  ASSERT_TRUE(state.ok()) << state.error().message;
+  EXPECT_FALSE(state->live);
+  EXPECT_EQ(state->outcome, CallOutcome::kBusy);
+  EXPECT_EQ(twilio.GetCall("CA" + std::string(32, '0')).error().code, ErrorCode::kNotFound);
+
+  auto health = (*admin)->Send("GET", "/_emulator/health", {}, "");
+  ASSERT_TRUE(health.ok());
+  auto counts = nlohmann::json::parse(health->body);
+  EXPECT_EQ(counts.value("faults_triggered", -1), 2);
+  EXPECT_TRUE(twilio.PlaceCall(request).ok());  // one-shot: the next request is answered
+}
+
+TEST(CarrierEmulatorBinary, TelnyxReportsWhetherACallIsAlive) {
+  WebhookReceiver receiver("", "");
+  EmulatorProcess emulator(receiver.url(""));
+  ASSERT_GT(emulator.port(), 0);
+  WebhookReceiver telnyx_receiver("", emulator.public_key());
+  SystemClock clock;
+  SeededRandom random(9);
+  telnyx::TelnyxProvider telnyx(clock, random, {"KEYany", "conn-1", emulator.public_key(), emulator.origin()});
+  PlaceCallRequest request;
+  request.from = "+14155550100";
+  request.to = "+15550001004";  // no answer: rings for the 600 s timeout (6 s here) unless hung up
+  request.ring_timeout = std::chrono::seconds(600);
+  request.status_callback_url = telnyx_receiver.url("/telnyx");
+  auto call = telnyx.PlaceCall(request);
+  ASSERT_TRUE(call.ok()) << call.error().message;
+  auto ringing = telnyx.GetCall(call->call_id);
+  ASSERT_TRUE(ringing.ok()) << ringing.error().message;
+  EXPECT_TRUE(ringing->live);
+  ASSERT_TRUE(telnyx.Hangup(call->call_id).ok());
+  telnyx_receiver.WaitForEnd(call->call_id);
+  auto ended = telnyx.GetCall(call->call_id);
+  ASSERT_TRUE(ended.ok()) << ended.error().message;
+  EXPECT_FALSE(ended->live);
+  EXPECT_EQ(ended->outcome, CallOutcome::kNone);  // Telnyx does not say how
 }
 
 }  // namespace

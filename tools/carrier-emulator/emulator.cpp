@@ -189,6 +189,8 @@ struct Emulator::Impl {
   bool stopping = false;
   uint64_t next_order = 0;
   int request_count = 0;
+  int webhook_count = 0;     // first attempts of webhook deliveries (duplicates included)
+  int faults_triggered = 0;  // injected REST and webhook faults that fired
   std::map<std::string, Call> calls;
   std::vector<std::string> call_order;
   json events = json::array();
@@ -1059,7 +1061,12 @@ struct Emulator::Impl {
     if (what == "events" && request.method == "GET") return http::Response::Json(200, events.dump());
     if (what == "requests" && request.method == "GET") return http::Response::Json(200, requests.dump());
     if (what == "health") {
-      return http::Response::Json(200, json{{"ok", true}, {"telnyx_public_key", PublicKey()}}.dump());
+      return http::Response::Json(200, json{{"ok", true},
+                                            {"telnyx_public_key", PublicKey()},
+                                            {"requests", request_count},
+                                            {"webhooks", webhook_count},
+                                            {"faults_triggered", faults_triggered}}
+                                           .dump());
     }
     if (what == "faults" && request.method == "POST") {
       auto body = json::parse(request.body, nullptr, false);
@@ -1069,10 +1076,14 @@ struct Emulator::Impl {
       if (body.contains("drop_media_after_ms") && body["drop_media_after_ms"].is_number_integer()) {
         options.drop_media_after = std::chrono::milliseconds(body["drop_media_after_ms"].get<int64_t>());
       }
-      if (body.contains("fail_next") && body["fail_next"].is_array()) {
-        for (const auto& n : body["fail_next"])
-          if (n.is_number_integer()) options.fail_requests.insert(request_count + n.get<int>());
-      }
+      auto add = [&](const char* key, std::set<int>& into, int base) {
+        if (!body.contains(key) || !body[key].is_array()) return;
+        for (const auto& n : body[key])
+          if (n.is_number_integer()) into.insert(base + n.get<int>());
+      };
+      add("fail_next", options.fail_requests, request_count);
+      add("lose_next", options.lose_responses, request_count);
+      add("fail_webhook_next", options.fail_webhooks, webhook_count);
       return http::Response::NoContent();
     }
     return http::Response::Json(404, R"({"error":"not found"})");
@@ -1092,9 +1103,23 @@ struct Emulator::Impl {
                         {"target", request.target},
                         {"body", request.body}});
     if (options.fail_requests.contains(number)) {
+      ++faults_triggered;
+      requests.back()["fault"] = "5xx";
       if (twilio) return TwilioError(500, 20500, "Internal Server Error");
       return TelnyxError(500, "10007", "Unexpected error", "An unexpected error occurred.");
     }
+    http::Response response = Route(request, path, twilio);
+    if (options.lose_responses.contains(number)) {
+      // Done at the carrier, but the client never learns it: what a timed-out or reset connection looks like
+      // from the carrier's edge.
+      ++faults_triggered;
+      requests.back()["fault"] = "lost";
+      return http::Response::Text(504, "Gateway Timeout");
+    }
+    return response;
+  }
+
+  http::Response Route(http::Request& request, const std::vector<std::string>& path, bool twilio) {
     if (twilio) return Twilio(request, path);
     if (!path.empty() && path[0] == "v2") return Telnyx(request, path);
     return http::Response::Json(404, R"({"error":"not found"})");
@@ -1143,9 +1168,15 @@ struct Emulator::Impl {
                         {"url", delivery.url},
                         {"duplicate", delivery.duplicate},
                         {"status", 0}});
+      // The platform's endpoint is down for this one: Twilio's connect retry fails too.
+      const bool endpoint_down = options.fail_webhooks.contains(++webhook_count);
+      if (endpoint_down) {
+        ++faults_triggered;
+        events[event_index]["fault"] = "endpoint_down";
+      }
       sending = true;
       lock.unlock();
-      int status = Deliver(clients, delivery.url, headers, body);
+      int status = endpoint_down ? 0 : Deliver(clients, delivery.url, headers, body);
       // Telnyx sends an undelivered event (no 2xx) to the call's failover URL, once.
       std::optional<int> failover_status;
       if ((status < 200 || status > 299) && !delivery.failover_url.empty()) {
@@ -1270,7 +1301,22 @@ void Emulator::SetFaults(bool duplicate_webhooks, bool reorder_webhooks, const s
   impl_->options.duplicate_webhooks = duplicate_webhooks;
   impl_->options.reorder_webhooks = reorder_webhooks;
   impl_->options.fail_requests.clear();
+  impl_->options.lose_responses.clear();
+  impl_->options.fail_webhooks.clear();
   for (int n : fail_next) impl_->options.fail_requests.insert(impl_->request_count + n);
+}
+
+void Emulator::InjectFaults(const std::set<int>& fail_requests, const std::set<int>& lose_responses,
+                            const std::set<int>& fail_webhooks) {
+  std::lock_guard lock(impl_->mutex);
+  for (int n : fail_requests) impl_->options.fail_requests.insert(impl_->request_count + n);
+  for (int n : lose_responses) impl_->options.lose_responses.insert(impl_->request_count + n);
+  for (int n : fail_webhooks) impl_->options.fail_webhooks.insert(impl_->webhook_count + n);
+}
+
+int Emulator::FaultsTriggered() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->faults_triggered;
 }
 
 bool Emulator::WaitIdle(std::chrono::milliseconds timeout) {

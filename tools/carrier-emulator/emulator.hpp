@@ -11,7 +11,8 @@
 // It also keeps a generated number inventory (search, buy, release, list),
 // queues Twilio calls at its calls-per-second, refuses Telnyx calls over its
 // rate with 429 + Retry-After, injects faults (duplicate or reordered
-// webhooks, a 500 for the n-th request) and records everything it received
+// webhooks, a 500 or a lost answer for the n-th
+// request, an unreachable endpoint for the n-th webhook) and records everything it received
 // and sent under /_emulator/{calls,events,requests}.
 //
 // Thread-safety: Handle is called concurrently by the HTTP server's workers;
@@ -45,7 +46,11 @@ struct EmulatorOptions {
   int telnyx_calls_per_second = 10;
   bool duplicate_webhooks = false;
   bool reorder_webhooks = false;
-  std::set<int> fail_requests;  // 1-based numbers of REST requests answered with a 500
+  std::set<int> fail_requests;  // 1-based numbers of REST requests answered with a 500 (not processed)
+  /// 1-based numbers of REST requests that are processed but whose answer is lost (a 504 instead).
+  std::set<int> lose_responses;
+  /// 1-based numbers of webhook deliveries the platform's endpoint is down for (Telnyx: then the failover URL).
+  std::set<int> fail_webhooks;
   /// > 0: every media stream is dropped (socket closed, no `stop`) this long after it opened.
   std::chrono::milliseconds drop_media_after{0};
   uint64_t seed = 1;
@@ -64,8 +69,14 @@ class Emulator {
 
   /// The Telnyx webhook public key, base64 (what the Telnyx portal shows).
   std::string telnyx_public_key_base64() const;
-  /// Changes fault injection at run time; `fail_next` counts from the next REST request (1 = the next one).
+  /// Replaces fault injection at run time (clearing lost answers and webhook faults too); `fail_next` counts
+  /// from the next REST request (1 = the next one).
   void SetFaults(bool duplicate_webhooks, bool reorder_webhooks, const std::set<int>& fail_next);
+  /// Adds one-shot faults counted from the next REST request / webhook delivery (1 = the next one).
+  void InjectFaults(const std::set<int>& fail_requests, const std::set<int>& lose_responses,
+                    const std::set<int>& fail_webhooks);
+  /// How many injected REST or webhook faults have fired so far.
+  int FaultsTriggered() const;
   /// Blocks until no webhook is waiting to be sent, or `timeout` passes. True when idle.
   bool WaitIdle(std::chrono::milliseconds timeout);
 

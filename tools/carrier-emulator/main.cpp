@@ -23,6 +23,8 @@ int main(int argc, char** argv) {
   uint16_t port = 8089;
   std::string scenario_path;
   std::vector<int> fail_requests;
+  std::vector<int> lose_responses;
+  std::vector<int> fail_webhooks;
   app.add_option("--address", address, "Address to bind (loopback by default)");
   app.add_option("--port", port, "Port to listen on (0: any free port)");
   app.add_option("--webhook-base", options.webhook_base, "Default webhook origin when a call names none");
@@ -36,11 +38,17 @@ int main(int argc, char** argv) {
   app.add_flag("--duplicate-webhooks", options.duplicate_webhooks, "Deliver every webhook twice");
   app.add_flag("--reorder-webhooks", options.reorder_webhooks, "Swap neighbouring webhooks");
   app.add_option("--fail-request", fail_requests, "Answer the n-th REST request with a 500 (repeatable)");
+  app.add_option("--lose-response", lose_responses,
+                 "Process the n-th REST request but answer 504, as if the answer was lost (repeatable)");
+  app.add_option("--fail-webhook", fail_webhooks,
+                 "The platform's endpoint is down for the n-th webhook delivery (repeatable)");
   app.add_option("--seed", options.seed, "Seed for ids, ring times and the number inventory");
   int64_t drop_media_after_ms = 0;
   app.add_option("--drop-media-after-ms", drop_media_after_ms, "Drop every media stream this long after it opened");
   CLI11_PARSE(app, argc, argv);
   options.fail_requests.insert(fail_requests.begin(), fail_requests.end());
+  options.lose_responses.insert(lose_responses.begin(), lose_responses.end());
+  options.fail_webhooks.insert(fail_webhooks.begin(), fail_webhooks.end());
   options.drop_media_after = std::chrono::milliseconds(drop_media_after_ms);
 
   emulator::Scenario scenario;

@@ -145,6 +145,18 @@ Result<void> TelnyxProvider::Hangup(const std::string& call_id) {
   return Ok();
 }
 
+Result<ProviderCallState> TelnyxProvider::GetCall(const std::string& call_id) {
+  CLOZIT_ASSIGN_OR_RETURN(auto response, Request("GET", "/v2/calls/" + PathSegment(call_id), {}, true));
+  auto answer = json::parse(response.body, nullptr, false);
+  if (!answer.is_object() || !answer.contains("data") || !answer["data"].is_object() ||
+      !answer["data"].contains("is_alive") || !answer["data"]["is_alive"].is_boolean()) {
+    return Error::Make(ErrorCode::kUnavailable, "telnyx answered an unreadable call");
+  }
+  ProviderCallState state;
+  state.live = answer["data"]["is_alive"].get<bool>();
+  return state;  // Telnyx does not say how an ended call ended
+}
+
 Result<void> TelnyxProvider::Transfer(const std::string& call_id, const std::string& to, const std::string& caller_id) {
   json body = {{"to", to}, {"from", caller_id}, {"timeout_secs", 30}, {"command_id", NewCommandId()}};
   CLOZIT_TRY(Request("POST", "/v2/calls/" + PathSegment(call_id) + "/actions/transfer", body.dump(), true));

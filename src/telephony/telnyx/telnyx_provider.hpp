@@ -35,6 +35,7 @@ class TelnyxProvider final : public Provider {
   ProviderKind kind() const override { return ProviderKind::kTelnyx; }
   Result<ProviderCall> PlaceCall(const PlaceCallRequest& request) override;
   Result<void> Hangup(const std::string& call_id) override;
+  Result<ProviderCallState> GetCall(const std::string& call_id) override;
   Result<void> Transfer(const std::string& call_id, const std::string& to, const std::string& caller_id) override;
   Result<std::vector<AvailableNumber>> SearchNumbers(const NumberSearch& search) override;
   Result<OwnedNumber> BuyNumber(const std::string& phone_number) override;

@@ -144,6 +144,31 @@ Result<void> TwilioProvider::Hangup(const std::string& call_id) {
   return Ok();
 }
 
+Result<ProviderCallState> TwilioProvider::GetCall(const std::string& call_id) {
+  CLOZIT_ASSIGN_OR_RETURN(auto response, Request("GET", "/Calls/" + detail::FormEncode(call_id) + ".json", {}));
+  auto body = json::parse(response.body, nullptr, false);
+  if (!body.is_object()) return Error::Make(ErrorCode::kUnavailable, "twilio answered an unreadable call resource");
+  const std::string status = JsonText(body, "status");
+  ProviderCallState state;
+  if (status == "queued" || status == "initiated" || status == "ringing" || status == "in-progress") {
+    state.live = true;
+    return state;
+  }
+  // The final CallStatus vocabulary is the status callbacks' one.
+  std::multimap<std::string, std::string> params = {
+      {"CallSid", call_id}, {"CallStatus", status}, {"SequenceNumber", "0"}};
+  CLOZIT_ASSIGN_OR_RETURN(auto event, ParseTwilioStatusCallback(params));
+  if (event.kind != CallEventKind::kEnded) {
+    return Error::Make(ErrorCode::kUnavailable, "twilio answered an unknown call status");
+  }
+  state.outcome = event.outcome;
+  const std::string duration = JsonText(body, "duration");
+  if (!duration.empty() && duration.find_first_not_of("0123456789") == std::string::npos && duration.size() < 10) {
+    state.duration_seconds = std::stoll(duration);
+  }
+  return state;
+}
+
 Result<void> TwilioProvider::Transfer(const std::string& call_id, const std::string& to, const std::string& caller_id) {
   std::string twiml = "<Response><Dial callerId=\"" + detail::XmlEscape(caller_id) + "\" timeout=\"30\">" +
                       detail::XmlEscape(to) + "</Dial></Response>";

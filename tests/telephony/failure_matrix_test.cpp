@@ -1,0 +1,376 @@
+// The failure matrix, in Beast's fail_count style: for each fault kind — the
+// n-th carrier REST request answered 500 (not processed), the n-th processed
+// but its answer lost (504), the n-th webhook delivery finding the platform's
+// endpoint down — and for every n until a run completes without the fault
+// firing, a realistic flow runs against the real carrier emulator over
+// loopback HTTP, on Twilio and on Telnyx, on SQLite and PostgreSQL: buy a
+// number (fees through billing), place calls that are answered and hung up,
+// busy, not answered and rejected, release the number, let the carrier settle
+// and reconcile. Then the platform and the carrier must agree: every carrier
+// call is known to the platform under its carrier id and both consider it
+// over (Twilio: with the same outcome), no platform call is left non-final,
+// the number is held at the carrier exactly when the platform says it is
+// active, each number the platform bought was charged once and never given
+// back, and the ledger checks clean.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "billing/charging.hpp"
+#include "billing/ledger.hpp"
+#include "billing/ledger_check.hpp"
+#include "billing/number_fees.hpp"
+#include "emulator.hpp"
+#include "emulator_harness.hpp"
+#include "http/client.hpp"
+#include "storage/backend_fixture.hpp"
+#include "storage/migrations.hpp"
+#include "telephony/telephony.hpp"
+
+namespace clozit::telephony {
+namespace {
+
+using nlohmann::json;
+using storage::Dialect;
+
+enum class Fault { kServerError, kLostAnswer, kWebhookDown };
+
+const char* FaultName(Fault fault) {
+  switch (fault) {
+    case Fault::kServerError:
+      return "5xx";
+    case Fault::kLostAnswer:
+      return "lost answer";
+    case Fault::kWebhookDown:
+      return "webhook down";
+  }
+  return "?";
+}
+
+constexpr Credits kGrant = Credits::FromMicros(100'000'000);
+constexpr Credits kNumberFees = Credits::FromMicros(2'500'000);  // first month + regulatory
+
+// Callees by persona (time scale 0.01: rings and calls last tens of milliseconds).
+constexpr const char* kScenario = R"({
+  "default": {"persona": "answer", "talk_seconds": 20},
+  "rules": [
+    {"match": "+15550001001", "persona": "answer", "ring_seconds": 3, "talk_seconds": 30},
+    {"match": "+15550001003", "persona": "busy"},
+    {"match": "+15550001004", "persona": "no_answer"},
+    {"match": "+15550001006", "persona": "reject"}
+  ]
+})";
+
+class FailureMatrixTest : public storage::test::BackendTest {
+ protected:
+  void SetUp() override {
+    BackendTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    ASSERT_TRUE(storage::Migrate(*db_, clock_).ok());
+    ledger_ = std::make_unique<billing::Ledger>(*db_, clock_, random_);
+    charging_ = std::make_unique<billing::Charging>(*db_, *ledger_, audit_, clock_, random_);
+    fees_ = std::make_unique<billing::NumberFees>(
+        *db_, *ledger_, audit_, clock_, random_,
+        [](storage::Tx&, const std::string&, const std::string&, TimePoint) -> Result<billing::NumberFeeQuote> {
+          return billing::NumberFeeQuote{Credits::FromMicros(2'000'000), Credits::FromMicros(500'000), 0};
+        });
+
+    emulator::EmulatorOptions options;
+    options.time_scale = 0.01;
+    options.twilio_calls_per_second = 1000;  // no queueing: the matrix is about faults, not rates
+    options.telnyx_calls_per_second = 1000;
+    auto scenario = emulator::Scenario::FromJson(kScenario);
+    ASSERT_TRUE(scenario.ok()) << scenario.error().message;
+    auto created = emulator::Emulator::Create(options, *scenario, clock_);
+    ASSERT_TRUE(created.ok()) << created.error().message;
+    emulator_ = std::move(created).value();
+    carrier_ = std::make_unique<RunningServer>([this](http::Request& r) { return emulator_->Handle(r); });
+
+    auto box = CredentialBox::FromKeyText(std::string(64, 'b'));
+    ASSERT_TRUE(box.ok());
+    telephony_ =
+        std::make_unique<Telephony>(*db_, audit_, clock_, random_, *box, ProviderAccountSettings{}, fees_.get());
+    platform_ = std::make_unique<RunningServer>([this](http::Request& r) { return Webhook(r); });
+    telephony_->SetPublicBaseUrl(platform_->origin());
+
+    ProviderAccountInput twilio;
+    twilio.provider = ProviderKind::kTwilio;
+    twilio.name = "matrix twilio";
+    twilio.api_base = carrier_->origin();
+    twilio.account_sid = "AC" + std::string(32, '7');
+    twilio.secret = "emulator-twilio-auth-token";
+    auto twilio_account = telephony_->accounts.Create("", twilio, privacy::Actor{});
+    ASSERT_TRUE(twilio_account.ok()) << twilio_account.error().message;
+    accounts_[ProviderKind::kTwilio] = *twilio_account;
+
+    ProviderAccountInput telnyx;
+    telnyx.provider = ProviderKind::kTelnyx;
+    telnyx.name = "matrix telnyx";
+    telnyx.api_base = carrier_->origin();
+    telnyx.connection_id = "matrix-connection";
+    telnyx.public_key = emulator_->telnyx_public_key_base64();
+    telnyx.secret = "KEY-matrix-0123456789";
+    auto telnyx_account = telephony_->accounts.Create("", telnyx, privacy::Actor{});
+    ASSERT_TRUE(telnyx_account.ok()) << telnyx_account.error().message;
+    accounts_[ProviderKind::kTelnyx] = *telnyx_account;
+  }
+
+  void TearDown() override {
+    platform_.reset();
+    telephony_.reset();
+    carrier_.reset();
+    emulator_.reset();
+    fees_.reset();
+    charging_.reset();
+    ledger_.reset();
+    BackendTest::TearDown();
+  }
+
+  // The platform's webhook routes (src/api/telephony_routes.cpp), without the rest of the API.
+  http::Response Webhook(http::Request& request) {
+    const std::string url = platform_->origin() + request.target;
+    const std::string twilio_prefix = "/v1/webhooks/twilio/";
+    const std::string telnyx_prefix = "/v1/webhooks/telnyx/";
+    Result<EventEffect> received = Error::NotFound("no such route");
+    if (request.path.starts_with(twilio_prefix) && request.path.ends_with("/status")) {
+      std::string account = request.path.substr(twilio_prefix.size());
+      account = account.substr(0, account.size() - std::string("/status").size());
+      received = telephony_->webhooks.Receive(ProviderKind::kTwilio, account, url, request);
+    } else if (request.path.starts_with(telnyx_prefix)) {
+      received =
+          telephony_->webhooks.Receive(ProviderKind::kTelnyx, request.path.substr(telnyx_prefix.size()), url, request);
+    }
+    if (received) return http::Response::Json(200, R"({"received":true})");
+    return http::Response::Text(received.error().code == ErrorCode::kPermissionDenied ? 403 : 500,
+                                received.error().message);
+  }
+
+  std::string NewTenant() {
+    const std::string tenant = TenantId::New(clock_, random_).str();
+    EXPECT_TRUE(db_->Write([&](storage::Tx& tx) -> Result<void> {
+                     CLOZIT_TRY(
+                         tx.Exec("INSERT INTO tenants (id, name, status, created_at, updated_at) VALUES ($1, "
+                                 "'T', 'active', 0, 0)",
+                                 {tenant}));
+                     return Ok();
+                   })
+                    .ok());
+    billing::GrantRequest grant;
+    grant.tenant_id = TenantId(tenant);
+    grant.amount = kGrant;
+    grant.idempotency_key = "grant-" + tenant;
+    EXPECT_TRUE(charging_->Grant(grant).ok());
+    return tenant;
+  }
+
+  json EmulatorGet(const std::string& what) {
+    auto client = http::Client::Create(carrier_->origin(), {});
+    if (!client) return json::array();
+    auto response = (*client)->Send("GET", "/_emulator/" + what, {}, "");
+    if (!response || response->status != 200) return json::array();
+    return json::parse(response->body, nullptr, false);
+  }
+
+  // Waits until the platform sees `call` answered or over (the emulator answers in tens of ms).
+  Call AwaitAnsweredOrOver(const std::string& tenant, const Call& call) {
+    for (int i = 0; i < 200; ++i) {
+      auto detail = telephony_->calls.Get(tenant, call.id.str());
+      if (detail && (detail->call.status == "in_progress" || detail->call.ended_at.has_value())) {
+        return detail->call;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return call;
+  }
+
+  // One run of the flow on `provider` for tenant `tenant`. A failed purchase or hang-up is retried once, as a
+  // user or the dialer would; the point is what state failures leave behind.
+  void Flow(ProviderKind provider, const std::string& tenant) {
+    const ProviderAccount& account = accounts_.at(provider);
+    privacy::Actor actor{"user", "matrix", tenant, "127.0.0.1", "test"};
+    std::string number_id;
+    std::string from = "+15550009999";
+    for (int attempt = 0; attempt < 2 && number_id.empty(); ++attempt) {
+      NumberSearchInput search;
+      search.account_id = account.id.str();
+      search.limit = 3;
+      auto found = telephony_->numbers.Search(tenant, search);
+      if (!found || found->empty()) continue;
+      BuyNumberInput buy;
+      buy.phone_number = (*found)[static_cast<size_t>(attempt) % found->size()].phone_number;
+      buy.account_id = account.id.str();
+      auto bought = telephony_->numbers.Buy(tenant, buy, actor);
+      if (bought) {
+        number_id = bought->id.str();
+        from = bought->e164;
+      }
+    }
+
+    auto adapter = telephony_->accounts.ProviderFor(account);
+    ASSERT_TRUE(adapter.ok());
+    for (const char* to : {"+15550001001", "+15550001003", "+15550001004", "+15550001006"}) {
+      PlaceCallInput input;
+      input.from = from;
+      input.to = to;
+      input.ring_timeout_seconds = 5;
+      input.account_id = account.id.str();
+      auto placed = telephony_->calls.Place(tenant, input);
+      if (!placed || std::string(to) != "+15550001001") continue;
+      Call answered = AwaitAnsweredOrOver(tenant, *placed);
+      if (answered.status != "in_progress") continue;
+      for (int attempt = 0; attempt < 2; ++attempt) {
+        auto hung_up = (*adapter)->Hangup(answered.provider_call_id);
+        if (hung_up || hung_up.error().code == ErrorCode::kConflict) break;
+      }
+    }
+
+    // Not retried: a release the platform reports failed must leave the number held on both sides.
+    if (!number_id.empty()) (void)telephony_->numbers.Release(tenant, number_id, actor);
+  }
+
+  // Lets the carrier finish every call and deliver (or fail to deliver) every webhook, then reconciles.
+  void Settle() {
+    for (int i = 0; i < 100; ++i) {
+      json calls = EmulatorGet("calls");
+      bool all_ended = std::all_of(calls.begin(), calls.end(), [](const json& c) { return c.value("ended", false); });
+      if (all_ended && emulator_->WaitIdle(std::chrono::milliseconds(100))) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    auto reconciled = telephony_->calls.Reconcile(std::chrono::milliseconds(0));
+    EXPECT_TRUE(reconciled.ok()) << reconciled.error().message;
+    emulator_->WaitIdle(std::chrono::seconds(2));  // hang-ups of adopted calls
+  }
+
+  void ExpectConsistent(ProviderKind provider, const std::string& tenant, size_t first_carrier_call,
+                        const std::string& label) {
+    SCOPED_TRACE(label);
+    const ProviderAccount& account = accounts_.at(provider);
+    // Calls: platform side.
+    auto calls = db_->Query(
+        "SELECT id, provider_call_id, status, status_rank, hangup_cause FROM telephony_calls WHERE tenant_id = $1",
+        {tenant});
+    ASSERT_TRUE(calls.ok());
+    std::map<std::string, std::string> platform_status_by_carrier_id;
+    for (const auto& row : *calls) {
+      EXPECT_EQ(row.Int(3), 4) << "call " << row.Text(0) << " is still " << row.Text(2);
+      if (!row.IsNull(1)) platform_status_by_carrier_id[row.Text(1)] = row.Text(2) + "/" + row.Text(4);
+    }
+    // Calls: carrier side — the calls the carrier made since this run began (runs do not overlap).
+    std::set<std::string> carrier_ids;
+    json carrier_calls = EmulatorGet("calls");
+    for (size_t i = first_carrier_call; i < carrier_calls.size(); ++i) {
+      const json& call = carrier_calls[i];
+      const std::string id = call.value("id", "");
+      carrier_ids.insert(id);
+      EXPECT_TRUE(call.value("ended", false)) << "carrier call " << id << " is still " << call.value("status", "");
+      auto it = platform_status_by_carrier_id.find(id);
+      if (it == platform_status_by_carrier_id.end()) {
+        ADD_FAILURE() << "orphan: carrier call " << id << " (" << call.value("to", "") << ") unknown to the platform";
+        continue;
+      }
+      std::string expected = call.value("status", "");
+      std::replace(expected.begin(), expected.end(), '-', '_');
+      const bool adopted = it->second.ends_with("/orphan_hung_up");
+      const bool reconciled = it->second.ends_with("/reconciled");
+      if (provider == ProviderKind::kTwilio && !adopted && !reconciled) {
+        EXPECT_EQ(it->second.substr(0, it->second.find('/')), expected) << "call " << id;
+      }
+    }
+    for (const auto& [id, status] : platform_status_by_carrier_id) {
+      EXPECT_TRUE(carrier_ids.contains(id)) << "the platform knows carrier call " << id << " the carrier does not";
+    }
+
+    // Numbers: held at the carrier exactly when active here; each one that was bought charged exactly once.
+    auto adapter = telephony_->accounts.ProviderFor(account);
+    ASSERT_TRUE(adapter.ok());
+    auto held = (*adapter)->ListNumbers();
+    ASSERT_TRUE(held.ok()) << held.error().message;
+    auto numbers =
+        db_->Query("SELECT id, e164, status, purchased_at FROM telephony_numbers WHERE tenant_id = $1", {tenant});
+    ASSERT_TRUE(numbers.ok());
+    int64_t charged = 0;
+    for (const auto& row : *numbers) {
+      const std::string e164 = row.Text(1);
+      const bool at_carrier =
+          std::any_of(held->begin(), held->end(), [&](const OwnedNumber& n) { return n.phone_number == e164; });
+      EXPECT_EQ(at_carrier, row.Text(2) == "active") << "number " << e164 << " is " << row.Text(2);
+      EXPECT_NE(row.Text(2), "purchasing") << "number " << e164 << " left half-bought";
+      auto holding = fees_->GetHolding(TenantId(tenant), row.Text(0));
+      if (row.IsNull(3)) {
+        EXPECT_TRUE(!holding.ok() || holding->status == billing::HoldingStatus::kAborted) << e164;
+        continue;
+      }
+      ++charged;
+      ASSERT_TRUE(holding.ok()) << holding.error().message;
+      EXPECT_EQ(holding->periods_charged, 1) << e164;
+    }
+    for (const auto& number : *held) {
+      // A number at the carrier that no row of this tenant claims is one nobody pays for.
+      auto claimed = db_->Query("SELECT status FROM telephony_numbers WHERE e164 = $1 AND status = 'active'",
+                                {number.phone_number});
+      ASSERT_TRUE(claimed.ok());
+      EXPECT_FALSE(claimed->empty()) << "number " << number.phone_number << " held at the carrier, not active here";
+    }
+    auto balance = charging_->Balance(TenantId(tenant));
+    ASSERT_TRUE(balance.ok());
+    EXPECT_EQ(balance->available.micros(), kGrant.micros() - charged * kNumberFees.micros())
+        << "fees charged for " << charged << " numbers";
+  }
+
+  void Matrix(ProviderKind provider) {
+    for (Fault fault : {Fault::kServerError, Fault::kLostAnswer, Fault::kWebhookDown}) {
+      for (int n = 1; n < 200; ++n) {
+        const std::string label =
+            std::string(ProviderName(provider)) + ", " + FaultName(fault) + " at " + std::to_string(n);
+        const std::string tenant = NewTenant();
+        const int fired_before = emulator_->FaultsTriggered();
+        const size_t first_carrier_call = EmulatorGet("calls").size();
+        std::set<int> at = {n};
+        emulator_->InjectFaults(fault == Fault::kServerError ? at : std::set<int>{},
+                                fault == Fault::kLostAnswer ? at : std::set<int>{},
+                                fault == Fault::kWebhookDown ? at : std::set<int>{});
+        Flow(provider, tenant);
+        Settle();
+        const bool fired = emulator_->FaultsTriggered() > fired_before;
+        emulator_->SetFaults(false, false, {});  // an unfired fault must not hit the checks
+        ExpectConsistent(provider, tenant, first_carrier_call, label);
+        if (HasFailure() || !fired) {
+          // The matrix's size, for the log: how many runs each fault kind took.
+          std::printf("%s: %d runs\n", label.c_str(), n);
+          break;
+        }
+      }
+      if (HasFailure()) return;
+    }
+    auto breaches = billing::CheckLedger(*db_);
+    ASSERT_TRUE(breaches.ok()) << breaches.error().message;
+    for (const auto& breach : *breaches) ADD_FAILURE() << "ledger-check: " << breach;
+  }
+
+  SystemClock clock_;  // the emulator signs Telnyx webhooks with the time; verification must agree
+  SeededRandom random_{5};
+  privacy::AuditLog audit_{clock_, random_};
+  std::unique_ptr<billing::Ledger> ledger_;
+  std::unique_ptr<billing::Charging> charging_;
+  std::unique_ptr<billing::NumberFees> fees_;
+  std::unique_ptr<emulator::Emulator> emulator_;
+  std::unique_ptr<RunningServer> carrier_;
+  std::unique_ptr<Telephony> telephony_;
+  std::unique_ptr<RunningServer> platform_;
+  std::map<ProviderKind, ProviderAccount> accounts_;
+};
+
+TEST_P(FailureMatrixTest, TwilioEndsConsistentWhicheverRequestOrWebhookFails) { Matrix(ProviderKind::kTwilio); }
+
+TEST_P(FailureMatrixTest, TelnyxEndsConsistentWhicheverRequestOrWebhookFails) { Matrix(ProviderKind::kTelnyx); }
+
+CLOZIT_INSTANTIATE_BACKENDS(FailureMatrixTest);
+
+}  // namespace
+}  // namespace clozit::telephony
