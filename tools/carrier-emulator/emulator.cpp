@@ -184,8 +184,9 @@ struct Emulator::Impl {
   // State below is guarded by mutex.
   mutable std::mutex mutex;
   std::condition_variable wake;
-  std::priority_queue<Delivery, std::vector<Delivery>, std::greater<>> pending;
-  bool sending = false;
+  // One queue per delivery thread; a call's deliveries all go through one (Shard), so they keep carrier order.
+  std::vector<std::priority_queue<Delivery, std::vector<Delivery>, std::greater<>>> pending;
+  int sending = 0;  // deliveries in flight
   bool stopping = false;
   uint64_t next_order = 0;
   int request_count = 0;
@@ -201,7 +202,7 @@ struct Emulator::Impl {
   SteadyTime twilio_next_slot{};
   uint64_t next_telnyx_number_id = 1293384261075731400ULL;
 
-  std::thread sender;
+  std::vector<std::thread> senders;
   // Media WebSockets (simulated callees) run here, on their own strands.
   boost::asio::io_context media_io;
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> media_work{
@@ -209,7 +210,11 @@ struct Emulator::Impl {
   std::thread media_thread;
 
   Impl(EmulatorOptions opts, Scenario scen, const Clock& clk)
-      : options(std::move(opts)), scenario(std::move(scen)), clock(clk), random(options.seed) {
+      : options(std::move(opts)),
+        scenario(std::move(scen)),
+        clock(clk),
+        random(options.seed),
+        pending(static_cast<size_t>(options.webhook_senders)) {
     BuildInventory();
   }
 
@@ -261,6 +266,8 @@ struct Emulator::Impl {
     return nullptr;
   }
 
+  size_t Shard(const std::string& call_id) const { return std::hash<std::string>{}(call_id) % pending.size(); }
+
   void Schedule(std::vector<Delivery> timeline) {
     if (options.reorder_webhooks) {
       // Swap what is delivered at neighbouring instants: the receiver sees 1,0,3,2,…
@@ -275,9 +282,9 @@ struct Emulator::Impl {
         copy.duplicate = true;
         copy.order = next_order++;
         copy.due += std::chrono::milliseconds(1);
-        pending.push(std::move(copy));
+        pending[Shard(copy.call_id)].push(std::move(copy));
       }
-      pending.push(std::move(delivery));
+      pending[Shard(delivery.call_id)].push(std::move(delivery));
     }
     wake.notify_all();
   }
@@ -1101,21 +1108,22 @@ struct Emulator::Impl {
   }
 
   // ---- delivery thread ----
-  void SendLoop() {
+  void SendLoop(size_t shard) {
     std::map<std::string, std::unique_ptr<http::Client>> clients;  // by origin; this thread only
+    auto& queue = pending[shard];
     std::unique_lock lock(mutex);
     while (true) {
       if (stopping) return;
-      if (pending.empty()) {
+      if (queue.empty()) {
         wake.wait(lock);
         continue;
       }
-      if (SteadyTime due = pending.top().due; due > std::chrono::steady_clock::now()) {
+      if (SteadyTime due = queue.top().due; due > std::chrono::steady_clock::now()) {
         wake.wait_until(lock, due);  // a copy: the queue changes while we wait
         continue;
       }
-      Delivery delivery = pending.top();
-      pending.pop();
+      Delivery delivery = queue.top();
+      queue.pop();
       auto call_it = calls.find(delivery.call_id);
       if (call_it == calls.end() || call_it->second.generation != delivery.generation) {
         wake.notify_all();  // WaitIdle may be waiting for the queue to drain
@@ -1143,7 +1151,7 @@ struct Emulator::Impl {
                         {"url", delivery.url},
                         {"duplicate", delivery.duplicate},
                         {"status", 0}});
-      sending = true;
+      ++sending;
       lock.unlock();
       int status = Deliver(clients, delivery.url, headers, body);
       // Telnyx sends an undelivered event (no 2xx) to the call's failover URL, once.
@@ -1155,7 +1163,7 @@ struct Emulator::Impl {
         failover_status = Deliver(clients, delivery.failover_url, failover_headers, failover_body);
       }
       lock.lock();
-      sending = false;
+      --sending;
       events[event_index]["status"] = status;
       if (failover_status) {
         events[event_index]["failover_url"] = delivery.failover_url;
@@ -1225,6 +1233,7 @@ Result<std::unique_ptr<Emulator>> Emulator::Create(EmulatorOptions options, Scen
     return Error::InvalidArgument("telnyx_seed_hex", "the Telnyx key seed must be 64 hex digits");
   }
   if (options.time_scale <= 0) return Error::InvalidArgument("time_scale", "time scale must be positive");
+  if (options.webhook_senders < 1) return Error::InvalidArgument("webhook_senders", "must be at least 1");
   if (options.twilio_calls_per_second <= 0) {
     return Error::InvalidArgument("twilio_calls_per_second", "must be positive");
   }
@@ -1232,7 +1241,9 @@ Result<std::unique_ptr<Emulator>> Emulator::Create(EmulatorOptions options, Scen
   crypto_sign_seed_keypair(impl->telnyx_public_key, impl->telnyx_secret_key, seed);
   sodium_memzero(seed, sizeof seed);
   Impl* raw = impl.get();
-  impl->sender = std::thread([raw] { raw->SendLoop(); });
+  for (size_t shard = 0; shard < impl->pending.size(); ++shard) {
+    impl->senders.emplace_back([raw, shard] { raw->SendLoop(shard); });
+  }
   impl->media_thread = std::thread([raw] { raw->media_io.run(); });
   return std::unique_ptr<Emulator>(new Emulator(std::move(impl)));
 }
@@ -1245,7 +1256,7 @@ Emulator::~Emulator() {
     impl_->stopping = true;
   }
   impl_->wake.notify_all();
-  impl_->sender.join();
+  for (auto& sender : impl_->senders) sender.join();
   {
     std::lock_guard lock(impl_->mutex);
     for (auto& [id, call] : impl_->calls) impl_->StopMedia(call);
@@ -1275,7 +1286,10 @@ void Emulator::SetFaults(bool duplicate_webhooks, bool reorder_webhooks, const s
 
 bool Emulator::WaitIdle(std::chrono::milliseconds timeout) {
   std::unique_lock lock(impl_->mutex);
-  return impl_->wake.wait_for(lock, timeout, [&] { return impl_->pending.empty() && !impl_->sending; });
+  return impl_->wake.wait_for(lock, timeout, [&] {
+    return impl_->sending == 0 &&
+           std::all_of(impl_->pending.begin(), impl_->pending.end(), [](const auto& queue) { return queue.empty(); });
+  });
 }
 
 }  // namespace clozit::emulator
