@@ -183,9 +183,14 @@ struct Emulator::Impl {
 
   // State below is guarded by mutex.
   mutable std::mutex mutex;
-  std::condition_variable wake;
-  // One queue per delivery thread; a call's deliveries all go through one (Shard), so they keep carrier order.
-  std::vector<std::priority_queue<Delivery, std::vector<Delivery>, std::greater<>>> pending;
+  std::condition_variable wake;  // a delivery finished or was dropped (WaitIdle)
+  // One queue per delivery thread, each woken on its own; a call's deliveries all go through one (Shard), so they
+  // keep carrier order.
+  struct DeliveryQueue {
+    std::priority_queue<Delivery, std::vector<Delivery>, std::greater<>> due;
+    std::condition_variable wake;
+  };
+  std::deque<DeliveryQueue> pending;
   int sending = 0;  // deliveries in flight
   bool stopping = false;
   uint64_t next_order = 0;
@@ -198,6 +203,7 @@ struct Emulator::Impl {
   std::map<std::string, OwnedNumber> owned;  // by id
   std::map<std::string, json> number_orders;
   std::map<std::string, std::pair<SteadyTime, http::Response>> telnyx_commands;  // command_id → first answer
+  std::deque<std::pair<SteadyTime, std::string>> telnyx_command_expiry;          // oldest first
   std::deque<SteadyTime> telnyx_recent_calls;
   SteadyTime twilio_next_slot{};
   uint64_t next_telnyx_number_id = 1293384261075731400ULL;
@@ -282,11 +288,12 @@ struct Emulator::Impl {
         copy.duplicate = true;
         copy.order = next_order++;
         copy.due += std::chrono::milliseconds(1);
-        pending[Shard(copy.call_id)].push(std::move(copy));
+        pending[Shard(copy.call_id)].due.push(std::move(copy));
       }
-      pending[Shard(delivery.call_id)].push(std::move(delivery));
+      auto& queue = pending[Shard(delivery.call_id)];
+      queue.due.push(std::move(delivery));
+      queue.wake.notify_one();
     }
-    wake.notify_all();
   }
 
   // ---- Twilio timeline ----
@@ -821,13 +828,19 @@ struct Emulator::Impl {
     // Idempotent commands: a repeated command_id within 60 s gets the first answer again.
     std::string command_id = body.value("command_id", "");
     auto now = std::chrono::steady_clock::now();
-    std::erase_if(telnyx_commands,
-                  [&](const auto& entry) { return now - entry.second.first > std::chrono::seconds(60); });
+    // Oldest first, so expiry does not walk every command of the last minute on each request.
+    while (!telnyx_command_expiry.empty() && now - telnyx_command_expiry.front().first > std::chrono::seconds(60)) {
+      telnyx_commands.erase(telnyx_command_expiry.front().second);
+      telnyx_command_expiry.pop_front();
+    }
     if (!command_id.empty()) {
       if (auto it = telnyx_commands.find(command_id); it != telnyx_commands.end()) return it->second.second;
     }
     http::Response response = TelnyxRoute(request, path, body);
-    if (!command_id.empty() && response.status < 300) telnyx_commands[command_id] = {now, response};
+    if (!command_id.empty() && response.status < 300) {
+      telnyx_commands[command_id] = {now, response};
+      telnyx_command_expiry.emplace_back(now, command_id);
+    }
     return response;
   }
 
@@ -1114,16 +1127,16 @@ struct Emulator::Impl {
     std::unique_lock lock(mutex);
     while (true) {
       if (stopping) return;
-      if (queue.empty()) {
-        wake.wait(lock);
+      if (queue.due.empty()) {
+        queue.wake.wait(lock);
         continue;
       }
-      if (SteadyTime due = queue.top().due; due > std::chrono::steady_clock::now()) {
-        wake.wait_until(lock, due);  // a copy: the queue changes while we wait
+      if (SteadyTime due = queue.due.top().due; due > std::chrono::steady_clock::now()) {
+        queue.wake.wait_until(lock, due);  // a copy: the queue changes while we wait
         continue;
       }
-      Delivery delivery = queue.top();
-      queue.pop();
+      Delivery delivery = queue.due.top();
+      queue.due.pop();
       auto call_it = calls.find(delivery.call_id);
       if (call_it == calls.end() || call_it->second.generation != delivery.generation) {
         wake.notify_all();  // WaitIdle may be waiting for the queue to drain
@@ -1255,7 +1268,7 @@ Emulator::~Emulator() {
     std::lock_guard lock(impl_->mutex);
     impl_->stopping = true;
   }
-  impl_->wake.notify_all();
+  for (auto& queue : impl_->pending) queue.wake.notify_all();
   for (auto& sender : impl_->senders) sender.join();
   {
     std::lock_guard lock(impl_->mutex);
@@ -1287,8 +1300,8 @@ void Emulator::SetFaults(bool duplicate_webhooks, bool reorder_webhooks, const s
 bool Emulator::WaitIdle(std::chrono::milliseconds timeout) {
   std::unique_lock lock(impl_->mutex);
   return impl_->wake.wait_for(lock, timeout, [&] {
-    return impl_->sending == 0 &&
-           std::all_of(impl_->pending.begin(), impl_->pending.end(), [](const auto& queue) { return queue.empty(); });
+    return impl_->sending == 0 && std::all_of(impl_->pending.begin(), impl_->pending.end(),
+                                              [](const auto& queue) { return queue.due.empty(); });
   });
 }
 
