@@ -29,6 +29,7 @@
 #include <boost/asio.hpp>
 #include <nlohmann/json.hpp>
 
+#include "bench_stats.hpp"
 #include "common/clock.hpp"
 #include "http/server.hpp"
 #include "http/websocket.hpp"
@@ -43,21 +44,8 @@ using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 constexpr auto kFrame = std::chrono::milliseconds(20);
 
-/// CPU seconds (user + system) a process has used, from /proc/PID/stat.
-double ProcessCpuSeconds(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  auto close = text.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream fields(text.substr(close + 2));
-  std::string field;
-  double utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && fields >> field; ++i) {
-    if (i == 14) utime = std::stod(field);
-    if (i == 15) stime = std::stod(field);
-  }
-  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
+using bench::Percentile;
+using bench::ProcessCpuSeconds;
 
 double OwnCpuSeconds() {
   rusage usage{};
@@ -177,13 +165,6 @@ class Stream final : public http::WebSocketHandler {
   std::vector<double> jitter_;
   int64_t received_ = 0, sent_ = 0, gaps_ = 0;
 };
-
-double Percentile(std::vector<double>& values, double p) {
-  if (values.empty()) return 0;
-  size_t k = std::min(values.size() - 1, static_cast<size_t>(p * static_cast<double>(values.size())));
-  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(k), values.end());
-  return values[k];
-}
 
 int Drive(int port, const std::string& secret, int streams, int seconds, int threads, int platform_pid) {
   SystemClock clock;

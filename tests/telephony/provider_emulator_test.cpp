@@ -68,6 +68,7 @@ struct Setup {
   double time_scale = 0.02;
   int telnyx_calls_per_second = 50;
   int max_retries = 0;
+  int webhook_senders = 1;
   std::function<void(std::chrono::milliseconds)> sleep = [](std::chrono::milliseconds) {};
 };
 
@@ -79,6 +80,7 @@ class Carrier {
     options.telnyx_api_key = kApiKey;
     options.time_scale = setup.time_scale;
     options.telnyx_calls_per_second = setup.telnyx_calls_per_second;
+    options.webhook_senders = setup.webhook_senders;
     auto scenario = emulator::Scenario::FromJson(kScenario);
     EXPECT_TRUE(scenario.ok());
     auto created = emulator::Emulator::Create(options, scenario.value(), clock_);
@@ -167,6 +169,25 @@ TEST(TwilioEmulator, AnsweredCallSendsInitiatedRingingAnsweredCompleted) {
   ASSERT_EQ(delivered.size(), 4u);
   for (const auto& event : delivered) EXPECT_EQ(event["status"], 200) << event.dump();
   EXPECT_EQ(delivered[2]["event"], "in-progress");
+}
+
+TEST(TwilioEmulator, ConcurrentSendersKeepEachCallsWebhooksInOrder) {
+  Carrier carrier({.webhook_senders = 4});
+  std::vector<std::string> ids;
+  for (int i = 0; i < 12; ++i) {
+    auto call = carrier.twilio_->PlaceCall(carrier.Call(*carrier.twilio_, kAnswers));
+    ASSERT_TRUE(call.ok()) << call.error().message;
+    ids.push_back(call->call_id);
+  }
+  for (const auto& id : ids) {
+    auto events = carrier.receiver_->WaitForEnd(id);
+    EXPECT_EQ(Kinds(events), (std::vector<K>{K::kInitiated, K::kRinging, K::kAnswered, K::kEnded})) << id;
+    for (size_t i = 0; i < events.size(); ++i) EXPECT_EQ(events[i].sequence, static_cast<int64_t>(i)) << id;
+  }
+  ASSERT_TRUE(carrier.emulator_->WaitIdle(5s));
+  auto delivered = carrier.Recorded("events");
+  EXPECT_EQ(delivered.size(), 4u * ids.size());
+  for (const auto& event : delivered) EXPECT_EQ(event["status"], 200) << event.dump();
 }
 
 TEST(TwilioEmulator, BusyNoAnswerAndRejectEndWithTheirOutcomes) {

@@ -183,9 +183,15 @@ struct Emulator::Impl {
 
   // State below is guarded by mutex.
   mutable std::mutex mutex;
-  std::condition_variable wake;
-  std::priority_queue<Delivery, std::vector<Delivery>, std::greater<>> pending;
-  bool sending = false;
+  std::condition_variable wake;  // a delivery finished or was dropped (WaitIdle)
+  // One queue per delivery thread, each woken on its own; a call's deliveries all go through one (Shard), so they
+  // keep carrier order.
+  struct DeliveryQueue {
+    std::priority_queue<Delivery, std::vector<Delivery>, std::greater<>> due;
+    std::condition_variable wake;
+  };
+  std::deque<DeliveryQueue> pending;
+  int sending = 0;  // deliveries in flight
   bool stopping = false;
   uint64_t next_order = 0;
   int request_count = 0;
@@ -199,11 +205,12 @@ struct Emulator::Impl {
   std::map<std::string, OwnedNumber> owned;  // by id
   std::map<std::string, json> number_orders;
   std::map<std::string, std::pair<SteadyTime, http::Response>> telnyx_commands;  // command_id → first answer
+  std::deque<std::pair<SteadyTime, std::string>> telnyx_command_expiry;          // oldest first
   std::deque<SteadyTime> telnyx_recent_calls;
   SteadyTime twilio_next_slot{};
   uint64_t next_telnyx_number_id = 1293384261075731400ULL;
 
-  std::thread sender;
+  std::vector<std::thread> senders;
   // Media WebSockets (simulated callees) run here, on their own strands.
   boost::asio::io_context media_io;
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> media_work{
@@ -211,7 +218,11 @@ struct Emulator::Impl {
   std::thread media_thread;
 
   Impl(EmulatorOptions opts, Scenario scen, const Clock& clk)
-      : options(std::move(opts)), scenario(std::move(scen)), clock(clk), random(options.seed) {
+      : options(std::move(opts)),
+        scenario(std::move(scen)),
+        clock(clk),
+        random(options.seed),
+        pending(static_cast<size_t>(options.webhook_senders)) {
     BuildInventory();
   }
 
@@ -263,6 +274,8 @@ struct Emulator::Impl {
     return nullptr;
   }
 
+  size_t Shard(const std::string& call_id) const { return std::hash<std::string>{}(call_id) % pending.size(); }
+
   void Schedule(std::vector<Delivery> timeline) {
     if (options.reorder_webhooks) {
       // Swap what is delivered at neighbouring instants: the receiver sees 1,0,3,2,…
@@ -277,11 +290,12 @@ struct Emulator::Impl {
         copy.duplicate = true;
         copy.order = next_order++;
         copy.due += std::chrono::milliseconds(1);
-        pending.push(std::move(copy));
+        pending[Shard(copy.call_id)].due.push(std::move(copy));
       }
-      pending.push(std::move(delivery));
+      auto& queue = pending[Shard(delivery.call_id)];
+      queue.due.push(std::move(delivery));
+      queue.wake.notify_one();
     }
-    wake.notify_all();
   }
 
   // ---- Twilio timeline ----
@@ -816,13 +830,19 @@ struct Emulator::Impl {
     // Idempotent commands: a repeated command_id within 60 s gets the first answer again.
     std::string command_id = body.value("command_id", "");
     auto now = std::chrono::steady_clock::now();
-    std::erase_if(telnyx_commands,
-                  [&](const auto& entry) { return now - entry.second.first > std::chrono::seconds(60); });
+    // Oldest first, so expiry does not walk every command of the last minute on each request.
+    while (!telnyx_command_expiry.empty() && now - telnyx_command_expiry.front().first > std::chrono::seconds(60)) {
+      telnyx_commands.erase(telnyx_command_expiry.front().second);
+      telnyx_command_expiry.pop_front();
+    }
     if (!command_id.empty()) {
       if (auto it = telnyx_commands.find(command_id); it != telnyx_commands.end()) return it->second.second;
     }
     http::Response response = TelnyxRoute(request, path, body);
-    if (!command_id.empty() && response.status < 300) telnyx_commands[command_id] = {now, response};
+    if (!command_id.empty() && response.status < 300) {
+      telnyx_commands[command_id] = {now, response};
+      telnyx_command_expiry.emplace_back(now, command_id);
+    }
     return response;
   }
 
@@ -1126,21 +1146,22 @@ struct Emulator::Impl {
   }
 
   // ---- delivery thread ----
-  void SendLoop() {
+  void SendLoop(size_t shard) {
     std::map<std::string, std::unique_ptr<http::Client>> clients;  // by origin; this thread only
+    auto& queue = pending[shard];
     std::unique_lock lock(mutex);
     while (true) {
       if (stopping) return;
-      if (pending.empty()) {
-        wake.wait(lock);
+      if (queue.due.empty()) {
+        queue.wake.wait(lock);
         continue;
       }
-      if (SteadyTime due = pending.top().due; due > std::chrono::steady_clock::now()) {
-        wake.wait_until(lock, due);  // a copy: the queue changes while we wait
+      if (SteadyTime due = queue.due.top().due; due > std::chrono::steady_clock::now()) {
+        queue.wake.wait_until(lock, due);  // a copy: the queue changes while we wait
         continue;
       }
-      Delivery delivery = pending.top();
-      pending.pop();
+      Delivery delivery = queue.due.top();
+      queue.due.pop();
       auto call_it = calls.find(delivery.call_id);
       if (call_it == calls.end() || call_it->second.generation != delivery.generation) {
         wake.notify_all();  // WaitIdle may be waiting for the queue to drain
@@ -1174,7 +1195,7 @@ struct Emulator::Impl {
         ++faults_triggered;
         events[event_index]["fault"] = "endpoint_down";
       }
-      sending = true;
+      ++sending;
       lock.unlock();
       int status = endpoint_down ? 0 : Deliver(clients, delivery.url, headers, body);
       // Telnyx sends an undelivered event (no 2xx) to the call's failover URL, once.
@@ -1186,7 +1207,7 @@ struct Emulator::Impl {
         failover_status = Deliver(clients, delivery.failover_url, failover_headers, failover_body);
       }
       lock.lock();
-      sending = false;
+      --sending;
       events[event_index]["status"] = status;
       if (failover_status) {
         events[event_index]["failover_url"] = delivery.failover_url;
@@ -1256,6 +1277,7 @@ Result<std::unique_ptr<Emulator>> Emulator::Create(EmulatorOptions options, Scen
     return Error::InvalidArgument("telnyx_seed_hex", "the Telnyx key seed must be 64 hex digits");
   }
   if (options.time_scale <= 0) return Error::InvalidArgument("time_scale", "time scale must be positive");
+  if (options.webhook_senders < 1) return Error::InvalidArgument("webhook_senders", "must be at least 1");
   if (options.twilio_calls_per_second <= 0) {
     return Error::InvalidArgument("twilio_calls_per_second", "must be positive");
   }
@@ -1263,7 +1285,9 @@ Result<std::unique_ptr<Emulator>> Emulator::Create(EmulatorOptions options, Scen
   crypto_sign_seed_keypair(impl->telnyx_public_key, impl->telnyx_secret_key, seed);
   sodium_memzero(seed, sizeof seed);
   Impl* raw = impl.get();
-  impl->sender = std::thread([raw] { raw->SendLoop(); });
+  for (size_t shard = 0; shard < impl->pending.size(); ++shard) {
+    impl->senders.emplace_back([raw, shard] { raw->SendLoop(shard); });
+  }
   impl->media_thread = std::thread([raw] { raw->media_io.run(); });
   return std::unique_ptr<Emulator>(new Emulator(std::move(impl)));
 }
@@ -1275,8 +1299,8 @@ Emulator::~Emulator() {
     std::lock_guard lock(impl_->mutex);
     impl_->stopping = true;
   }
-  impl_->wake.notify_all();
-  impl_->sender.join();
+  for (auto& queue : impl_->pending) queue.wake.notify_all();
+  for (auto& sender : impl_->senders) sender.join();
   {
     std::lock_guard lock(impl_->mutex);
     for (auto& [id, call] : impl_->calls) impl_->StopMedia(call);
@@ -1321,7 +1345,10 @@ int Emulator::FaultsTriggered() const {
 
 bool Emulator::WaitIdle(std::chrono::milliseconds timeout) {
   std::unique_lock lock(impl_->mutex);
-  return impl_->wake.wait_for(lock, timeout, [&] { return impl_->pending.empty() && !impl_->sending; });
+  return impl_->wake.wait_for(lock, timeout, [&] {
+    return impl_->sending == 0 && std::all_of(impl_->pending.begin(), impl_->pending.end(),
+                                              [](const auto& queue) { return queue.due.empty(); });
+  });
 }
 
 }  // namespace clozit::emulator

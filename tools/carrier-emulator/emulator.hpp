@@ -16,9 +16,10 @@
 // and sent under /_emulator/{calls,events,requests}.
 //
 // Thread-safety: Handle is called concurrently by the HTTP server's workers;
-// all state is guarded by one mutex, and webhooks are sent from one delivery
-// thread owned by the Emulator (started in the constructor, joined in the
-// destructor). Secrets are never logged nor exposed under /_emulator.
+// all state is guarded by one mutex, and webhooks are sent from
+// `webhook_senders` delivery threads owned by the Emulator (started in the
+// constructor, joined in the destructor); one call's webhooks all go through
+// the same thread. Secrets are never logged nor exposed under /_emulator.
 #pragma once
 
 #include <chrono>
@@ -44,6 +45,9 @@ struct EmulatorOptions {
   double time_scale = 1.0;  // 0.01: a 5 s call lasts 50 ms
   double twilio_calls_per_second = 1.0;
   int telnyx_calls_per_second = 10;
+  /// Webhooks in flight at once (a carrier delivers from many workers; one is enough for tests and keeps the
+  /// n-th delivery the n-th due). Each call's webhooks still arrive one at a time, in order.
+  int webhook_senders = 1;
   bool duplicate_webhooks = false;
   bool reorder_webhooks = false;
   std::set<int> fail_requests;  // 1-based numbers of REST requests answered with a 500 (not processed)

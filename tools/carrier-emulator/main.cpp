@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   app.add_option("--time-scale", options.time_scale, "Multiply every delay (0.01: 100x faster)");
   app.add_option("--twilio-cps", options.twilio_calls_per_second, "Twilio calls per second before queueing");
   app.add_option("--telnyx-cps", options.telnyx_calls_per_second, "Telnyx calls per second before 429");
+  app.add_option("--webhook-senders", options.webhook_senders, "Webhooks delivered concurrently (per call: in order)");
   app.add_flag("--duplicate-webhooks", options.duplicate_webhooks, "Deliver every webhook twice");
   app.add_flag("--reorder-webhooks", options.reorder_webhooks, "Swap neighbouring webhooks");
   app.add_option("--fail-request", fail_requests, "Answer the n-th REST request with a 500 (repeatable)");
