@@ -279,6 +279,11 @@ int Drive(int port, const std::string& secret, int streams, int seconds, int thr
       {"platform_cpu_percent", 100.0 * platform_cpu / seconds},
       {"platform_cpu_ms_per_stream_second", 1000.0 * platform_cpu / seconds / std::max(streams, 1)},
       {"driver_cpu_percent", 100.0 * own_cpu / seconds},
+      {"driver_cpu_ms_per_stream_second", 1000.0 * own_cpu / seconds / std::max(streams, 1)},
+      // Per frame pair handled (one in, one out): comparable across runs where a starved process fell behind.
+      {"platform_cpu_us_per_frame_pair",
+       results.received > 0 ? 1e6 * platform_cpu / static_cast<double>(results.received) : 0.0},
+      {"driver_cpu_us_per_frame_pair", results.sent > 0 ? 1e6 * own_cpu / static_cast<double>(results.sent) : 0.0},
       {"load_average_1m", load[0]}};
   std::cout << out.dump() << std::endl;
   return 0;
