@@ -379,6 +379,29 @@ TEST_F(MediaEndpointTest, TwilioStopEndsTheStreamAndADroppedSocketIsReported) {
   EXPECT_EQ(endpoints_->stats().dropped.load(), 1);
 }
 
+TEST_F(MediaEndpointTest, MalformedFramesCloseTheStreamWithAProtocolError) {
+  // A payload that is not base64, and a frame that is not JSON: each ends its stream, the handler told.
+  for (std::string bad : {std::string(R"({"event":"media","streamSid":"MZ0001","media":{"payload":"not*base64"}})"),
+                          std::string(R"({"event":"media","media":{"payload":)")}) {
+    carrier_ = std::make_shared<CarrierSide>();
+    int stops = 0;
+    {
+      std::lock_guard lock(seen_->mutex);
+      stops = seen_->stops;
+    }
+    auto socket = Connect("/v1/media/twilio", true);
+    ASSERT_TRUE(socket.ok());
+    (*socket)->SendText(TwilioStart(tokens_.Issue("01JCALLBAD", 300s)));
+    ASSERT_TRUE(seen_->Wait([&] { return seen_->info.has_value(); }));
+    (*socket)->SendText(bad);
+    ASSERT_TRUE(carrier_->Wait([&] { return carrier_->close_code != -1; })) << bad;
+    EXPECT_EQ(carrier_->close_code, static_cast<int>(http::CloseCode::kProtocolError)) << bad;
+    ASSERT_TRUE(seen_->Wait([&] { return seen_->stops == stops + 1; })) << bad;
+    EXPECT_TRUE(seen_->dropped);
+  }
+  EXPECT_EQ(endpoints_->stats().malformed.load(), 2);
+}
+
 TEST_F(MediaEndpointTest, TwilioStartWithABadTokenIsClosedWithPolicyViolation) {
   auto socket = Connect("/v1/media/twilio", true);
   ASSERT_TRUE(socket.ok());

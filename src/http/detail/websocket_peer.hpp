@@ -138,28 +138,39 @@ class WebSocketPeer final : public WebSocketConnection, public std::enable_share
     boost::beast::get_lowest_layer(ws_).socket().close(ignored);
   }
 
+  // A plain completion-handler chain rather than a coroutine per burst: a media stream writes one small
+  // message every 20 ms, so each burst is one message and a spawn (its frame and its post) per write
+  // would cost as much as the write.
   void StartWriting() {
     writing_ = true;
-    boost::asio::co_spawn(executor_, WriteLoop(this->shared_from_this()), boost::asio::detached);
+    WriteNext();
   }
 
-  static boost::asio::awaitable<void> WriteLoop(std::shared_ptr<WebSocketPeer> self) {
-    namespace asio = boost::asio;
-    boost::system::error_code ec;
-    while (!self->queue_.empty() && !self->closed_) {
-      Outbound item = std::move(self->queue_.front());
-      self->queue_.pop_front();
-      self->ws_.text(item.text);
-      co_await self->ws_.async_write(asio::buffer(item.data), asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) break;
+  void WriteNext() {
+    if (!queue_.empty() && !closed_) {
+      in_flight_ = std::move(queue_.front());
+      queue_.pop_front();
+      ws_.text(in_flight_.text);
+      ws_.async_write(boost::asio::buffer(in_flight_.data),
+                      [self = this->shared_from_this()](boost::system::error_code ec, std::size_t) {
+                        if (ec) return self->WriteEnded(ec);
+                        self->WriteNext();
+                      });
+      return;
     }
-    if (!ec && self->close_requested_ && !self->closed_) {
-      self->close_sent_ = true;
-      co_await self->ws_.async_close(self->close_reason_, asio::redirect_error(asio::use_awaitable, ec));
+    if (close_requested_ && !closed_) {
+      close_sent_ = true;
+      ws_.async_close(close_reason_,
+                      [self = this->shared_from_this()](boost::system::error_code ec) { self->WriteEnded(ec); });
+      return;
     }
-    if (ec && !self->closed_) self->AbortOnStrand();
-    self->writing_ = false;
-    self->write_done_.cancel();
+    WriteEnded({});
+  }
+
+  void WriteEnded(boost::system::error_code ec) {
+    if (ec && !closed_) AbortOnStrand();
+    writing_ = false;
+    write_done_.cancel();
   }
 
   Stream ws_;
@@ -170,6 +181,7 @@ class WebSocketPeer final : public WebSocketConnection, public std::enable_share
   boost::asio::steady_timer write_done_;
   // State below is touched only on the strand.
   std::deque<Outbound> queue_;
+  Outbound in_flight_;  // the message being written (its buffer must outlive the write)
   bool writing_ = false;
   bool closed_ = false;
   bool close_requested_ = false;

@@ -1,6 +1,7 @@
 #include "telephony/media/mulaw.hpp"
 
 #include <array>
+#include <bit>
 
 namespace clozit::telephony::media {
 namespace {
@@ -31,8 +32,7 @@ uint8_t MulawEncode(int16_t sample) {
   if (value > kClip) value = kClip;
   value += kBias;
   // Segment = position of the highest set bit above bit 7 (value is at least 0x84, at most 0x7FFF).
-  int exponent = 7;
-  for (int mask = 0x4000; (value & mask) == 0 && exponent > 0; mask >>= 1) --exponent;
+  const int exponent = 31 - std::countl_zero(static_cast<uint32_t>(value)) - 7;
   const int mantissa = (value >> (exponent + 3)) & 0x0F;
   return static_cast<uint8_t>(~(sign | (exponent << 4) | mantissa));
 }
@@ -44,9 +44,13 @@ void MulawDecode(std::string_view codes, std::vector<int16_t>& out) {
   for (char code : codes) out.push_back(kDecodeTable[static_cast<uint8_t>(code)]);
 }
 
+void MulawEncode(std::span<const int16_t> samples, char* out) {
+  for (size_t i = 0; i < samples.size(); ++i) out[i] = static_cast<char>(MulawEncode(samples[i]));
+}
+
 std::string MulawEncode(std::span<const int16_t> samples) {
   std::string out(samples.size(), '\0');
-  for (size_t i = 0; i < samples.size(); ++i) out[i] = static_cast<char>(MulawEncode(samples[i]));
+  MulawEncode(samples, out.data());
   return out;
 }
 

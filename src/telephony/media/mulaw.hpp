@@ -25,5 +25,7 @@ int16_t MulawDecode(uint8_t code);
 void MulawDecode(std::string_view codes, std::vector<int16_t>& out);
 /// 16-bit PCM → µ-law bytes.
 std::string MulawEncode(std::span<const int16_t> samples);
+/// The same into `out`, which has room for samples.size() bytes.
+void MulawEncode(std::span<const int16_t> samples, char* out);
 
 }  // namespace clozit::telephony::media

@@ -1,7 +1,5 @@
 #include "telephony/media/detail/media_session.hpp"
 
-#include <sodium.h>
-
 #include <algorithm>
 #include <cctype>
 
@@ -9,7 +7,7 @@
 #include <boost/asio.hpp>
 #include <nlohmann/json.hpp>
 
-#include "telephony/detail/rest.hpp"
+#include "telephony/media/detail/media_frame.hpp"
 #include "telephony/media/mulaw.hpp"
 #include "telephony/media_stream.hpp"
 
@@ -18,17 +16,6 @@ namespace {
 
 using nlohmann::json;
 constexpr uint8_t kMulawSilence = 0xFF;  // µ-law code of 0
-
-bool DecodeBase64(std::string_view text, std::string& out) {
-  out.resize(text.size() / 4 * 3 + 3);
-  size_t length = 0;
-  if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), text.data(), text.size(), nullptr,
-                        &length, nullptr, sodium_base64_VARIANT_ORIGINAL) != 0) {
-    return false;
-  }
-  out.resize(length);
-  return true;
-}
 
 std::string Field(const json& object, const char* key) {
   if (!object.is_object()) return {};
@@ -68,11 +55,11 @@ void MediaSession::Open(std::shared_ptr<http::WebSocketConnection> connection) {
 
 void MediaSession::Text(std::string_view message) {
   if (finished_) return;
+  // Nearly every frame is `media`: read those without a JSON tree, everything else with the full parser.
+  MediaFrameView view;
+  if (started_ && ScanMediaFrame(message, view)) return Media(view.track, view.payload);
   auto frame = json::parse(message, nullptr, false);
-  if (!frame.is_object()) {
-    ++stats_.malformed;
-    return;
-  }
+  if (!frame.is_object()) return Malformed("a frame that is not a JSON object");
   const std::string event = Field(frame, "event");
   if (event == "connected") return;
   if (event == "start") {
@@ -85,18 +72,9 @@ void MediaSession::Text(std::string_view message) {
   }
   if (event == "media") {
     const json& media = Member(frame, "media");
-    // A two-way stream may echo our own track back; only the callee's audio goes to the handler.
-    std::string track = Field(media, "track");
-    if (!track.empty() && track != "inbound" && track != "inbound_track") return;
-    std::string mulaw;
-    if (!DecodeBase64(Field(media, "payload"), mulaw)) {
-      ++stats_.malformed;
-      return;
-    }
-    ++stats_.frames_in;
-    pcm_.clear();
-    MulawDecode(mulaw, pcm_);
-    handler_->OnAudio(pcm_);
+    const std::string track = Field(media, "track");
+    const std::string payload = Field(media, "payload");
+    Media(track, payload);
   } else if (event == "dtmf") {
     std::string digit = Field(Member(frame, "dtmf"), "digit");
     if (digit.size() == 1) handler_->OnDtmf(digit[0]);
@@ -106,8 +84,25 @@ void MediaSession::Text(std::string_view message) {
     Stop(false);
     connection_->Close(http::CloseCode::kNormal, "stream stopped");
   } else if (event != "error") {
-    ++stats_.malformed;
+    ++stats_.malformed;  // an event this version does not know: carriers add them, so not fatal
   }
+}
+
+void MediaSession::Media(std::string_view track, std::string_view payload) {
+  // A two-way stream may echo our own track back; only the callee's audio goes to the handler.
+  if (!track.empty() && track != "inbound" && track != "inbound_track") return;
+  if (!DecodeBase64Into(payload, mulaw_)) return Malformed("a media payload that is not base64");
+  ++stats_.frames_in;
+  pcm_.clear();
+  MulawDecode(mulaw_, pcm_);
+  handler_->OnAudio(pcm_);
+}
+
+void MediaSession::Malformed(const char* what) {
+  ++stats_.malformed;
+  spdlog::info("media stream on /v1/media/{} closed: {}", ProviderName(provider_), what);
+  Stop(true);
+  connection_->Close(http::CloseCode::kProtocolError, "malformed frame");
 }
 
 void MediaSession::Start(std::string_view message) {
@@ -189,9 +184,11 @@ Result<void> MediaSession::SendAudio(std::span<const int16_t> pcm) {
   }
   for (size_t offset = 0; offset < pcm.size(); offset += kSamplesPerFrame) {
     auto chunk = pcm.subspan(offset, std::min(kSamplesPerFrame, pcm.size() - offset));
-    std::string mulaw = MulawEncode(chunk);
-    mulaw.resize(kSamplesPerFrame, static_cast<char>(kMulawSilence));
-    queue_.push_back({std::move(mulaw), {}});
+    Outbound& item = queue_.emplace_back();
+    item.audio = true;
+    MulawEncode(chunk, item.mulaw.data());
+    std::fill(item.mulaw.begin() + static_cast<std::ptrdiff_t>(chunk.size()), item.mulaw.end(),
+              static_cast<char>(kMulawSilence));
   }
   queued_frames_ += frames;
   StartPacing();
@@ -200,7 +197,7 @@ Result<void> MediaSession::SendAudio(std::span<const int16_t> pcm) {
 
 void MediaSession::SendMark(std::string name) {
   if (finished_) return;
-  queue_.push_back({{}, std::move(name)});
+  queue_.push_back({.audio = false, .mark = std::move(name)});
   StartPacing();
 }
 
@@ -208,7 +205,7 @@ void MediaSession::Clear() {
   if (finished_) return;
   std::deque<Outbound> marks;
   for (auto& item : queue_)
-    if (item.mulaw.empty()) marks.push_back(std::move(item));
+    if (!item.audio) marks.push_back(std::move(item));
   queue_.clear();
   queued_frames_ = 0;
   connection_->SendText(provider_ == ProviderKind::kTwilio
@@ -254,7 +251,7 @@ void MediaSession::Tick() {
 
 bool MediaSession::SendLeadingMarks() {
   // Marks take no time: they go out as soon as the audio before them has.
-  while (!queue_.empty() && queue_.front().mulaw.empty()) {
+  while (!queue_.empty() && !queue_.front().audio) {
     SendMarkNow(queue_.front().mark);
     queue_.pop_front();
   }
@@ -262,20 +259,11 @@ bool MediaSession::SendLeadingMarks() {
   return !queue_.empty();
 }
 
-void MediaSession::SendFrame(const std::string& mulaw) {
+void MediaSession::SendFrame(std::span<const char> mulaw) {
   ++stats_.frames_out;
-  std::string payload = telephony::detail::Base64(mulaw);
   std::string message;
-  message.reserve(payload.size() + 96);
-  if (provider_ == ProviderKind::kTwilio) {
-    message += R"({"event":"media","streamSid":")";
-    message += info_.stream_id;  // carrier-assigned, [A-Za-z0-9] only
-    message += R"(","media":{"payload":")";
-  } else {
-    message += R"({"event":"media","media":{"payload":")";
-  }
-  message += payload;
-  message += "\"}}";
+  AppendMediaFrame(provider_ == ProviderKind::kTwilio ? std::string_view(info_.stream_id) : std::string_view(), mulaw,
+                   message);
   connection_->SendText(std::move(message));
 }
 

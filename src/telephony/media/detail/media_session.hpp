@@ -6,6 +6,7 @@
 
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
 
+#include <array>
 #include <chrono>
 #include <deque>
 #include <memory>
@@ -16,6 +17,7 @@
 
 #include "http/websocket.hpp"
 #include "telephony/media/media_endpoints.hpp"
+#include "telephony/media/mulaw.hpp"
 
 namespace clozit::telephony::media::detail {
 
@@ -40,18 +42,22 @@ class MediaSession final : public MediaOutput, public std::enable_shared_from_th
 
  private:
   struct Outbound {
-    std::string mulaw;  // one 20 ms frame; empty for a mark
+    bool audio = true;                           // else a mark
+    std::array<char, kSamplesPerFrame> mulaw{};  // one 20 ms frame, in place: no allocation per frame
     std::string mark;
   };
   void Start(std::string_view message);
   void Refuse(const std::string& why);
+  void Media(std::string_view track, std::string_view payload);
+  /// Ends the stream with a protocol error (the handler gets OnStop(dropped)).
+  void Malformed(const char* what);
   void Stop(bool dropped);
   void StartPacing();
   void Tick();
   void ArmTimer();
   /// Sends the marks at the head of the queue; false (and pacing stops) when no audio follows them.
   bool SendLeadingMarks();
-  void SendFrame(const std::string& mulaw);
+  void SendFrame(std::span<const char> mulaw);
   void SendMarkNow(const std::string& name);
 
   ProviderKind provider_;
@@ -75,7 +81,9 @@ class MediaSession final : public MediaOutput, public std::enable_shared_from_th
   bool pacing_ = false;
   std::chrono::steady_clock::time_point next_send_{};
   std::chrono::steady_clock::time_point last_sent_{};
-  std::vector<int16_t> pcm_;  // reused decode buffer
+  // Reused decode buffers.
+  std::string mulaw_;
+  std::vector<int16_t> pcm_;
 };
 
 }  // namespace clozit::telephony::media::detail
