@@ -12,10 +12,8 @@ cd "$(dirname "$0")/.."
 seconds=${1:-10}
 clients=${2:-64}
 
-build=build/release
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLOZIT_BUILD_TESTS=OFF \
-  -DCLOZIT_BUILD_BENCH=ON >/dev/null
-ninja -C "$build" billing_bench >/dev/null
+source bench/release_build.sh
+build_release billing_bench
 bench="$build/bench/billing_bench"
 
 work=$(mktemp -d)

@@ -22,10 +22,8 @@ shift $(($# < 2 ? $# : 2))
 providers=("$@")
 [ ${#providers[@]} -eq 0 ] && providers=(twilio telnyx)
 
-build=build/release
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLOZIT_BUILD_TESTS=OFF \
-  -DCLOZIT_BUILD_BENCH=ON >/dev/null
-ninja -C "$build" clozit carrier-emulator call_setup_bench >/dev/null
+source bench/release_build.sh
+build_release clozit carrier-emulator call_setup_bench
 clozit_bin=$PWD/$build/src/clozit
 emulator_bin=$PWD/$build/tools/carrier-emulator/carrier-emulator
 driver=$PWD/$build/bench/call_setup_bench

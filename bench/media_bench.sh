@@ -12,10 +12,8 @@ cd "$(dirname "$0")/.."
 streams=${1:-1000}
 seconds=${2:-20}
 
-build=build/release
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLOZIT_BUILD_TESTS=OFF \
-  -DCLOZIT_BUILD_BENCH=ON >/dev/null
-ninja -C "$build" media_bench >/dev/null
+source bench/release_build.sh
+build_release media_bench
 bench="$build/bench/media_bench"
 ulimit -n 8192
 
