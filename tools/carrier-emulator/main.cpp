@@ -4,6 +4,7 @@
 //
 // Prints one JSON line with the bound port and the Telnyx webhook public key,
 // then serves until SIGINT/SIGTERM. The auth token is never printed.
+#include <limits>
 #include <utility>
 
 #include <cstdio>
@@ -38,11 +39,14 @@ int main(int argc, char** argv) {
   app.add_option("--webhook-senders", options.webhook_senders, "Webhooks delivered concurrently (per call: in order)");
   app.add_flag("--duplicate-webhooks", options.duplicate_webhooks, "Deliver every webhook twice");
   app.add_flag("--reorder-webhooks", options.reorder_webhooks, "Swap neighbouring webhooks");
-  app.add_option("--fail-request", fail_requests, "Answer the n-th REST request with a 500 (repeatable)");
+  app.add_option("--fail-request", fail_requests, "Answer the n-th REST request with a 500 (repeatable)")
+      ->check(CLI::Range(1, std::numeric_limits<int>::max()));
   app.add_option("--lose-response", lose_responses,
-                 "Process the n-th REST request but answer 504, as if the answer was lost (repeatable)");
+                 "Process the n-th REST request but answer 504, as if the answer was lost (repeatable)")
+      ->check(CLI::Range(1, std::numeric_limits<int>::max()));
   app.add_option("--fail-webhook", fail_webhooks,
-                 "The platform's endpoint is down for the n-th webhook delivery (repeatable)");
+                 "The platform's endpoint is down for the n-th webhook delivery (repeatable)")
+      ->check(CLI::Range(1, std::numeric_limits<int>::max()));
   app.add_option("--seed", options.seed, "Seed for ids, ring times and the number inventory");
   int64_t drop_media_after_ms = 0;
   app.add_option("--drop-media-after-ms", drop_media_after_ms, "Drop every media stream this long after it opened");
