@@ -23,7 +23,7 @@ serve_pid=$!
 trap 'kill "$serve_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 100); do [ -s "$work/serve.out" ] && break; sleep 0.05; done
 port=$(sed -n 's/.*"port":\([0-9]*\).*/\1/p' "$work/serve.out")
-"$bench" drive --port "$port" --streams "$streams" --seconds "$seconds" --threads 1 --platform-pid "$serve_pid"
+"$bench" drive --port "$port" --streams "$streams" --seconds "$seconds" --platform-pid "$serve_pid"
 kill -TERM "$serve_pid"
 wait "$serve_pid" || true
 cat "$work/serve.err" >&2

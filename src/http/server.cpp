@@ -22,8 +22,8 @@ namespace {
 asio::awaitable<void> Listen(detail::ServerState& state) {
   for (;;) {
     boost::system::error_code ec;
-    tcp::socket socket = co_await state.acceptor.async_accept(asio::make_strand(state.io),
-                                                              asio::redirect_error(asio::use_awaitable, ec));
+    tcp::socket socket =
+        co_await state.acceptor.async_accept(state.NextContext(), asio::redirect_error(asio::use_awaitable, ec));
     if (state.stopping || ec == asio::error::operation_aborted) co_return;
     if (ec) {
       // Out of descriptors and the like: back off instead of spinning.
@@ -47,7 +47,7 @@ asio::awaitable<void> DrainThenStop(detail::ServerState& state) {
   if (state.open_sessions > 0) {
     spdlog::warn("shutdown deadline passed with {} connection(s) still open", state.open_sessions.load());
   }
-  state.io.stop();
+  state.StopAll();
 }
 
 bool IsLoopback(const asio::ip::address& address) { return address.is_loopback(); }
@@ -58,7 +58,7 @@ Server::Server(ServerOptions options, Handler handler)
     : state_(std::make_unique<detail::ServerState>(std::move(options), std::move(handler))) {}
 
 Server::~Server() {
-  if (!state_->io.stopped()) state_->io.stop();
+  state_->StopAll();
   state_->workers.join();
 }
 
@@ -125,7 +125,9 @@ void Server::Run() {
     });
   }
   std::vector<std::thread> threads;
-  for (int i = 1; i < state_->options.io_threads; ++i) threads.emplace_back([this] { state_->io.run(); });
+  for (size_t i = 1; i < state_->contexts.size(); ++i) {
+    threads.emplace_back([context = state_->contexts[i].get()] { context->run(); });
+  }
   state_->io.run();
   for (auto& thread : threads) thread.join();
   state_->workers.join();

@@ -1,6 +1,6 @@
 // http: the HTTP/1.1 server (Boost.Beast on C++20 coroutines).
 //
-// Network I/O runs on `io_threads` threads, one strand per connection;
+// Network I/O runs on `io_threads` threads, each with its own io_context; a connection lives on one of them;
 // handlers run on a separate pool of `worker_threads` so that blocking work
 // (SQLite, libpq, argon2) never stalls the event loop. Every socket has a body
 // limit, a header timeout and an idle timeout. With a certificate and key the

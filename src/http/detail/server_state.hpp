@@ -3,12 +3,14 @@
 
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <vector>
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -29,13 +31,38 @@ struct ServerState {
   ServerState(ServerOptions opts, Handler h)
       : options(std::move(opts)),
         handler(std::move(h)),
-        io(options.io_threads),
+        contexts(MakeContexts(options.io_threads)),
+        io(*contexts.front()),
         workers(static_cast<size_t>(options.worker_threads)),
-        acceptor(boost::asio::make_strand(io)) {}
+        acceptor(io) {
+    for (auto& context : contexts) keep_running.push_back(boost::asio::make_work_guard(*context));
+  }
+
+  /// The context the next accepted connection lives on (round robin). On the listener's thread.
+  boost::asio::io_context& NextContext() { return *contexts[next_context++ % contexts.size()]; }
+
+  /// Ends every I/O thread's loop.
+  void StopAll() {
+    keep_running.clear();
+    for (auto& context : contexts) context->stop();
+  }
+
+  static std::vector<std::unique_ptr<boost::asio::io_context>> MakeContexts(int threads) {
+    std::vector<std::unique_ptr<boost::asio::io_context>> contexts;
+    // Concurrency hint 1: each context is run by exactly one thread, so its scheduler skips cross-thread wake-ups.
+    for (int i = 0; i < std::max(threads, 1); ++i) contexts.push_back(std::make_unique<boost::asio::io_context>(1));
+    return contexts;
+  }
 
   ServerOptions options;
   Handler handler;
-  boost::asio::io_context io;
+  // One io_context per I/O thread, each connection pinned to one of them for its whole life: the context's
+  // single thread serialises the connection's handlers (no strand, no lock hand-offs between threads), and a
+  // thread can serve all its connections' timers from one timer queue.
+  std::vector<std::unique_ptr<boost::asio::io_context>> contexts;
+  boost::asio::io_context& io;  // contexts[0]: also the listener's, the signals' and the shutdown's
+  std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> keep_running;
+  size_t next_context = 0;
   boost::asio::thread_pool workers;
   boost::asio::ip::tcp::acceptor acceptor;
   std::optional<boost::asio::ssl::context> tls;

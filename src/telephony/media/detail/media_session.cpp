@@ -7,6 +7,7 @@
 #include <boost/asio.hpp>
 #include <nlohmann/json.hpp>
 
+#include "telephony/media/detail/frame_pacer.hpp"
 #include "telephony/media/detail/media_frame.hpp"
 #include "telephony/media/mulaw.hpp"
 #include "telephony/media_stream.hpp"
@@ -45,8 +46,8 @@ MediaSession::MediaSession(ProviderKind provider, std::optional<std::string> ver
 void MediaSession::Open(std::shared_ptr<http::WebSocketConnection> connection) {
   connection_ = std::move(connection);
   connection_executor_ = connection_->executor();
-  pace_timer_.emplace(connection_executor_);
   start_timer_.emplace(connection_executor_, settings_.start_timeout);
+  pacer_ = &FramePacer::Of(connection_executor_);
   ++stats_.active;
   start_timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
     if (!ec && !self->started_ && !self->finished_) self->Refuse("no valid start frame in time");
@@ -153,7 +154,6 @@ void MediaSession::Stop(bool dropped) {
   finished_ = true;
   queue_.clear();
   queued_frames_ = 0;
-  pace_timer_->cancel();
   if (!handler_) return;
   if (dropped) {
     ++stats_.dropped;
@@ -166,7 +166,6 @@ void MediaSession::Stop(bool dropped) {
 void MediaSession::Closed() {
   Stop(true);  // no effect after a `stop`
   start_timer_->cancel();
-  pace_timer_->cancel();
   --stats_.active;
   connection_.reset();
 }
@@ -228,11 +227,10 @@ void MediaSession::StartPacing() {
   }
 }
 
-void MediaSession::ArmTimer() {
-  pace_timer_->expires_at(next_send_);
-  pace_timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
-    if (!ec && !self->finished_) self->Tick();
-  });
+void MediaSession::ArmTimer() { pacer_->WakeAt(next_send_, shared_from_this()); }
+
+void MediaSession::OnPace() {
+  if (!finished_) Tick();
 }
 
 void MediaSession::Tick() {

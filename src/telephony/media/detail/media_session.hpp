@@ -1,7 +1,7 @@
 // One carrier media WebSocket = one call: authenticates the `start` frame,
 // decodes inbound frames for the MediaHandler, and paces outbound audio.
-// Lives on the connection's strand; shared with its own timers so that a
-// timer firing after the socket closed finds a live (closed) object.
+// Lives on the connection's executor; shared with its timer and the frame
+// pacer so that a wake-up after the socket closed finds a live (closed) object.
 #pragma once
 
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
@@ -20,6 +20,8 @@
 #include "telephony/media/mulaw.hpp"
 
 namespace clozit::telephony::media::detail {
+
+class FramePacer;
 
 class MediaSession final : public MediaOutput, public std::enable_shared_from_this<MediaSession> {
  public:
@@ -40,6 +42,9 @@ class MediaSession final : public MediaOutput, public std::enable_shared_from_th
   void Close() override;
   boost::asio::any_io_executor executor() const override { return connection_executor_; }
 
+  /// The frame pacer's wake-up: sends what is due. On the connection's executor.
+  void OnPace();
+
  private:
   struct Outbound {
     bool audio = true;                           // else a mark
@@ -54,6 +59,7 @@ class MediaSession final : public MediaOutput, public std::enable_shared_from_th
   void Stop(bool dropped);
   void StartPacing();
   void Tick();
+  /// Asks the context's frame pacer for a wake-up at next_send_.
   void ArmTimer();
   /// Sends the marks at the head of the queue; false (and pacing stops) when no audio follows them.
   bool SendLeadingMarks();
@@ -70,8 +76,8 @@ class MediaSession final : public MediaOutput, public std::enable_shared_from_th
   // State below is touched only on the connection's strand.
   std::shared_ptr<http::WebSocketConnection> connection_;
   boost::asio::any_io_executor connection_executor_;
-  std::optional<boost::asio::steady_timer> pace_timer_;
   std::optional<boost::asio::steady_timer> start_timer_;
+  FramePacer* pacer_ = nullptr;  // of the connection's io_context, which outlives the session's wakes
   std::unique_ptr<MediaHandler> handler_;
   MediaStreamInfo info_;
   bool started_ = false;

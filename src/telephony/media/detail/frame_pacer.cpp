@@ -1,0 +1,88 @@
+#include "telephony/media/detail/frame_pacer.hpp"
+
+#include <boost/asio.hpp>
+
+#include "telephony/media/detail/media_session.hpp"
+
+namespace clozit::telephony::media::detail {
+namespace {
+
+/// `at` rounded up to a whole millisecond of the steady clock: what falls due within one millisecond
+/// shares one wake-up, and nothing is woken before it is due.
+FramePacer::Clock::time_point CeilToMillisecond(FramePacer::Clock::time_point at) {
+  return std::chrono::ceil<std::chrono::milliseconds>(at);
+}
+
+}  // namespace
+
+FramePacer::FramePacer(boost::asio::execution_context& context) : boost::asio::execution_context::service(context) {}
+
+FramePacer& FramePacer::Of(const boost::asio::any_io_executor& executor) {
+  auto& context = boost::asio::query(executor, boost::asio::execution::context);
+  auto& pacer = boost::asio::use_service<FramePacer>(context);
+  std::lock_guard lock(pacer.mutex_);
+  if (!pacer.timer_) {
+    // The context's own executor, not the (possibly strand-wrapped) one of the connection that asked first.
+    using IoExecutor = boost::asio::io_context::executor_type;
+    if (const auto* strand = executor.target<boost::asio::strand<IoExecutor>>()) {
+      pacer.executor_ = strand->get_inner_executor();
+    } else {
+      pacer.executor_ = executor;
+    }
+    pacer.timer_.emplace(pacer.executor_);
+  }
+  return pacer;
+}
+
+void FramePacer::WakeAt(Clock::time_point due, std::shared_ptr<MediaSession> session) {
+  std::lock_guard lock(mutex_);
+  if (!timer_) return;  // shut down
+  entries_.push({due, std::move(session)});
+  ArmLocked();
+}
+
+size_t FramePacer::Waiting() const {
+  std::lock_guard lock(mutex_);
+  return entries_.size();
+}
+
+void FramePacer::ArmLocked() {
+  if (entries_.empty()) return;
+  auto at = CeilToMillisecond(entries_.top().due);
+  if (armed_for_ && *armed_for_ <= at) return;
+  armed_for_ = at;
+  uint64_t generation = ++generation_;
+  timer_->expires_at(at);  // cancels an earlier wait, whose handler then finds its generation stale
+  timer_->async_wait([this, generation](boost::system::error_code ec) {
+    if (!ec) Fire(generation);
+  });
+}
+
+void FramePacer::Fire(uint64_t generation) {
+  std::vector<std::shared_ptr<MediaSession>> due;
+  {
+    std::lock_guard lock(mutex_);
+    if (generation != generation_ || !timer_) return;
+    armed_for_.reset();
+    auto now = Clock::now();
+    while (!entries_.empty() && entries_.top().due <= now) {
+      // priority_queue::top is const: the entry is copied out, then popped.
+      due.push_back(entries_.top().session);
+      entries_.pop();
+    }
+    ArmLocked();
+  }
+  for (auto& session : due) {
+    auto executor = session->executor();
+    boost::asio::dispatch(executor, [session = std::move(session)] { session->OnPace(); });
+  }
+}
+
+void FramePacer::shutdown() {
+  std::lock_guard lock(mutex_);
+  if (timer_) timer_->cancel();
+  while (!entries_.empty()) entries_.pop();
+  timer_.reset();
+}
+
+}  // namespace clozit::telephony::media::detail
