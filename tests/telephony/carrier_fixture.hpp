@@ -22,6 +22,7 @@
 
 #include "billing/charging.hpp"
 #include "billing/ledger.hpp"
+#include "billing/ledger_check.hpp"
 #include "billing/number_fees.hpp"
 #include "emulator.hpp"
 #include "emulator_harness.hpp"
@@ -167,6 +168,13 @@ class CarrierFixture : public storage::test::BackendTest {
     auto response = (*client)->Send("GET", "/_emulator/" + what, {}, "");
     if (!response || response->status != 200) return nlohmann::json::array();
     return nlohmann::json::parse(response->body, nullptr, false);
+  }
+
+  /// CheckLedger finds nothing wrong.
+  void ExpectLedgerClean() {
+    auto breaches = billing::CheckLedger(*db_);
+    ASSERT_TRUE(breaches.ok()) << breaches.error().message;
+    for (const auto& breach : *breaches) ADD_FAILURE() << "ledger-check: " << breach;
   }
 
   OffsetClock clock_;

@@ -11,7 +11,6 @@
 #include <set>
 #include <string>
 
-#include "billing/ledger_check.hpp"
 #include "carrier_fixture.hpp"
 
 namespace clozit::telephony {
@@ -68,12 +67,6 @@ class NumberSweepTest : public test::CarrierFixture {
     auto balance = charging_->Balance(TenantId(tenant));
     EXPECT_TRUE(balance.ok());
     return balance.ok() ? balance->available.micros() : -1;
-  }
-
-  void ExpectLedgerClean() {
-    auto breaches = billing::CheckLedger(*db_);
-    ASSERT_TRUE(breaches.ok()) << breaches.error().message;
-    for (const auto& breach : *breaches) ADD_FAILURE() << "ledger-check: " << breach;
   }
 
   Result<int64_t> Sweep() { return telephony_->numbers.SweepPurchasing(kGrace); }
