@@ -1,6 +1,5 @@
 #include "telephony/numbers.hpp"
 
-#include <algorithm>
 #include <regex>
 
 #include "telephony/detail/values.hpp"
@@ -62,11 +61,6 @@ std::string CountryOf(const std::string& e164) {
 
 // The capabilities Clozit requires of every number it buys or imports (searches ask for voice).
 constexpr const char* kCapabilities = R"(["voice"])";
-
-const OwnedNumber* FindOwned(const std::vector<OwnedNumber>& owned, const std::string& e164) {
-  auto it = std::find_if(owned.begin(), owned.end(), [&](const OwnedNumber& n) { return n.phone_number == e164; });
-  return it == owned.end() ? nullptr : &*it;
-}
 
 }  // namespace
 
@@ -155,13 +149,13 @@ Result<PhoneNumber> PhoneNumbers::Buy(const std::string& tenant_id, const BuyNum
   if (!bought && bought.error().code == ErrorCode::kUnavailable) {
     // The carrier may have bought it and lost its answer: its number list says. Unknown either way, the charge
     // and the `purchasing` row stay for SweepPurchasing rather than refund a number the tenant may hold.
-    auto owned = provider->ListNumbers();
-    if (!owned) {
+    auto held = provider->FindNumber(input.phone_number);
+    if (!held) {
       spdlog::warn("number {}: the carrier's answer to the purchase was lost and its number list is unavailable",
                    id.str());
       return bought.error();
     }
-    if (const OwnedNumber* held = FindOwned(*owned, input.phone_number)) bought = *held;
+    if (*held) bought = **held;
   }
   // What the row says so far; the steps below only need who holds what.
   PhoneNumber number;
@@ -223,9 +217,8 @@ Result<PhoneNumber> PhoneNumbers::Import(const std::string& tenant_id, const std
     return Error::Make(ErrorCode::kNotFound, "no such provider account", "account_id");
   }
   CLOZIT_ASSIGN_OR_RETURN(auto provider, accounts_.ProviderFor(*account));
-  CLOZIT_ASSIGN_OR_RETURN(auto owned, provider->ListNumbers());
-  const OwnedNumber* it = FindOwned(owned, phone_number);
-  if (it == nullptr) {
+  CLOZIT_ASSIGN_OR_RETURN(auto held, provider->FindNumber(phone_number));
+  if (!held) {
     return Error::Make(ErrorCode::kNotFound, "the carrier account does not hold this number", "phone_number");
   }
   const PhoneNumberId id = PhoneNumberId::New(clock_, random_);
@@ -236,7 +229,7 @@ Result<PhoneNumber> PhoneNumbers::Import(const std::string& tenant_id, const std
         "INSERT INTO telephony_numbers (id, tenant_id, account_id, provider, provider_number_id, e164, country, "
         "number_type, capabilities, source, status, purchased_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, "
         "$6, $7, $8, $9, 'imported', 'active', NULL, $10, $10)",
-        {id.str(), tenant_id, account->id.str(), std::string(ProviderName(account->provider)), it->id, phone_number,
+        {id.str(), tenant_id, account->id.str(), std::string(ProviderName(account->provider)), held->id, phone_number,
          country, NumberTypeOf(phone_number), std::string(kCapabilities), now});
     if (!inserted && inserted.error().code == ErrorCode::kAlreadyExists) {
       return Error::Make(ErrorCode::kConflict, "this number is already held", "phone_number");
@@ -286,10 +279,8 @@ Result<PhoneNumber> PhoneNumbers::FinishRelease(const PhoneNumber& number, const
     if (!released && released.error().code == ErrorCode::kUnavailable) {
       // The carrier may have released it and lost its answer; left active here, its fees would go on being
       // charged for a number the tenant no longer holds.
-      auto owned = provider->ListNumbers();
-      if (owned && FindOwned(*owned, number.e164) == nullptr) {
-        released = Ok();
-      }
+      auto held = provider->FindNumber(number.e164);
+      if (held && !*held) released = Ok();
     }
     // Already gone at the carrier is what we wanted.
     if (!released && released.error().code != ErrorCode::kNotFound) return released.error();
@@ -359,15 +350,14 @@ Result<int64_t> PhoneNumbers::SweepPurchasing(std::chrono::milliseconds grace, i
     if (!account) continue;
     auto provider = accounts_.ProviderFor(*account);
     if (!provider) continue;
-    auto owned = (*provider)->ListNumbers();
-    if (!owned) {
+    auto held = (*provider)->FindNumber(number.e164);
+    if (!held) {
       spdlog::warn("number purchase sweep: {} not settled, the carrier's number list is unavailable: {}",
-                   number.id.str(), owned.error().message);
+                   number.id.str(), held.error().message);
       continue;
     }
-    const OwnedNumber* held = FindOwned(*owned, number.e164);
     Result<void> done = Ok();
-    if (held == nullptr) {
+    if (!*held) {
       done = FailPurchase(number, ErrorCode::kUnavailable);
     } else if (holding->status == billing::HoldingStatus::kAborted) {
       // Its charge was already returned, yet the carrier holds it: only an operator can say who pays for it.
@@ -375,7 +365,7 @@ Result<int64_t> PhoneNumbers::SweepPurchasing(std::chrono::milliseconds grace, i
       continue;
     } else {
       system.tenant_id = number.tenant_id;
-      done = Activate(number, held->id, *holding, system);
+      done = Activate(number, (*held)->id, *holding, system);
     }
     if (!done) {
       spdlog::warn("number purchase sweep: {} not settled: {}", number.id.str(), done.error().message);
