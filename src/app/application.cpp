@@ -99,6 +99,14 @@ void Application::RunNumberJob() {
   } else if (*released > 0) {
     spdlog::info("number job: {} numbers released for unpaid fees", *released);
   }
+  // Numbers left `purchasing` (the carrier's answer to a buy was lost) are settled from its number list; ten
+  // minutes are far longer than a purchase takes (two carrier requests of at most 10 s each).
+  auto swept = telephony_->numbers.SweepPurchasing(std::chrono::minutes(10));
+  if (!swept) {
+    spdlog::warn("number job: settling half-bought numbers failed: {}", swept.error().message);
+  } else if (*swept > 0) {
+    spdlog::info("number job: {} half-bought numbers settled from their carrier's list", *swept);
+  }
   // Calls whose final webhook was lost (Twilio does not retry status callbacks) are ended from the carrier's
   // own record; two quiet minutes leave in-flight webhooks time to land.
   auto reconciled = telephony_->calls.Reconcile(std::chrono::minutes(2));

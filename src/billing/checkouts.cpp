@@ -9,6 +9,7 @@
 #include "billing/chart.hpp"
 #include "billing/detail/store.hpp"
 #include "billing/statements.hpp"
+#include "storage/find_one.hpp"
 
 namespace clozit::billing {
 namespace {
@@ -58,9 +59,7 @@ Checkout CheckoutFrom(const Row& row) {
 }
 
 Result<std::optional<Checkout>> FindCheckout(Tx& tx, std::string_view where, const storage::Params& params) {
-  CLOZIT_ASSIGN_OR_RETURN(auto rows, tx.Query(std::string(kSelectCheckout) + std::string(where), params));
-  if (rows.empty()) return std::optional<Checkout>();
-  return std::optional<Checkout>(CheckoutFrom(rows.front()));
+  return storage::FindOne(tx, std::string(kSelectCheckout) + std::string(where), params, CheckoutFrom);
 }
 
 // `part` of `whole` money as a share of `credits`, rounded down and never above `credits`.

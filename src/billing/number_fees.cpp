@@ -9,6 +9,7 @@
 #include "billing/detail/periods.hpp"
 #include "billing/detail/store.hpp"
 #include "billing/statements.hpp"
+#include "storage/find_one.hpp"
 
 namespace clozit::billing {
 namespace {
@@ -69,9 +70,7 @@ StoredHolding HoldingFrom(const Row& row) {
 }
 
 Result<std::optional<StoredHolding>> FindHolding(Tx& tx, std::string_view where, const storage::Params& params) {
-  CLOZIT_ASSIGN_OR_RETURN(auto rows, tx.Query(std::string(kSelectHolding) + std::string(where), params));
-  if (rows.empty()) return std::optional<StoredHolding>();
-  return std::optional<StoredHolding>(HoldingFrom(rows.front()));
+  return storage::FindOne(tx, std::string(kSelectHolding) + std::string(where), params, HoldingFrom);
 }
 
 Result<StoredHolding> RequireHolding(Tx& tx, const TenantId& tenant_id, const std::string& number_id) {

@@ -9,6 +9,7 @@
 #include "billing/chart.hpp"
 #include "billing/detail/store.hpp"
 #include "billing/statements.hpp"
+#include "storage/find_one.hpp"
 
 namespace clozit::billing {
 namespace {
@@ -67,9 +68,7 @@ Purchase PurchaseFrom(const Row& row) {
 }
 
 Result<std::optional<Purchase>> FindPurchase(Tx& tx, std::string_view where, const storage::Params& params) {
-  CLOZIT_ASSIGN_OR_RETURN(auto rows, tx.Query(std::string(kSelectPurchase) + std::string(where), params));
-  if (rows.empty()) return std::optional<Purchase>();
-  return std::optional<Purchase>(PurchaseFrom(rows.front()));
+  return storage::FindOne(tx, std::string(kSelectPurchase) + std::string(where), params, PurchaseFrom);
 }
 
 // The price share of `part` credits out of `whole`, rounded down (never refund more than was paid).
@@ -140,11 +139,8 @@ StoredRefund RefundFrom(const Row& row) {
 }
 
 Result<std::optional<StoredRefund>> FindRefund(Tx& tx, const std::string& id, const std::string& tenant_id) {
-  CLOZIT_ASSIGN_OR_RETURN(
-      auto rows,
-      tx.Query(std::string(kSelectRefund) + "WHERE r.id = $1 AND ($2 = '' OR r.tenant_id = $2)", {id, tenant_id}));
-  if (rows.empty()) return std::optional<StoredRefund>();
-  return std::optional<StoredRefund>(RefundFrom(rows.front()));
+  return storage::FindOne(tx, std::string(kSelectRefund) + "WHERE r.id = $1 AND ($2 = '' OR r.tenant_id = $2)",
+                          {id, tenant_id}, RefundFrom);
 }
 
 Result<StoredRefund> RequireRefund(Tx& tx, const std::string& id, const std::string& tenant_id) {

@@ -8,6 +8,7 @@
 #include "billing/detail/periods.hpp"
 #include "billing/detail/store.hpp"
 #include "billing/statements.hpp"
+#include "storage/find_one.hpp"
 
 namespace clozit::billing {
 namespace {
@@ -66,9 +67,7 @@ Stored From(const Row& row) {
 }
 
 Result<std::optional<Stored>> Find(Tx& tx, std::string_view where, const storage::Params& params) {
-  CLOZIT_ASSIGN_OR_RETURN(auto rows, tx.Query(std::string(kSelect) + std::string(where), params));
-  if (rows.empty()) return std::optional<Stored>();
-  return std::optional<Stored>(From(rows.front()));
+  return storage::FindOne(tx, std::string(kSelect) + std::string(where), params, From);
 }
 
 // The tenant's live (active or past-due) subscription.

@@ -148,45 +148,61 @@ Result<PhoneNumber> PhoneNumbers::Buy(const std::string& tenant_id, const BuyNum
   auto bought = provider->BuyNumber(input.phone_number);
   if (!bought && bought.error().code == ErrorCode::kUnavailable) {
     // The carrier may have bought it and lost its answer: its number list says. Unknown either way, the charge
-    // and the `purchasing` row stay for an operator rather than refund a number the tenant may hold.
-    auto owned = provider->ListNumbers();
-    if (!owned) {
-      spdlog::error("number {}: the carrier's answer to the purchase was lost and its number list is unavailable",
-                    id.str());
+    // and the `purchasing` row stay for SweepPurchasing rather than refund a number the tenant may hold.
+    auto held = provider->FindNumber(input.phone_number);
+    if (!held) {
+      spdlog::warn("number {}: the carrier's answer to the purchase was lost and its number list is unavailable",
+                   id.str());
       return bought.error();
     }
-    auto it = std::find_if(owned->begin(), owned->end(),
-                           [&](const OwnedNumber& n) { return n.phone_number == input.phone_number; });
-    if (it != owned->end()) bought = *it;
+    if (*held) bought = **held;
   }
+  // What the row says so far; the steps below only need who holds what.
+  PhoneNumber number;
+  number.id = id;
+  number.tenant_id = tenant_id;
+  number.account_id = account.id.str();
+  number.provider = account.provider;
   if (!bought) {
-    auto aborted = fees_->AbortNumberPurchase(TenantId(tenant_id), id.str());
-    if (!aborted) {
-      // The number stays `purchasing`: an operator sees a charge without a number. Logged by id only.
-      spdlog::error("number {}: the carrier refused the purchase and the fee charge could not be aborted: {}", id.str(),
-                    aborted.error().message);
-      return aborted.error();
-    }
-    CLOZIT_TRY(db_.Write([&](storage::Tx& tx) -> Result<void> {
-      CLOZIT_TRY(
-          tx.Exec("UPDATE telephony_numbers SET status = 'failed', error_code = $2, updated_at = $3 "
-                  "WHERE id = $1",
-                  {id.str(), std::string(CodeName(bought.error().code)), ToUnixMillis(clock_.Now())}));
-      return Ok();
-    }));
+    CLOZIT_TRY(FailPurchase(number, bought.error().code));
     return bought.error();
   }
-
-  CLOZIT_TRY(db_.Write([&](storage::Tx& tx) -> Result<void> {
-    CLOZIT_TRY(
-        tx.Exec("UPDATE telephony_numbers SET status = 'active', provider_number_id = $2, purchased_at = $3, "
-                "next_fee_at = $4, updated_at = $5 WHERE id = $1",
-                {id.str(), bought->id, ToUnixMillis(holding->purchased_at), Millis(holding->next_fee_at),
-                 ToUnixMillis(clock_.Now())}));
-    nlohmann::json details = {{"account_id", account.id.str()}, {"provider", ProviderName(account.provider)}};
-    return audit_.Record(tx, actor, {"phone_number.buy", "phone_number", id.str(), details.dump()}, tenant_id);
-  }));
+  CLOZIT_TRY(Activate(number, bought->id, *holding, actor));
   return Get(tenant_id, id.str());
+}
+
+Result<void> PhoneNumbers::Activate(const PhoneNumber& number, const std::string& provider_number_id,
+                                    const billing::NumberHolding& holding, const privacy::Actor& actor) {
+  return db_.Write([&](storage::Tx& tx) -> Result<void> {
+    // Only from `purchasing`: a sweep on another node may have settled it first, and its audit entry is the one.
+    CLOZIT_ASSIGN_OR_RETURN(
+        int64_t updated,
+        tx.Exec("UPDATE telephony_numbers SET status = 'active', provider_number_id = $2, purchased_at = $3, "
+                "next_fee_at = $4, updated_at = $5 WHERE id = $1 AND status = 'purchasing'",
+                {number.id.str(), provider_number_id, ToUnixMillis(holding.purchased_at), Millis(holding.next_fee_at),
+                 ToUnixMillis(clock_.Now())}));
+    if (updated == 0) return Ok();
+    nlohmann::json details = {{"account_id", number.account_id}, {"provider", ProviderName(number.provider)}};
+    return audit_.Record(tx, actor, {"phone_number.buy", "phone_number", number.id.str(), details.dump()},
+                         number.tenant_id);
+  });
+}
+
+Result<void> PhoneNumbers::FailPurchase(const PhoneNumber& number, ErrorCode why) {
+  auto aborted = fees_->AbortNumberPurchase(TenantId(number.tenant_id), number.id.str());
+  if (!aborted) {
+    // The number stays `purchasing` with its charge; SweepPurchasing tries again. Logged by id only.
+    spdlog::error("number {}: the carrier does not hold it and the fee charge could not be aborted: {}",
+                  number.id.str(), aborted.error().message);
+    return aborted.error();
+  }
+  return db_.Write([&](storage::Tx& tx) -> Result<void> {
+    CLOZIT_TRY(
+        tx.Exec("UPDATE telephony_numbers SET status = 'failed', error_code = $2, updated_at = $3 "
+                "WHERE id = $1 AND status = 'purchasing'",
+                {number.id.str(), std::string(CodeName(why)), ToUnixMillis(clock_.Now())}));
+    return Ok();
+  });
 }
 
 Result<PhoneNumber> PhoneNumbers::Import(const std::string& tenant_id, const std::string& phone_number,
@@ -201,10 +217,8 @@ Result<PhoneNumber> PhoneNumbers::Import(const std::string& tenant_id, const std
     return Error::Make(ErrorCode::kNotFound, "no such provider account", "account_id");
   }
   CLOZIT_ASSIGN_OR_RETURN(auto provider, accounts_.ProviderFor(*account));
-  CLOZIT_ASSIGN_OR_RETURN(auto owned, provider->ListNumbers());
-  auto it =
-      std::find_if(owned.begin(), owned.end(), [&](const OwnedNumber& n) { return n.phone_number == phone_number; });
-  if (it == owned.end()) {
+  CLOZIT_ASSIGN_OR_RETURN(auto held, provider->FindNumber(phone_number));
+  if (!held) {
     return Error::Make(ErrorCode::kNotFound, "the carrier account does not hold this number", "phone_number");
   }
   const PhoneNumberId id = PhoneNumberId::New(clock_, random_);
@@ -215,7 +229,7 @@ Result<PhoneNumber> PhoneNumbers::Import(const std::string& tenant_id, const std
         "INSERT INTO telephony_numbers (id, tenant_id, account_id, provider, provider_number_id, e164, country, "
         "number_type, capabilities, source, status, purchased_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, "
         "$6, $7, $8, $9, 'imported', 'active', NULL, $10, $10)",
-        {id.str(), tenant_id, account->id.str(), std::string(ProviderName(account->provider)), it->id, phone_number,
+        {id.str(), tenant_id, account->id.str(), std::string(ProviderName(account->provider)), held->id, phone_number,
          country, NumberTypeOf(phone_number), std::string(kCapabilities), now});
     if (!inserted && inserted.error().code == ErrorCode::kAlreadyExists) {
       return Error::Make(ErrorCode::kConflict, "this number is already held", "phone_number");
@@ -265,11 +279,8 @@ Result<PhoneNumber> PhoneNumbers::FinishRelease(const PhoneNumber& number, const
     if (!released && released.error().code == ErrorCode::kUnavailable) {
       // The carrier may have released it and lost its answer; left active here, its fees would go on being
       // charged for a number the tenant no longer holds.
-      auto owned = provider->ListNumbers();
-      if (owned && std::none_of(owned->begin(), owned->end(),
-                                [&](const OwnedNumber& n) { return n.phone_number == number.e164; })) {
-        released = Ok();
-      }
+      auto held = provider->FindNumber(number.e164);
+      if (held && !*held) released = Ok();
     }
     // Already gone at the carrier is what we wanted.
     if (!released && released.error().code != ErrorCode::kNotFound) return released.error();
@@ -310,6 +321,59 @@ Result<int64_t> PhoneNumbers::ReleaseDue(int64_t limit) {
     ++released;
   }
   return released;
+}
+
+Result<int64_t> PhoneNumbers::SweepPurchasing(std::chrono::milliseconds grace, int64_t limit) {
+  if (fees_ == nullptr) return int64_t{0};
+  // Buy holds a row `purchasing` for as long as its carrier requests take (seconds); past the grace nobody does.
+  const int64_t before = ToUnixMillis(clock_.Now()) - grace.count();
+  CLOZIT_ASSIGN_OR_RETURN(
+      auto rows, db_.Query(std::string(kNumberSelect) + "WHERE status = 'purchasing' AND source = 'purchased' AND "
+                                                        "updated_at <= $1 ORDER BY id LIMIT $2",
+                           {before, limit}));
+  privacy::Actor system{"system", "number-purchase-sweep", "", "local", "job"};
+  int64_t settled = 0;
+  for (const auto& row : rows) {
+    const PhoneNumber number = NumberFromRow(row);
+    auto holding = fees_->GetHolding(TenantId(number.tenant_id), number.id.str());
+    if (!holding && holding.error().code == ErrorCode::kNotFound) {
+      // Buy asks the carrier only after the charge: no charge, so the carrier was never asked.
+      auto deleted = db_.Write([&](storage::Tx& tx) -> Result<void> {
+        CLOZIT_TRY(tx.Exec("DELETE FROM telephony_numbers WHERE id = $1 AND status = 'purchasing'", {number.id.str()}));
+        return Ok();
+      });
+      if (deleted) ++settled;
+      continue;
+    }
+    if (!holding) continue;
+    auto account = accounts_.Find(number.account_id);
+    if (!account) continue;
+    auto provider = accounts_.ProviderFor(*account);
+    if (!provider) continue;
+    auto held = (*provider)->FindNumber(number.e164);
+    if (!held) {
+      spdlog::warn("number purchase sweep: {} not settled, the carrier's number list is unavailable: {}",
+                   number.id.str(), held.error().message);
+      continue;
+    }
+    Result<void> done = Ok();
+    if (!*held) {
+      done = FailPurchase(number, ErrorCode::kUnavailable);
+    } else if (holding->status == billing::HoldingStatus::kAborted) {
+      // Its charge was already returned, yet the carrier holds it: only an operator can say who pays for it.
+      spdlog::error("number {}: held at the carrier but its purchase charge was aborted", number.id.str());
+      continue;
+    } else {
+      system.tenant_id = number.tenant_id;
+      done = Activate(number, (*held)->id, *holding, system);
+    }
+    if (!done) {
+      spdlog::warn("number purchase sweep: {} not settled: {}", number.id.str(), done.error().message);
+      continue;
+    }
+    ++settled;
+  }
+  return settled;
 }
 
 // ---- caller-id pools

@@ -9,14 +9,16 @@
 // carrier, then stops its fees; imported numbers carry no Clozit fees and stay
 // at the tenant's carrier account. When the carrier's answer to a purchase or a
 // release is lost (unavailable), its number list decides whether it happened
-// (ADR 0013). ReleaseDue is the periodic job that releases numbers whose fees
-// went unpaid past their grace.
+// (ADR 0013), then or later: SweepPurchasing settles numbers still `purchasing`
+// after a grace period (ADR 0016). ReleaseDue is the periodic job that releases
+// numbers whose fees went unpaid past their grace.
 //
 // Caller-id pools group a tenant's active numbers; PickFromPool hands out the
 // least recently used one. Thread-safe; state in the Database; provider calls
 // are made outside transactions.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -102,6 +104,11 @@ class PhoneNumbers {
   Result<PhoneNumber> Release(const std::string& tenant_id, const std::string& id, const privacy::Actor& actor);
   /// Releases the numbers billing flagged release_due (fees unpaid past grace); returns how many.
   Result<int64_t> ReleaseDue(int64_t limit = 100);
+  /// Settles numbers left `purchasing` for longer than `grace` (the carrier's answer to the buy was lost, or a
+  /// write after it failed) by the carrier's number list: held → active, its one charge standing; not held →
+  /// failed, the charge returned as replacement credits; never charged → the row is deleted. A number whose
+  /// carrier cannot be asked stays for the next run. Returns how many were settled (ADR 0016).
+  Result<int64_t> SweepPurchasing(std::chrono::milliseconds grace, int64_t limit = 100);
 
   Result<CallerIdPool> CreatePool(const std::string& tenant_id, const std::string& name, const privacy::Actor& actor);
   Result<Page<CallerIdPool>> ListPools(const std::string& tenant_id, const PageRequest& page);
@@ -117,6 +124,11 @@ class PhoneNumbers {
  private:
   Result<ProviderAccount> AccountFor(const std::string& tenant_id, const std::string& account_id);
   Result<PhoneNumber> FinishRelease(const PhoneNumber& number, const privacy::Actor& actor);
+  /// `purchasing` → active, once: the carrier holds the number and `holding` is what billing charged for it.
+  Result<void> Activate(const PhoneNumber& number, const std::string& provider_number_id,
+                        const billing::NumberHolding& holding, const privacy::Actor& actor);
+  /// `purchasing` → failed: the carrier does not hold the number, so its charge is returned (AbortNumberPurchase).
+  Result<void> FailPurchase(const PhoneNumber& number, ErrorCode why);
 
   storage::Database& db_;
   ProviderAccounts& accounts_;

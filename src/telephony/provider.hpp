@@ -103,7 +103,11 @@ class Provider {
   virtual Result<std::vector<AvailableNumber>> SearchNumbers(const NumberSearch& search) = 0;
   virtual Result<OwnedNumber> BuyNumber(const std::string& phone_number) = 0;
   virtual Result<void> ReleaseNumber(const std::string& number_id) = 0;
+  /// The numbers the account holds: the carrier's first page only (Twilio 1,000, Telnyx 250).
   virtual Result<std::vector<OwnedNumber>> ListNumbers() = 0;
+  /// The number if the account holds it, else nullopt. Asks for that number alone, so the answer does not
+  /// depend on how many the account holds: what decides whether a purchase or a release happened.
+  virtual Result<std::optional<OwnedNumber>> FindNumber(const std::string& phone_number) = 0;
 
   /// True when the request carries this account's valid signature. Check before parsing anything.
   virtual bool VerifyWebhook(const WebhookRequest& request) const = 0;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "storage/backend_fixture.hpp"
+#include "storage/find_one.hpp"
 #include "storage/postgres/connection.hpp"
 
 namespace clozit::storage::test {
@@ -215,6 +216,26 @@ TEST_P(DatabaseTest, QueryOneReportsNotFound) {
     return Ok();
   });
   EXPECT_TRUE(result.ok()) << "an empty result is not a failed statement";
+}
+
+TEST_P(DatabaseTest, FindOneDecodesTheFirstRowOrAnswersNothing) {
+  Script(kItemsTable);
+  Script("INSERT INTO items (id, amount) VALUES ('a', 6), ('b', 7)");
+  auto result = db_->Read([](Tx& tx) -> Result<void> {
+    auto amount = [](const Row& row) { return row.Int(0); };
+    CLOZIT_ASSIGN_OR_RETURN(auto first, FindOne(tx, "SELECT amount FROM items ORDER BY id DESC", {}, amount));
+    EXPECT_EQ(first, std::optional<int64_t>(7));
+    CLOZIT_ASSIGN_OR_RETURN(auto none,
+                            FindOne(tx, "SELECT amount FROM items WHERE id = $1", {std::string("nobody")}, amount));
+    EXPECT_EQ(none, std::nullopt);
+    return Ok();
+  });
+  EXPECT_TRUE(result.ok()) << result.error().message;
+  auto broken = db_->Read([](Tx& tx) -> Result<void> {
+    CLOZIT_TRY(FindOne(tx, "SELECT amount FROM no_such_table", {}, [](const Row& row) { return row.Int(0); }));
+    return Ok();
+  });
+  EXPECT_FALSE(broken.ok()) << "a failed statement is an error, not a miss";
 }
 
 // 8 threads x 200 writes through the batching writer (or the pool): every

@@ -46,6 +46,7 @@ class ScriptedProvider final : public Provider {
   Result<OwnedNumber> BuyNumber(const std::string&) override { return Error::Make(ErrorCode::kUnavailable, "no"); }
   Result<void> ReleaseNumber(const std::string&) override { return Ok(); }
   Result<std::vector<OwnedNumber>> ListNumbers() override { return std::vector<OwnedNumber>{}; }
+  Result<std::optional<OwnedNumber>> FindNumber(const std::string&) override { return std::optional<OwnedNumber>(); }
   bool VerifyWebhook(const WebhookRequest&) const override { return true; }
   Result<CallEvent> ParseWebhook(const WebhookRequest& request) const override {
     return ParseTelnyxWebhook(request.body);

@@ -125,6 +125,20 @@ class Carrier {
     return nlohmann::json::parse(response->body);
   }
 
+  /// FindNumber answers `held` for its number and nothing for `not_held`, asking the carrier for that number
+  /// alone (a full list is one page only, and must not decide whether a number is held).
+  void ExpectFindsOnly(Provider& provider, const OwnedNumber& held, const std::string& not_held) {
+    auto found = provider.FindNumber(held.phone_number);
+    ASSERT_TRUE(found.ok()) << found.error().message;
+    ASSERT_TRUE(found->has_value());
+    EXPECT_EQ((*found)->id, held.id);
+    auto missing = provider.FindNumber(not_held);
+    ASSERT_TRUE(missing.ok()) << missing.error().message;
+    EXPECT_FALSE(missing->has_value());
+    const std::string target = Recorded("requests").back().value("target", "");
+    EXPECT_NE(target.find("%2B" + not_held.substr(1)), std::string::npos) << target;
+  }
+
   SystemClock clock_;
   SeededRandom random_{42};
   std::unique_ptr<emulator::Emulator> emulator_;
@@ -358,6 +372,7 @@ TEST(TwilioEmulator, NumberSearchBuyListReleaseRoundTrip) {
   ASSERT_TRUE(listed.ok());
   ASSERT_EQ(listed->size(), 1u);
   EXPECT_EQ(listed->front().id, bought->id);
+  carrier.ExpectFindsOnly(*carrier.twilio_, *bought, (*found)[1].phone_number);
   auto after = carrier.twilio_->SearchNumbers({"US", "415", "", 50});
   ASSERT_TRUE(after.ok());
   EXPECT_TRUE(std::none_of(after->begin(), after->end(),
@@ -365,6 +380,7 @@ TEST(TwilioEmulator, NumberSearchBuyListReleaseRoundTrip) {
 
   ASSERT_TRUE(carrier.twilio_->ReleaseNumber(bought->id).ok());
   EXPECT_TRUE(carrier.twilio_->ListNumbers()->empty());
+  EXPECT_FALSE(carrier.twilio_->FindNumber(bought->phone_number)->has_value());
   auto twice = carrier.twilio_->ReleaseNumber(bought->id);
   ASSERT_FALSE(twice.ok());
   EXPECT_EQ(twice.error().code, ErrorCode::kNotFound);
@@ -588,8 +604,10 @@ TEST(TelnyxEmulator, NumberSearchBuyListReleaseRoundTripWithCosts) {
   ASSERT_TRUE(listed.ok());
   ASSERT_EQ(listed->size(), 1u);
   EXPECT_EQ(listed->front().phone_number, found->front().phone_number);
+  carrier.ExpectFindsOnly(*carrier.telnyx_, *bought, (*found)[1].phone_number);
   ASSERT_TRUE(carrier.telnyx_->ReleaseNumber(bought->id).ok());
   EXPECT_TRUE(carrier.telnyx_->ListNumbers()->empty());
+  EXPECT_FALSE(carrier.telnyx_->FindNumber(bought->phone_number)->has_value());
   auto twice = carrier.telnyx_->ReleaseNumber(bought->id);
   ASSERT_FALSE(twice.ok());
   EXPECT_EQ(twice.error().code, ErrorCode::kNotFound);

@@ -219,8 +219,20 @@ Result<void> TelnyxProvider::ReleaseNumber(const std::string& number_id) {
 }
 
 Result<std::vector<OwnedNumber>> TelnyxProvider::ListNumbers() {
-  CLOZIT_ASSIGN_OR_RETURN(auto response,
-                          Request("GET", "/v2/phone_numbers?page%5Bnumber%5D=1&page%5Bsize%5D=250", {}, true));
+  return ListNumbersAt("/v2/phone_numbers?page%5Bnumber%5D=1&page%5Bsize%5D=250");
+}
+
+Result<std::optional<OwnedNumber>> TelnyxProvider::FindNumber(const std::string& phone_number) {
+  CLOZIT_ASSIGN_OR_RETURN(auto listed, ListNumbersAt("/v2/phone_numbers?filter%5Bphone_number%5D=" +
+                                                     detail::FormEncode(phone_number) + "&page%5Bsize%5D=250"));
+  // The filter may match more than the one number (a pattern at Telnyx): only the exact one counts.
+  for (auto& number : listed)
+    if (number.phone_number == phone_number) return std::optional<OwnedNumber>(std::move(number));
+  return std::optional<OwnedNumber>();
+}
+
+Result<std::vector<OwnedNumber>> TelnyxProvider::ListNumbersAt(const std::string& target) {
+  CLOZIT_ASSIGN_OR_RETURN(auto response, Request("GET", target, {}, true));
   auto body = json::parse(response.body, nullptr, false);
   if (!body.is_object() || !body.contains("data") || !body["data"].is_array()) {
     return Error::Make(ErrorCode::kUnavailable, "telnyx answered an unreadable number list");

@@ -41,6 +41,7 @@ class TelnyxProvider final : public Provider {
   Result<OwnedNumber> BuyNumber(const std::string& phone_number) override;
   Result<void> ReleaseNumber(const std::string& number_id) override;
   Result<std::vector<OwnedNumber>> ListNumbers() override;
+  Result<std::optional<OwnedNumber>> FindNumber(const std::string& phone_number) override;
   bool VerifyWebhook(const WebhookRequest& request) const override;
   Result<CallEvent> ParseWebhook(const WebhookRequest& request) const override;
 
@@ -49,6 +50,7 @@ class TelnyxProvider final : public Provider {
   Result<http::ClientResponse> Request(const std::string& method, const std::string& target, const std::string& body,
                                        bool idempotent);
   std::string NewCommandId();
+  Result<std::vector<OwnedNumber>> ListNumbersAt(const std::string& target);
 
   const Clock& clock_;
   Random& random_;

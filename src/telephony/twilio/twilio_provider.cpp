@@ -210,7 +210,21 @@ Result<void> TwilioProvider::ReleaseNumber(const std::string& number_id) {
 }
 
 Result<std::vector<OwnedNumber>> TwilioProvider::ListNumbers() {
-  CLOZIT_ASSIGN_OR_RETURN(auto response, Request("GET", "/IncomingPhoneNumbers.json?PageSize=1000", {}));
+  return ListNumbersAt("/IncomingPhoneNumbers.json?PageSize=1000");
+}
+
+Result<std::optional<OwnedNumber>> TwilioProvider::FindNumber(const std::string& phone_number) {
+  CLOZIT_ASSIGN_OR_RETURN(
+      auto listed,
+      ListNumbersAt("/IncomingPhoneNumbers.json?PhoneNumber=" + detail::FormEncode(phone_number) + "&PageSize=1000"));
+  // The filter may match more than the one number (a pattern at Telnyx): only the exact one counts.
+  for (auto& number : listed)
+    if (number.phone_number == phone_number) return std::optional<OwnedNumber>(std::move(number));
+  return std::optional<OwnedNumber>();
+}
+
+Result<std::vector<OwnedNumber>> TwilioProvider::ListNumbersAt(const std::string& path) {
+  CLOZIT_ASSIGN_OR_RETURN(auto response, Request("GET", path, {}));
   auto body = json::parse(response.body, nullptr, false);
   if (!body.is_object() || !body.contains("incoming_phone_numbers")) {
     return Error::Make(ErrorCode::kUnavailable, "twilio answered an unreadable number list");

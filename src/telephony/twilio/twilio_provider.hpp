@@ -45,6 +45,7 @@ class TwilioProvider final : public Provider {
   Result<OwnedNumber> BuyNumber(const std::string& phone_number) override;
   Result<void> ReleaseNumber(const std::string& number_id) override;
   Result<std::vector<OwnedNumber>> ListNumbers() override;
+  Result<std::optional<OwnedNumber>> FindNumber(const std::string& phone_number) override;
   bool VerifyWebhook(const WebhookRequest& request) const override;
   Result<CallEvent> ParseWebhook(const WebhookRequest& request) const override;
 
@@ -54,6 +55,7 @@ class TwilioProvider final : public Provider {
 
  private:
   Result<http::ClientResponse> Request(const std::string& method, const std::string& path, const std::string& body);
+  Result<std::vector<OwnedNumber>> ListNumbersAt(const std::string& path);
 
   TwilioSettings settings_;
   std::string account_path_;  // "/2010-04-01/Accounts/{AccountSid}"
