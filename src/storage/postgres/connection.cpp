@@ -11,6 +11,13 @@ namespace {
 constexpr Oid kInt8Oid = 20;
 constexpr Oid kUnknownOid = 0;  // lets the server infer the type from context, as SQLite's affinity does
 
+// Bounds the prepared statements of one session. The SQL texts come from the code, so only statements
+// built with a variable number of parameters (filters) add up; past the bound they run unprepared.
+constexpr size_t kMaxPreparedStatements = 2000;
+
+// A plan cached before a table's columns changed cannot return the new row type (SQLSTATE 0A000).
+constexpr std::string_view kStalePlanState = "0A000";
+
 std::string TrimTrailingSpace(std::string text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ' || text.back() == '\r' || text.back() == '\t')) {
     text.pop_back();
@@ -94,6 +101,7 @@ bool Connection::broken() const { return PQstatus(connection_) != CONNECTION_OK;
 bool Connection::idle() const { return !broken() && PQtransactionStatus(connection_) == PQTRANS_IDLE; }
 
 bool Connection::Reset() {
+  prepared_.clear();  // a new session has none of the old one's prepared statements
   PQreset(connection_);
   if (broken()) return false;
   PQsetNoticeProcessor(connection_, IgnoreNotice, nullptr);
@@ -119,8 +127,29 @@ Connection::ResultPtr Connection::Execute(std::string_view sql, const Params& pa
       types.push_back(kUnknownOid);
     }
   }
-  return ResultPtr(PQexecParams(connection_, statement.c_str(), static_cast<int>(params.size()), types.data(),
-                                values.data(), nullptr, nullptr, /*resultFormat=text*/ 0));
+  std::string key = statement;
+  key.push_back('\0');
+  for (Oid type : types) key += std::to_string(type) + ",";
+  auto found = prepared_.find(key);
+  if (found == prepared_.end()) {
+    if (prepared_.size() >= kMaxPreparedStatements) {
+      return ResultPtr(PQexecParams(connection_, statement.c_str(), static_cast<int>(params.size()), types.data(),
+                                    values.data(), nullptr, nullptr, /*resultFormat=text*/ 0));
+    }
+    // Names are never reused within a session, so a statement dropped as stale cannot meet its successor.
+    std::string name = "clozit_" + std::to_string(++prepared_count_);
+    ResultPtr prepared(
+        PQprepare(connection_, name.c_str(), statement.c_str(), static_cast<int>(types.size()), types.data()));
+    // A statement the server refuses to parse reports that, exactly as running it unprepared would.
+    if (prepared == nullptr || PQresultStatus(prepared.get()) != PGRES_COMMAND_OK) return prepared;
+    found = prepared_.emplace(std::move(key), std::move(name)).first;
+  }
+  ResultPtr result(PQexecPrepared(connection_, found->second.c_str(), static_cast<int>(params.size()), values.data(),
+                                  nullptr, nullptr, /*resultFormat=text*/ 0));
+  const char* state = result != nullptr ? PQresultErrorField(result.get(), PG_DIAG_SQLSTATE) : nullptr;
+  // Prepared again on the next use; this call's transaction has failed either way.
+  if (state != nullptr && state == kStalePlanState) prepared_.erase(found);
+  return result;
 }
 
 Error Connection::Failure(const PGresult* result, std::string_view during) {

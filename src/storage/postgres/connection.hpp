@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "storage/database.hpp"
@@ -69,6 +70,11 @@ class Connection {
 
   PGconn* connection_;
   std::string last_sqlstate_;
+  // Prepared statements of this session, by SQL text and parameter types. The writer connection runs
+  // every statement of the node's writes in series, so parsing and planning each one again would be
+  // most of the server's work per round trip. Sessions end with the connection (Reset clears it).
+  std::unordered_map<std::string, std::string> prepared_;  // SQL, NUL, parameter types -> statement name
+  uint64_t prepared_count_ = 0;
 };
 
 /// True for the SQLSTATEs after which re-running the whole transaction can succeed.
