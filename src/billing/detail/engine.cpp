@@ -220,6 +220,10 @@ Result<Transfer> Engine::ApplyNew(const TransferSpec& spec) {
     CLOZIT_ASSIGN_OR_RETURN(debit, LoadAccount(spec.debit_account_id, "debit_account_id"));
     CLOZIT_ASSIGN_OR_RETURN(credit, LoadAccount(spec.credit_account_id, "credit_account_id"));
     if (debit.ledger != credit.ledger) return Invalid("credit_account_id", "the accounts are on different ledgers");
+    // A tenant's statement finds its transfers by tenant_id alone (no index on the accounts, ADR 0015).
+    if (!debit.tenant_id.empty() && !credit.tenant_id.empty() && debit.tenant_id != credit.tenant_id) {
+      return Invalid("credit_account_id", "a transfer cannot move credits between two tenants' accounts");
+    }
 
     std::string tenant = !debit.tenant_id.empty() ? debit.tenant_id : credit.tenant_id;
     if (!spec.tenant_id.empty()) {
