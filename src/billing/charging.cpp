@@ -250,11 +250,14 @@ Result<Reservation> Charging::Reserve(const ReserveRequest& request) {
                          "estimate");
     }
     CLOZIT_TRY(InField(std::move(held), "estimate"));
-    CLOZIT_TRY(tx.Exec(
+    // The key was looked up above; only another node's reserve with the same key can still take it, and
+    // that fails this write (kAlreadyExists) when the statement is sent.
+    CLOZIT_TRY(tx.ExecLater(
         "INSERT INTO billing_reservations (id, tenant_id, idempotency_key, purpose, estimate, first_expires_at, "
         "hold_transfer_id, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $8)",
         {id, tenant, request.idempotency_key, request.purpose, request.estimate.micros(),
-         detail::Ms(request.expires_at), hold.id, detail::Ms(now)}));
+         detail::Ms(request.expires_at), hold.id, detail::Ms(now)},
+        1));
     // The answer is what was just written: reading it back would cost a statement per reserve.
     result = Reservation{};
     result.id = ReservationId(id);

@@ -17,6 +17,8 @@
 //   resolves exactly once.
 // - Linked: CreateTransfers applies a batch in order, all or nothing.
 // - Corrections are new transfers whose `corrects` names the original.
+// - A transfer touches at most one tenant's accounts and is stored with that
+//   tenant's id, which is how statements find it.
 // - Credit lots: an account flagged kLots (a tenant's credits) is divided into
 //   lots. A credit to it opens a lot (TransferSpec::new_lot); a debit takes
 //   from lots in burn-down order (priority, soonest expiry, granted before

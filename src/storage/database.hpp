@@ -78,6 +78,12 @@ class Tx {
   virtual Result<Rows> Query(std::string_view sql, const Params& params = {}) = 0;
   /// Runs a statement; returns the number of rows it changed.
   virtual Result<int64_t> Exec(std::string_view sql, const Params& params = {}) = 0;
+  /// Runs a statement whose outcome the work does not branch on; it must change exactly
+  /// `expected_changes` rows. A backend may hold it back and send it with the work's next statement or at
+  /// the end of the work (PostgreSQL: all in one round trip), so its failure, or another row count,
+  /// surfaces there: that statement fails instead, or the Write does. Only for statements whose failure
+  /// means the write cannot go on anyway (a broken invariant, a lost connection, a constraint).
+  virtual Result<void> ExecLater(std::string_view sql, const Params& params, int64_t expected_changes) = 0;
   /// Runs several `;`-separated statements without parameters, e.g. a
   /// migration file. The script must not contain BEGIN/COMMIT/ROLLBACK.
   virtual Result<void> ExecScript(std::string_view sql);

@@ -265,6 +265,21 @@ TEST_P(LedgerTest, MalformedTransfersAreRefusedWithTheField) {
   ExpectClean();
 }
 
+// A tenant's statement finds its transfers by the one tenant each carries (ADR 0015).
+TEST_P(LedgerTest, ATransferBetweenTwoTenantsIsRefused) {
+  OpenPlain("alice", 0, NewTenant().str());
+  OpenPlain("bob", 0, NewTenant().str());
+  ASSERT_TRUE(ledger_->CreateTransfer(Single("to-alice", "bank", "alice", Cr(5))).ok());
+  auto across = ledger_->CreateTransfer(Single("across", "alice", "bob", Cr(1)));
+  ASSERT_FALSE(across.ok());
+  EXPECT_EQ(across.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(across.error().field, "credit_account_id");
+  auto stored = ledger_->LookupTransfer("to-alice");
+  ASSERT_TRUE(stored.ok()) << stored.error().message;
+  EXPECT_EQ(stored->tenant_id, AccountNow("alice").tenant_id);
+  ExpectClean();
+}
+
 TEST_P(LedgerTest, AmountsNeverOverflow) {
   OpenPlain("source");
   OpenPlain("huge");

@@ -207,6 +207,44 @@ TEST_P(DatabaseTest, ExecCountsChangedRowsAndReturningReturnsThem) {
   EXPECT_EQ(sum->front().Int(0), 6 + 6 + 42);
 }
 
+// ExecLater may send its statement with the next one (PostgreSQL) or run it at once (SQLite): either way
+// the work's later statements see it, and a failure or a wrong row count fails that write alone.
+TEST_P(DatabaseTest, ExecLaterIsSeenByLaterStatementsAndItsFailureFailsTheWrite) {
+  Script(kItemsTable);
+  auto seen = db_->Write([](Tx& tx) -> Result<void> {
+    CLOZIT_TRY(tx.ExecLater("INSERT INTO items (id, amount) VALUES ($1, $2)", {std::string("a"), int64_t{1}}, 1));
+    CLOZIT_TRY(tx.ExecLater("UPDATE items SET amount = amount + $1 WHERE id = $2", {int64_t{2}, std::string("a")}, 1));
+    CLOZIT_ASSIGN_OR_RETURN(Row row, tx.QueryOne("SELECT amount FROM items WHERE id = $1", {std::string("a")}));
+    EXPECT_EQ(row.Int(0), 3);
+    // Held back until the work returns: the Write sends it before committing.
+    return tx.ExecLater("INSERT INTO items (id, amount) VALUES ($1, $2)", {std::string("b"), int64_t{4}}, 1);
+  });
+  ASSERT_TRUE(seen.ok()) << seen.error().message;
+  EXPECT_EQ(Count("items"), 2);
+
+  auto wrong_count = db_->Write([](Tx& tx) -> Result<void> {
+    CLOZIT_TRY(InsertItem(tx, "c"));
+    CLOZIT_TRY(tx.ExecLater("UPDATE items SET amount = 9 WHERE id = $1", {std::string("nobody")}, 1));
+    CLOZIT_TRY(tx.Query("SELECT count(*) FROM items"));
+    return Ok();
+  });
+  ASSERT_FALSE(wrong_count.ok());
+  EXPECT_EQ(wrong_count.error().code, ErrorCode::kInternal) << wrong_count.error().message;
+
+  auto duplicate_at_the_end = db_->Write([](Tx& tx) -> Result<void> {
+    CLOZIT_TRY(InsertItem(tx, "d"));
+    return tx.ExecLater("INSERT INTO items (id) VALUES ($1)", {std::string("a")}, 1);
+  });
+  ASSERT_FALSE(duplicate_at_the_end.ok());
+  EXPECT_EQ(duplicate_at_the_end.error().code, ErrorCode::kAlreadyExists) << duplicate_at_the_end.error().message;
+  EXPECT_EQ(Count("items"), 2) << "c and d were in the failed writes";
+
+  // The same connection works on after a failed pipeline.
+  auto after = db_->Write([](Tx& tx) { return InsertItem(tx, "e"); });
+  ASSERT_TRUE(after.ok()) << after.error().message;
+  EXPECT_EQ(Count("items"), 3);
+}
+
 TEST_P(DatabaseTest, QueryOneReportsNotFound) {
   Script(kItemsTable);
   auto result = db_->Read([](Tx& tx) -> Result<void> {

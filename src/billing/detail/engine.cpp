@@ -220,6 +220,10 @@ Result<Transfer> Engine::ApplyNew(const TransferSpec& spec) {
     CLOZIT_ASSIGN_OR_RETURN(debit, LoadAccount(spec.debit_account_id, "debit_account_id"));
     CLOZIT_ASSIGN_OR_RETURN(credit, LoadAccount(spec.credit_account_id, "credit_account_id"));
     if (debit.ledger != credit.ledger) return Invalid("credit_account_id", "the accounts are on different ledgers");
+    // A tenant's statement finds its transfers by tenant_id alone (no index on the accounts, ADR 0015).
+    if (!debit.tenant_id.empty() && !credit.tenant_id.empty() && debit.tenant_id != credit.tenant_id) {
+      return Invalid("credit_account_id", "a transfer cannot move credits between two tenants' accounts");
+    }
 
     std::string tenant = !debit.tenant_id.empty() ? debit.tenant_id : credit.tenant_id;
     if (!spec.tenant_id.empty()) {
@@ -279,10 +283,15 @@ Result<Transfer> Engine::ApplyNew(const TransferSpec& spec) {
     credit_delta.credits_posted = amount;
   }
   CLOZIT_TRY(AddToBalances(debit, debit_delta, spec.amount));
-  CLOZIT_TRY(AddToBalances(credit, credit_delta, spec.amount));
+  if (pending && !(credit.flags & AccountFlags::kCreditsMustNotExceedDebits)) {
+    // Pending credits count against no limit of this account: nothing but a broken invariant can refuse it.
+    CLOZIT_TRY(AddToBalancesLater(tx_, credit, credit_delta));
+  } else {
+    CLOZIT_TRY(AddToBalances(credit, credit_delta, spec.amount));
+  }
   if (pending) {
-    CLOZIT_TRY(tx_.Exec("INSERT INTO ledger_pending (transfer_id, expires_at, state) VALUES ($1, $2, 'pending')",
-                        {transfer.id, MsOrNull(transfer.expires_at)}));
+    CLOZIT_TRY(tx_.ExecLater("INSERT INTO ledger_pending (transfer_id, expires_at, state) VALUES ($1, $2, 'pending')",
+                             {transfer.id, MsOrNull(transfer.expires_at)}, 1));
   }
   if (debit_lots) CLOZIT_TRY(TakeFromLots(transfer, debit));
   if (credit_lots) CLOZIT_TRY(OpenLot(transfer, credit));
@@ -445,22 +454,21 @@ Result<Transfer> Engine::ApplyResolution(const TransferSpec& spec) {
     return *stored;
   }
 
+  // The status was read pending above and the claim made this the only resolution (UNIQUE pending_id), so
+  // the statements below cannot be refused short of a broken invariant: none of them waits for an answer.
+  // A resolution only releases pending amounts, and posts at most what was pending: no limit can refuse it.
   std::string state = post ? "posted" : spec.kind == TransferKind::kVoidPending ? "voided" : "expired";
-  CLOZIT_ASSIGN_OR_RETURN(int64_t resolved,
-                          tx_.Exec("UPDATE ledger_pending SET state = $2, resolved_by = $3, resolved_at = $4 "
-                                   "WHERE transfer_id = $1 AND state = 'pending'",
-                                   {pending.id, state, transfer.id, Ms(transfer.created_at)}));
-  if (resolved != 1) {
-    return Error::Make(ErrorCode::kConflict, "pending transfer " + pending.id + " was resolved concurrently",
-                       "pending_id");
-  }
+  CLOZIT_TRY(
+      tx_.ExecLater("UPDATE ledger_pending SET state = $2, resolved_by = $3, resolved_at = $4 "
+                    "WHERE transfer_id = $1 AND state = 'pending'",
+                    {pending.id, state, transfer.id, Ms(transfer.created_at)}, 1));
   BalanceDelta debit_delta, credit_delta;
   debit_delta.debits_pending = -pending.amount.micros();
   debit_delta.debits_posted = posted.micros();
   credit_delta.credits_pending = -pending.amount.micros();
   credit_delta.credits_posted = posted.micros();
-  CLOZIT_TRY(AddToBalances(*debit, debit_delta, posted));
-  CLOZIT_TRY(AddToBalances(*credit, credit_delta, posted));
+  CLOZIT_TRY(AddToBalancesLater(tx_, *debit, debit_delta));
+  CLOZIT_TRY(AddToBalancesLater(tx_, *credit, credit_delta));
   if (debit->flags & AccountFlags::kLots) CLOZIT_TRY(ResolveEarmarks(transfer, pending, posted));
   return transfer;
 }
@@ -470,26 +478,32 @@ Result<void> Engine::ResolveEarmarks(const Transfer& resolution, const Transfer&
   int64_t to_post = posted.micros();
   int64_t released = 0;
   int64_t ordinal = 0;
-  for (const LotChange& earmark : earmarks) {
-    const int64_t held = earmark.delta_reserved.micros();
+  for (const Earmark& earmark : earmarks) {
+    const int64_t held = earmark.change.delta_reserved.micros();
     const int64_t consumed = std::min(to_post, held);
     to_post -= consumed;
     released += held;
-    CLOZIT_ASSIGN_OR_RETURN(auto lot, AddToLot(tx_, earmark.lot_id, -consumed, -held));
-    if (!lot) return Error::Internal("earmarked lot " + earmark.lot_id + " not found");
-    if (lot->remaining.micros() < 0 || lot->reserved.micros() < 0) {
-      return Error::Internal("lot " + lot->id + " would go below zero resolving " + pending.id);
+    // The lot was read in this transaction's statement just above, and this node's writes run one at a
+    // time (other nodes' would fail the SERIALIZABLE batch): the values after are the read ones plus the
+    // change, so the UPDATE need not return them.
+    Lot lot = earmark.lot;
+    lot.remaining = Credits::FromMicros(lot.remaining.micros() - consumed);
+    lot.reserved = Credits::FromMicros(lot.reserved.micros() - held);
+    ++lot.version;
+    if (lot.remaining.micros() < 0 || lot.reserved.micros() < 0) {
+      return Error::Internal("lot " + lot.id + " would go below zero resolving " + pending.id);
     }
+    CLOZIT_TRY(AddToLot(tx_, lot.id, -consumed, -held));
     LotChange change;
-    change.lot_id = lot->id;
-    change.seq = lot->version;
+    change.lot_id = lot.id;
+    change.seq = lot.version;
     change.transfer_id = resolution.id;
     change.ordinal = ordinal++;
     change.change = consumed > 0 ? "post" : "release";
     change.delta_remaining = Credits::FromMicros(-consumed);
     change.delta_reserved = Credits::FromMicros(-held);
-    change.remaining_after = lot->remaining;
-    change.reserved_after = lot->reserved;
+    change.remaining_after = lot.remaining;
+    change.reserved_after = lot.reserved;
     change.at = resolution.created_at;
     CLOZIT_TRY(InsertLotChange(tx_, change));
   }

@@ -36,6 +36,19 @@ std::string Sql(std::string_view head, std::string_view columns, std::string_vie
   return sql;
 }
 
+// "a, b" -> "t.a, t.b": names the columns with their table where a JOIN has two of the same name.
+std::string Qualified(std::string_view columns, std::string_view table) {
+  std::string out;
+  for (size_t start = 0; start < columns.size();) {
+    size_t end = std::min(columns.find(',', start), columns.size());
+    while (columns[start] == ' ') ++start;
+    if (!out.empty()) out += ", ";
+    out += std::string(table) + "." + std::string(columns.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
 Credits C(const Row& row, size_t column) { return Credits::FromMicros(row.Int(column)); }
 
 Account AccountFromRow(const Row& row) {
@@ -149,7 +162,17 @@ Result<std::optional<Account>> FindAccount(Tx& tx, const std::string& id) {
   return std::optional<Account>(AccountFromRow(rows.front()));
 }
 
-Result<bool> AddToBalances(Tx& tx, const Account& account, const BalanceDelta& d) {
+namespace {
+
+constexpr std::string_view kAddToBalancesSql =
+    "UPDATE ledger_accounts SET debits_pending = debits_pending + $2, debits_posted = debits_posted + $3, "
+    "credits_pending = credits_pending + $4, credits_posted = credits_posted + $5 "
+    "WHERE id = $1 AND debits_pending BETWEEN $8 AND $9 AND debits_posted BETWEEN $10 AND $11 "
+    "AND credits_pending BETWEEN $12 AND $13 AND credits_posted BETWEEN $14 AND $15 "
+    "AND ($6 = 0 OR CAST(debits_pending AS NUMERIC) + $2 + debits_posted + $3 <= credits_posted + $5) "
+    "AND ($7 = 0 OR CAST(credits_pending AS NUMERIC) + $4 + credits_posted + $5 <= debits_posted + $3)";
+
+storage::Params AddToBalancesParams(const Account& account, const BalanceDelta& d) {
   const int64_t debits_limited = (account.flags & AccountFlags::kDebitsMustNotExceedCredits) ? 1 : 0;
   const int64_t credits_limited = (account.flags & AccountFlags::kCreditsMustNotExceedDebits) ? 1 : 0;
   // Bounds computed here, so that no sum in the statement can overflow: each balance stays within
@@ -157,19 +180,32 @@ Result<bool> AddToBalances(Tx& tx, const Account& account, const BalanceDelta& d
   constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
   auto ceiling = [](int64_t delta) { return kMax - std::max<int64_t>(delta, 0); };
   auto floor = [](int64_t delta) { return -std::min<int64_t>(delta, 0); };
-  CLOZIT_ASSIGN_OR_RETURN(
-      int64_t changed,
-      tx.Exec("UPDATE ledger_accounts SET debits_pending = debits_pending + $2, debits_posted = debits_posted + $3, "
-              "credits_pending = credits_pending + $4, credits_posted = credits_posted + $5 "
-              "WHERE id = $1 AND debits_pending BETWEEN $8 AND $9 AND debits_posted BETWEEN $10 AND $11 "
-              "AND credits_pending BETWEEN $12 AND $13 AND credits_posted BETWEEN $14 AND $15 "
-              "AND ($6 = 0 OR CAST(debits_pending AS NUMERIC) + $2 + debits_posted + $3 <= credits_posted + $5) "
-              "AND ($7 = 0 OR CAST(credits_pending AS NUMERIC) + $4 + credits_posted + $5 <= debits_posted + $3)",
-              {account.id, d.debits_pending, d.debits_posted, d.credits_pending, d.credits_posted, debits_limited,
-               credits_limited, floor(d.debits_pending), ceiling(d.debits_pending), floor(d.debits_posted),
-               ceiling(d.debits_posted), floor(d.credits_pending), ceiling(d.credits_pending), floor(d.credits_posted),
-               ceiling(d.credits_posted)}));
+  return {account.id,
+          d.debits_pending,
+          d.debits_posted,
+          d.credits_pending,
+          d.credits_posted,
+          debits_limited,
+          credits_limited,
+          floor(d.debits_pending),
+          ceiling(d.debits_pending),
+          floor(d.debits_posted),
+          ceiling(d.debits_posted),
+          floor(d.credits_pending),
+          ceiling(d.credits_pending),
+          floor(d.credits_posted),
+          ceiling(d.credits_posted)};
+}
+
+}  // namespace
+
+Result<bool> AddToBalances(Tx& tx, const Account& account, const BalanceDelta& d) {
+  CLOZIT_ASSIGN_OR_RETURN(int64_t changed, tx.Exec(kAddToBalancesSql, AddToBalancesParams(account, d)));
   return changed == 1;
+}
+
+Result<void> AddToBalancesLater(Tx& tx, const Account& account, const BalanceDelta& d) {
+  return tx.ExecLater(kAddToBalancesSql, AddToBalancesParams(account, d), 1);
 }
 
 std::optional<Account> AccountDirectory::Find(const std::string& id) const {
@@ -236,15 +272,7 @@ constexpr size_t kTransferColumnCount = 17;
 // Both tables have expires_at, so the transfer's columns are named with their table.
 const std::string& PendingWithStatusSql() {
   static const std::string sql = [] {
-    std::string columns;
-    size_t start = 0;
-    while (start < kTransferColumns.size()) {
-      size_t end = std::min(kTransferColumns.find(',', start), kTransferColumns.size());
-      while (kTransferColumns[start] == ' ') ++start;
-      columns += (columns.empty() ? "t." : ", t.") + std::string(kTransferColumns.substr(start, end - start));
-      start = end + 1;
-    }
-    return "SELECT " + columns +
+    return "SELECT " + Qualified(kTransferColumns, "t") +
            ", p.transfer_id, p.state, p.expires_at, p.resolved_by, p.resolved_at FROM ledger_transfers t "
            "LEFT JOIN ledger_pending p ON p.transfer_id = t.id WHERE t.id = $1";
   }();
@@ -316,34 +344,23 @@ Result<void> InsertLot(Tx& tx, const Lot& lot) {
 }
 
 Result<void> SaveLotAmounts(Tx& tx, const Lot& lot) {
-  CLOZIT_ASSIGN_OR_RETURN(int64_t changed,
-                          tx.Exec("UPDATE ledger_lots SET remaining = $2, reserved = $3, version = $4 WHERE id = $1",
-                                  {lot.id, lot.remaining.micros(), lot.reserved.micros(), lot.version}));
-  if (changed != 1) return Error::Internal("credit lot " + lot.id + " vanished during a transfer");
-  return Ok();
+  return tx.ExecLater("UPDATE ledger_lots SET remaining = $2, reserved = $3, version = $4 WHERE id = $1",
+                      {lot.id, lot.remaining.micros(), lot.reserved.micros(), lot.version}, 1);
 }
 
-Result<std::optional<Lot>> AddToLot(Tx& tx, const std::string& lot_id, int64_t delta_remaining,
-                                    int64_t delta_reserved) {
-  CLOZIT_ASSIGN_OR_RETURN(auto rows,
-                          tx.Query("UPDATE ledger_lots SET remaining = remaining + $2, reserved = reserved + $3, "
-                                   "version = version + 1 WHERE id = $1 RETURNING remaining, reserved, version",
-                                   {lot_id, delta_remaining, delta_reserved}));
-  if (rows.empty()) return std::optional<Lot>();
-  Lot lot;
-  lot.id = lot_id;
-  lot.remaining = C(rows.front(), 0);
-  lot.reserved = C(rows.front(), 1);
-  lot.version = rows.front().Int(2);
-  return std::optional<Lot>(std::move(lot));
+Result<void> AddToLot(Tx& tx, const std::string& lot_id, int64_t delta_remaining, int64_t delta_reserved) {
+  return tx.ExecLater(
+      "UPDATE ledger_lots SET remaining = remaining + $2, reserved = reserved + $3, version = version + 1 "
+      "WHERE id = $1",
+      {lot_id, delta_remaining, delta_reserved}, 1);
 }
 
 Result<void> InsertLotChange(Tx& tx, const LotChange& c) {
-  CLOZIT_TRY(tx.Exec(
+  return tx.ExecLater(
       Sql("INSERT INTO ledger_lot_history (", kLotChangeColumns, ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
       {c.lot_id, c.seq, c.transfer_id, c.ordinal, c.change, c.delta_remaining.micros(), c.delta_reserved.micros(),
-       c.remaining_after.micros(), c.reserved_after.micros(), Ms(c.at)}));
-  return Ok();
+       c.remaining_after.micros(), c.reserved_after.micros(), Ms(c.at)},
+      1);
 }
 
 Result<std::vector<LotChange>> LotChanges(Tx& tx, const std::string& lot_id) {
@@ -356,16 +373,26 @@ Result<std::vector<LotChange>> LotChanges(Tx& tx, const std::string& lot_id) {
   return changes;
 }
 
-Result<std::vector<LotChange>> Earmarks(Tx& tx, const std::string& pending_transfer_id) {
-  CLOZIT_ASSIGN_OR_RETURN(
-      auto rows,
-      tx.Query(Sql("SELECT ", kLotChangeColumns,
-                   " FROM ledger_lot_history WHERE transfer_id = $1 AND delta_reserved > 0 ORDER BY ordinal"),
-               {pending_transfer_id}));
-  std::vector<LotChange> changes;
-  changes.reserve(rows.size());
-  for (const Row& row : rows) changes.push_back(LotChangeFromRow(row));
-  return changes;
+Result<std::vector<Earmark>> Earmarks(Tx& tx, const std::string& pending_transfer_id) {
+  static const std::string sql = [] {
+    return "SELECT " + Qualified(kLotChangeColumns, "h") +
+           ", l.remaining, l.reserved, l.version FROM ledger_lot_history h JOIN ledger_lots l ON l.id = h.lot_id "
+           "WHERE h.transfer_id = $1 AND h.delta_reserved > 0 ORDER BY h.ordinal";
+  }();
+  CLOZIT_ASSIGN_OR_RETURN(auto rows, tx.Query(sql, {pending_transfer_id}));
+  constexpr size_t kLot = 10;  // the lot's columns follow the history row's ten
+  std::vector<Earmark> earmarks;
+  earmarks.reserve(rows.size());
+  for (const Row& row : rows) {
+    Earmark earmark;
+    earmark.change = LotChangeFromRow(row);
+    earmark.lot.id = earmark.change.lot_id;
+    earmark.lot.remaining = C(row, kLot);
+    earmark.lot.reserved = C(row, kLot + 1);
+    earmark.lot.version = row.Int(kLot + 2);
+    earmarks.push_back(std::move(earmark));
+  }
+  return earmarks;
 }
 
 }  // namespace clozit::billing::detail

@@ -40,6 +40,9 @@ struct BalanceDelta {
 /// database holds (whatever other writes or nodes did to it) is what they are checked against. False when
 /// no row changed: the account is missing or the change would breach a limit (read it to tell which).
 Result<bool> AddToBalances(storage::Tx& tx, const Account& account, const BalanceDelta& delta);
+/// The same UPDATE through Tx::ExecLater, for a change no limit can refuse (it releases or posts a pending
+/// amount): a row left unchanged then means a broken invariant, and fails the write.
+Result<void> AddToBalancesLater(storage::Tx& tx, const Account& account, const BalanceDelta& delta);
 
 /// The immutable fields of ledger accounts (id, ledger, tenant, code, flags) that committed writes saw, so
 /// a transfer need not read its accounts. Balances are never kept here (their `Account` copies are zero):
@@ -76,14 +79,19 @@ Result<std::vector<Lot>> AccountLots(storage::Tx& tx, const std::string& account
 /// What a debit from the account may take at `now`: the unreserved credits of its unexpired lots.
 Result<Credits> SpendableCredits(storage::Tx& tx, const std::string& account_id, TimePoint now);
 Result<void> InsertLot(storage::Tx& tx, const Lot& lot);
+/// Writes the lot's remaining, reserved and version (through Tx::ExecLater: the lot was just read).
 Result<void> SaveLotAmounts(storage::Tx& tx, const Lot& lot);
-/// Adds to a lot's remaining and reserved amounts and bumps its version in one statement; returns the lot
-/// as it is after (only id, remaining, reserved and version are filled), or nullopt if there is no such lot.
-Result<std::optional<Lot>> AddToLot(storage::Tx& tx, const std::string& lot_id, int64_t delta_remaining,
-                                    int64_t delta_reserved);
+/// Adds to a lot's remaining and reserved amounts and bumps its version (through Tx::ExecLater).
+Result<void> AddToLot(storage::Tx& tx, const std::string& lot_id, int64_t delta_remaining, int64_t delta_reserved);
+/// Through Tx::ExecLater: history rows are only ever inserted.
 Result<void> InsertLotChange(storage::Tx& tx, const LotChange& change);
 Result<std::vector<LotChange>> LotChanges(storage::Tx& tx, const std::string& lot_id);
+/// An earmark a pending transfer made, with its lot's amounts and version as they are now.
+struct Earmark {
+  LotChange change;
+  Lot lot;  // only id, remaining, reserved and version are filled
+};
 /// The earmarks a pending transfer made (history rows with a positive delta_reserved), in order.
-Result<std::vector<LotChange>> Earmarks(storage::Tx& tx, const std::string& pending_transfer_id);
+Result<std::vector<Earmark>> Earmarks(storage::Tx& tx, const std::string& pending_transfer_id);
 
 }  // namespace clozit::billing::detail

@@ -35,6 +35,27 @@ Result<int64_t> TxBase::Exec(std::string_view sql, const Params& params) {
   return Track(DoExec(sql, params));
 }
 
+Error UnexpectedChanges(std::string_view sql, int64_t changed, int64_t expected) {
+  return Error::Internal("statement changed " + std::to_string(changed) + " rows, not " + std::to_string(expected) +
+                         ": " + std::string(sql.substr(0, 80)));
+}
+
+Result<void> TxBase::ExecLater(std::string_view sql, const Params& params, int64_t expected_changes) {
+  if (auto refusal = Refuse(params)) return Track(Result<void>(*refusal));
+  return Track(DoExecLater(sql, params, expected_changes));
+}
+
+Result<void> TxBase::Finish() {
+  if (auto refusal = Refuse({})) return Track(Result<void>(*refusal));
+  return Track(DoFinish());
+}
+
+Result<void> TxBase::DoExecLater(std::string_view sql, const Params& params, int64_t expected_changes) {
+  CLOZIT_ASSIGN_OR_RETURN(int64_t changed, DoExec(sql, params));
+  if (changed != expected_changes) return UnexpectedChanges(sql, changed, expected_changes);
+  return Ok();
+}
+
 Result<void> TxBase::ExecScript(std::string_view sql) {
   if (auto refusal = Refuse({})) return Track(Result<void>(*refusal));
   return Track(DoExecScript(sql));

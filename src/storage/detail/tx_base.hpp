@@ -14,11 +14,17 @@
 
 namespace clozit::storage::detail {
 
+/// The error of a statement run by ExecLater that changed `changed` rows, not `expected`.
+Error UnexpectedChanges(std::string_view sql, int64_t changed, int64_t expected);
+
 class TxBase : public Tx {
  public:
   Result<Rows> Query(std::string_view sql, const Params& params = {}) final;
   Result<int64_t> Exec(std::string_view sql, const Params& params = {}) final;
+  Result<void> ExecLater(std::string_view sql, const Params& params, int64_t expected_changes) final;
   Result<void> ExecScript(std::string_view sql) final;
+  /// Sends what ExecLater held back; the backend calls it once work returned success, before committing.
+  Result<void> Finish();
 
   bool failed() const { return first_error_.has_value(); }
   /// What the Write or Read reports when work returned success although a
@@ -29,6 +35,9 @@ class TxBase : public Tx {
   virtual Result<Rows> DoQuery(std::string_view sql, const Params& params) = 0;
   virtual Result<int64_t> DoExec(std::string_view sql, const Params& params) = 0;
   virtual Result<void> DoExecScript(std::string_view sql) = 0;
+  /// By default a statement is not held back: it runs at once.
+  virtual Result<void> DoExecLater(std::string_view sql, const Params& params, int64_t expected_changes);
+  virtual Result<void> DoFinish() { return Ok(); }
 
  private:
   std::optional<Error> Refuse(const Params& params) const;

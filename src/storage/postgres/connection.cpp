@@ -1,5 +1,7 @@
 #include "storage/postgres/connection.hpp"
 
+#include "storage/detail/tx_base.hpp"
+
 #include <charconv>
 #include <string>
 #include <utility>
@@ -10,6 +12,13 @@ namespace {
 // pg_type OIDs (server/catalog/pg_type_d.h is not in libpq-dev).
 constexpr Oid kInt8Oid = 20;
 constexpr Oid kUnknownOid = 0;  // lets the server infer the type from context, as SQLite's affinity does
+
+// Bounds the prepared statements of one session. The SQL texts come from the code, so only statements
+// built with a variable number of parameters (filters) add up; past the bound they run unprepared.
+constexpr size_t kMaxPreparedStatements = 2000;
+
+// A plan cached before a table's columns changed cannot return the new row type (SQLSTATE 0A000).
+constexpr std::string_view kStalePlanState = "0A000";
 
 std::string TrimTrailingSpace(std::string text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ' || text.back() == '\r' || text.back() == '\t')) {
@@ -94,18 +103,15 @@ bool Connection::broken() const { return PQstatus(connection_) != CONNECTION_OK;
 bool Connection::idle() const { return !broken() && PQtransactionStatus(connection_) == PQTRANS_IDLE; }
 
 bool Connection::Reset() {
+  prepared_.clear();  // a new session has none of the old one's prepared statements
   PQreset(connection_);
   if (broken()) return false;
   PQsetNoticeProcessor(connection_, IgnoreNotice, nullptr);
   return true;
 }
 
-Connection::ResultPtr Connection::Execute(std::string_view sql, const Params& params) {
-  std::string statement(sql);  // libpq wants it NUL-terminated
-  std::vector<std::string> rendered;
+Connection::Bound::Bound(std::string_view sql, const Params& params) : statement(sql) {
   rendered.reserve(params.size());  // no reallocation: values points into it
-  std::vector<const char*> values;
-  std::vector<Oid> types;
   for (const Value& param : params) {
     if (const auto* number = std::get_if<int64_t>(&param)) {
       rendered.push_back(std::to_string(*number));
@@ -119,8 +125,98 @@ Connection::ResultPtr Connection::Execute(std::string_view sql, const Params& pa
       types.push_back(kUnknownOid);
     }
   }
-  return ResultPtr(PQexecParams(connection_, statement.c_str(), static_cast<int>(params.size()), types.data(),
-                                values.data(), nullptr, nullptr, /*resultFormat=text*/ 0));
+  key = statement;
+  key.push_back('\0');
+  for (Oid type : types) key += std::to_string(type) + ",";
+}
+
+Connection::ResultPtr Connection::Prepare(const Bound& bound, const std::string** name) {
+  *name = nullptr;
+  if (auto found = prepared_.find(bound.key); found != prepared_.end()) {
+    *name = &found->second;
+    return nullptr;
+  }
+  if (prepared_.size() >= kMaxPreparedStatements) return nullptr;
+  // Names are never reused within a session, so a statement dropped as stale cannot meet its successor.
+  std::string prepared_name = "clozit_" + std::to_string(++prepared_count_);
+  ResultPtr prepared(PQprepare(connection_, prepared_name.c_str(), bound.statement.c_str(),
+                               static_cast<int>(bound.types.size()), bound.types.data()));
+  // A statement the server refuses to parse reports that, exactly as running it unprepared would.
+  if (prepared == nullptr || PQresultStatus(prepared.get()) != PGRES_COMMAND_OK) return prepared;
+  *name = &prepared_.emplace(bound.key, std::move(prepared_name)).first->second;
+  return nullptr;
+}
+
+void Connection::ForgetIfStale(const Bound& bound, const PGresult* result) {
+  const char* state = result != nullptr ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+  // Prepared again on the next use; this call's transaction has failed either way.
+  if (state != nullptr && state == kStalePlanState) prepared_.erase(bound.key);
+}
+
+Connection::ResultPtr Connection::Execute(std::string_view sql, const Params& params) {
+  Bound bound(sql, params);
+  const std::string* name = nullptr;
+  if (ResultPtr failed = Prepare(bound, &name)) return failed;
+  const int count = static_cast<int>(bound.values.size());
+  ResultPtr result(name != nullptr
+                       ? PQexecPrepared(connection_, name->c_str(), count, bound.values.data(), nullptr, nullptr, 0)
+                       : PQexecParams(connection_, bound.statement.c_str(), count, bound.types.data(),
+                                      bound.values.data(), nullptr, nullptr, /*resultFormat=text*/ 0));
+  ForgetIfStale(bound, result.get());
+  return result;
+}
+
+Result<Connection::ResultPtr> Connection::Pipeline(const std::vector<Deferred>& before, std::string_view sql,
+                                                   const Params* params) {
+  std::vector<Bound> bounds;
+  bounds.reserve(before.size() + 1);
+  for (const Deferred& deferred : before) bounds.emplace_back(deferred.sql, deferred.params);
+  if (params != nullptr) bounds.emplace_back(sql, *params);
+  // Statements new to this session are prepared first, outside the pipeline (once per session each).
+  std::vector<const std::string*> names(bounds.size());
+  for (size_t index = 0; index < bounds.size(); ++index) {
+    if (ResultPtr failed = Prepare(bounds[index], &names[index])) return Failure(failed.get(), "exec");
+  }
+  if (PQenterPipelineMode(connection_) != 1) return Failure(nullptr, "pipeline");
+  // Every statement goes out before any answer is read: one round trip. The batch is a handful of short
+  // statements, far below what the socket buffers hold, so sending cannot block on unread answers.
+  bool sent = true;
+  for (size_t index = 0; index < bounds.size() && sent; ++index) {
+    const Bound& bound = bounds[index];
+    const int count = static_cast<int>(bound.values.size());
+    sent = (names[index] != nullptr ? PQsendQueryPrepared(connection_, names[index]->c_str(), count,
+                                                          bound.values.data(), nullptr, nullptr, 0)
+                                    : PQsendQueryParams(connection_, bound.statement.c_str(), count, bound.types.data(),
+                                                        bound.values.data(), nullptr, nullptr, 0)) == 1;
+  }
+  if (sent) sent = PQpipelineSync(connection_) == 1;
+  if (!sent) return Failure(nullptr, "pipeline");
+  std::vector<ResultPtr> results;
+  results.reserve(bounds.size());
+  for (size_t index = 0; index < bounds.size(); ++index) {
+    ResultPtr result(PQgetResult(connection_));
+    if (result == nullptr) return Failure(nullptr, "pipeline");
+    while (PGresult* extra = PQgetResult(connection_)) PQclear(extra);  // up to the end of this statement
+    ForgetIfStale(bounds[index], result.get());
+    results.push_back(std::move(result));
+  }
+  ResultPtr sync(PQgetResult(connection_));
+  if (sync == nullptr || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC || PQexitPipelineMode(connection_) != 1) {
+    return Failure(nullptr, "pipeline");
+  }
+  // The first failure is the one to report: the server skipped everything after it.
+  for (size_t index = 0; index < before.size(); ++index) {
+    const ExecStatusType status = PQresultStatus(results[index].get());
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) return Failure(results[index].get(), "exec");
+    int64_t changed = 0;
+    std::string_view tuples = PQcmdTuples(results[index].get());
+    std::from_chars(tuples.data(), tuples.data() + tuples.size(), changed);
+    if (changed != before[index].expected_changes) {
+      return detail::UnexpectedChanges(before[index].sql, changed, before[index].expected_changes);
+    }
+  }
+  if (params == nullptr) return ResultPtr();
+  return std::move(results.back());
 }
 
 Error Connection::Failure(const PGresult* result, std::string_view during) {
@@ -148,8 +244,27 @@ Error Connection::Failure(const PGresult* result, std::string_view during) {
   return Error::Make(code, std::move(text));
 }
 
-Result<Rows> Connection::Query(std::string_view sql, const Params& params) {
-  ResultPtr result = Execute(sql, params);
+Result<Rows> Connection::Query(std::string_view sql, const Params& params) { return RowsOf(Execute(sql, params)); }
+
+Result<Rows> Connection::Query(const std::vector<Deferred>& before, std::string_view sql, const Params& params) {
+  CLOZIT_ASSIGN_OR_RETURN(ResultPtr result, Pipeline(before, sql, &params));
+  return RowsOf(std::move(result));
+}
+
+Result<int64_t> Connection::Exec(std::string_view sql, const Params& params) { return ChangesOf(Execute(sql, params)); }
+
+Result<int64_t> Connection::Exec(const std::vector<Deferred>& before, std::string_view sql, const Params& params) {
+  CLOZIT_ASSIGN_OR_RETURN(ResultPtr result, Pipeline(before, sql, &params));
+  return ChangesOf(std::move(result));
+}
+
+Result<void> Connection::Run(const std::vector<Deferred>& statements) {
+  if (statements.empty()) return Ok();
+  CLOZIT_TRY(Pipeline(statements, {}, nullptr));
+  return Ok();
+}
+
+Result<Rows> Connection::RowsOf(ResultPtr result) {
   ExecStatusType status = result != nullptr ? PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
   if (status == PGRES_EMPTY_QUERY) return Error::Internal("postgres query: empty statement");
   if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) return Failure(result.get(), "query");
@@ -174,8 +289,7 @@ Result<Rows> Connection::Query(std::string_view sql, const Params& params) {
   return rows;
 }
 
-Result<int64_t> Connection::Exec(std::string_view sql, const Params& params) {
-  ResultPtr result = Execute(sql, params);
+Result<int64_t> Connection::ChangesOf(ResultPtr result) {
   ExecStatusType status = result != nullptr ? PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
   if (status == PGRES_EMPTY_QUERY) return Error::Internal("postgres exec: empty statement");
   if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) return Failure(result.get(), "exec");

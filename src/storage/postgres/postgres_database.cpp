@@ -36,13 +36,24 @@ class PostgresTx final : public detail::TxBase {
   const std::string& first_sqlstate() const { return first_sqlstate_; }
 
  protected:
+  // Statements held back by ExecLater travel in the same round trip as the next one.
   Result<Rows> DoQuery(std::string_view sql, const Params& params) override {
-    return Note(connection_.Query(sql, params));
+    if (later_.empty()) return Note(connection_.Query(sql, params));
+    return Note(connection_.Query(TakeLater(), sql, params));
   }
   Result<int64_t> DoExec(std::string_view sql, const Params& params) override {
-    return Note(connection_.Exec(sql, params));
+    if (later_.empty()) return Note(connection_.Exec(sql, params));
+    return Note(connection_.Exec(TakeLater(), sql, params));
   }
-  Result<void> DoExecScript(std::string_view sql) override { return Note(connection_.ExecScript(sql)); }
+  Result<void> DoExecScript(std::string_view sql) override {
+    CLOZIT_TRY(DoFinish());
+    return Note(connection_.ExecScript(sql));
+  }
+  Result<void> DoExecLater(std::string_view sql, const Params& params, int64_t expected_changes) override {
+    later_.push_back({std::string(sql), params, expected_changes});
+    return Ok();
+  }
+  Result<void> DoFinish() override { return Note(connection_.Run(TakeLater())); }
 
  private:
   template <typename T>
@@ -51,8 +62,11 @@ class PostgresTx final : public detail::TxBase {
     return result;
   }
 
+  std::vector<Connection::Deferred> TakeLater() { return std::exchange(later_, {}); }
+
   Connection& connection_;
   std::string first_sqlstate_;
+  std::vector<Connection::Deferred> later_;
 };
 
 // Hands the connection back in a reusable state, or not at all.
@@ -173,6 +187,9 @@ class PostgresDatabase final : public Database {
       } catch (...) {
         outcome.exception = std::current_exception();
       }
+      if (outcome.result.ok() && !outcome.exception) {
+        if (auto finished = tx.Finish(); !finished) outcome.result = finished.error();
+      }
       if (outcome.result.ok() && !outcome.exception && tx.failed()) outcome.result = tx.AbortedError();
       outcome.after_commit = tx.TakeAfterCommit();
       // A serialization failure or deadlock dooms the whole transaction, not just this write.
@@ -234,6 +251,9 @@ class PostgresDatabase final : public Database {
     } catch (...) {
       Tidy(lease);
       throw;
+    }
+    if (result.ok()) {
+      if (auto finished = tx.Finish(); !finished) result = finished.error();
     }
     if (result.ok() && tx.failed()) result = tx.AbortedError();
     if (!result.ok()) {
