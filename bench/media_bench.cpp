@@ -299,6 +299,9 @@ class Driver {
       ssize_t n = ::recv(stream.fd, buffer, sizeof buffer, 0);
       if (n > 0) {
         stream.in.append(buffer, static_cast<size_t>(n));
+        // A short read emptied the socket: epoll is level-triggered, so asking again only to hear EAGAIN
+        // would cost a system call per frame.
+        if (static_cast<size_t>(n) < sizeof buffer) break;
         continue;
       }
       if (n < 0 && errno == EINTR) continue;

@@ -2,8 +2,6 @@
 
 #include <boost/asio.hpp>
 
-#include "telephony/media/detail/media_session.hpp"
-
 namespace clozit::telephony::media::detail {
 namespace {
 
@@ -34,16 +32,21 @@ FramePacer& FramePacer::Of(const boost::asio::any_io_executor& executor) {
   return pacer;
 }
 
-void FramePacer::WakeAt(Clock::time_point due, std::shared_ptr<MediaSession> session) {
+void FramePacer::WakeAt(Clock::time_point due, std::shared_ptr<Paced> paced) {
   std::lock_guard lock(mutex_);
   if (!timer_) return;  // shut down
-  entries_.push({due, std::move(session)});
+  entries_.push({due, std::move(paced)});
   ArmLocked();
 }
 
 size_t FramePacer::Waiting() const {
   std::lock_guard lock(mutex_);
   return entries_.size();
+}
+
+uint64_t FramePacer::Fires() const {
+  std::lock_guard lock(mutex_);
+  return fires_;
 }
 
 void FramePacer::ArmLocked() {
@@ -59,22 +62,23 @@ void FramePacer::ArmLocked() {
 }
 
 void FramePacer::Fire(uint64_t generation) {
-  std::vector<std::shared_ptr<MediaSession>> due;
+  std::vector<std::shared_ptr<Paced>> due;
   {
     std::lock_guard lock(mutex_);
     if (generation != generation_ || !timer_) return;
+    ++fires_;
     armed_for_.reset();
     auto now = Clock::now();
     while (!entries_.empty() && entries_.top().due <= now) {
       // priority_queue::top is const: the entry is copied out, then popped.
-      due.push_back(entries_.top().session);
+      due.push_back(entries_.top().paced);
       entries_.pop();
     }
     ArmLocked();
   }
-  for (auto& session : due) {
-    auto executor = session->executor();
-    boost::asio::dispatch(executor, [session = std::move(session)] { session->OnPace(); });
+  for (auto& paced : due) {
+    auto executor = paced->executor();
+    boost::asio::dispatch(executor, [paced = std::move(paced)] { paced->OnPace(); });
   }
 }
 

@@ -20,7 +20,14 @@
 
 namespace clozit::telephony::media::detail {
 
-class MediaSession;
+/// What the pacer wakes: a media session (or a test's recorder).
+class Paced {
+ public:
+  virtual ~Paced() = default;
+  /// The wake-up. Runs on executor().
+  virtual void OnPace() = 0;
+  virtual boost::asio::any_io_executor executor() const = 0;
+};
 
 class FramePacer final : public boost::asio::execution_context::service {
  public:
@@ -33,17 +40,19 @@ class FramePacer final : public boost::asio::execution_context::service {
   /// The pacer of the io_context behind `executor` (created on first use).
   static FramePacer& Of(const boost::asio::any_io_executor& executor);
 
-  /// Calls `session->OnPace()` on the session's executor at `due` or within the millisecond after it.
-  /// One wake per call; a session keeps at most one pending (MediaSession's `pacing_`).
-  void WakeAt(Clock::time_point due, std::shared_ptr<MediaSession> session);
+  /// Calls `paced->OnPace()` on its executor at `due` or within the millisecond after it (never before).
+  /// One wake per call; a media session keeps at most one pending (its `pacing_`).
+  void WakeAt(Clock::time_point due, std::shared_ptr<Paced> paced);
 
-  /// Sessions waiting for their wake (tests).
+  /// Wakes waiting (tests).
   size_t Waiting() const;
+  /// Timer expiries that woke something so far: what falls due in one millisecond shares one (tests).
+  uint64_t Fires() const;
 
  private:
   struct Entry {
     Clock::time_point due;
-    std::shared_ptr<MediaSession> session;
+    std::shared_ptr<Paced> paced;
   };
   struct Later {
     bool operator()(const Entry& a, const Entry& b) const { return a.due > b.due; }
@@ -60,6 +69,7 @@ class FramePacer final : public boost::asio::execution_context::service {
   std::optional<boost::asio::steady_timer> timer_;                 // guarded by mutex_
   std::optional<Clock::time_point> armed_for_;                     // guarded by mutex_
   uint64_t generation_ = 0;                                        // guarded by mutex_: stale fires do nothing
+  uint64_t fires_ = 0;                                             // guarded by mutex_
 };
 
 }  // namespace clozit::telephony::media::detail

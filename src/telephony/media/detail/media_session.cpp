@@ -7,7 +7,6 @@
 #include <boost/asio.hpp>
 #include <nlohmann/json.hpp>
 
-#include "telephony/media/detail/frame_pacer.hpp"
 #include "telephony/media/detail/media_frame.hpp"
 #include "telephony/media/mulaw.hpp"
 #include "telephony/media_stream.hpp"

@@ -16,14 +16,13 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "http/websocket.hpp"
+#include "telephony/media/detail/frame_pacer.hpp"
 #include "telephony/media/media_endpoints.hpp"
 #include "telephony/media/mulaw.hpp"
 
 namespace clozit::telephony::media::detail {
 
-class FramePacer;
-
-class MediaSession final : public MediaOutput, public std::enable_shared_from_this<MediaSession> {
+class MediaSession final : public MediaOutput, public Paced, public std::enable_shared_from_this<MediaSession> {
  public:
   /// `verified_call_id`: set when the upgrade already carried a valid token (Telnyx).
   MediaSession(ProviderKind provider, std::optional<std::string> verified_call_id, const MediaTokens& tokens,
@@ -42,8 +41,8 @@ class MediaSession final : public MediaOutput, public std::enable_shared_from_th
   void Close() override;
   boost::asio::any_io_executor executor() const override { return connection_executor_; }
 
-  /// The frame pacer's wake-up: sends what is due. On the connection's executor.
-  void OnPace();
+  // Paced: the frame pacer's wake-up sends what is due. On the connection's executor.
+  void OnPace() override;
 
  private:
   struct Outbound {
