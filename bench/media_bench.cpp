@@ -26,7 +26,6 @@
 #include <charconv>
 #include <chrono>
 #include <csignal>
-#include <fstream>
 #include <functional>
 #include <iostream>
 #include <random>
@@ -41,7 +40,6 @@
 #include "bench_stats.hpp"
 #include "common/clock.hpp"
 #include "http/server.hpp"
-#include "http/websocket.hpp"
 #include "telephony/detail/rest.hpp"
 #include "telephony/media/media_endpoints.hpp"
 #include "telephony/media/mulaw.hpp"
@@ -65,13 +63,11 @@ double OwnCpuSeconds() {
 
 // ---- drive ----
 
+/// The measured span; frames before it are warm-up. The driver is one thread, so plain fields.
 struct Window {
-  std::atomic<int64_t> start_ns{INT64_MAX};  // steady clock; frames before it are warm-up
-  std::atomic<int64_t> end_ns{INT64_MAX};
-  bool Contains(Clock::time_point t) const {
-    int64_t ns = t.time_since_epoch().count();
-    return ns >= start_ns.load() && ns < end_ns.load();
-  }
+  Clock::time_point start = Clock::time_point::max();
+  Clock::time_point end = Clock::time_point::max();
+  bool Contains(Clock::time_point t) const { return t >= start && t < end; }
 };
 
 // The carrier side shares the machine's two cores with the platform, so it must cost little beside it: one
@@ -393,8 +389,8 @@ int Drive(int port, const std::string& secret, int streams, int seconds, int pla
   // Warm-up: every stream started and the platform's queues settled before measuring.
   auto window_start = Clock::now() + std::chrono::seconds(2);
   auto window_end = window_start + std::chrono::seconds(seconds);
-  window.start_ns = window_start.time_since_epoch().count();
-  window.end_ns = window_end.time_since_epoch().count();
+  window.start = window_start;
+  window.end = window_end;
   double platform_cpu_start = 0, own_cpu_start = 0, platform_cpu = 0, own_cpu = 0;
   bool started = false, ended = false;
   driver.Run(window_end, window_end + std::chrono::milliseconds(1500), [&](Clock::time_point now) {

@@ -1,5 +1,7 @@
 #include "telephony/media/detail/frame_pacer.hpp"
 
+#include <algorithm>
+
 #include <boost/asio.hpp>
 
 namespace clozit::telephony::media::detail {
@@ -35,7 +37,8 @@ FramePacer& FramePacer::Of(const boost::asio::any_io_executor& executor) {
 void FramePacer::WakeAt(Clock::time_point due, std::shared_ptr<Paced> paced) {
   std::lock_guard lock(mutex_);
   if (!timer_) return;  // shut down
-  entries_.push({due, std::move(paced)});
+  entries_.push_back({due, std::move(paced)});
+  std::push_heap(entries_.begin(), entries_.end(), Later{});
   ArmLocked();
 }
 
@@ -51,7 +54,7 @@ uint64_t FramePacer::Fires() const {
 
 void FramePacer::ArmLocked() {
   if (entries_.empty()) return;
-  auto at = CeilToMillisecond(entries_.top().due);
+  auto at = CeilToMillisecond(entries_.front().due);
   if (armed_for_ && *armed_for_ <= at) return;
   armed_for_ = at;
   uint64_t generation = ++generation_;
@@ -69,10 +72,10 @@ void FramePacer::Fire(uint64_t generation) {
     ++fires_;
     armed_for_.reset();
     auto now = Clock::now();
-    while (!entries_.empty() && entries_.top().due <= now) {
-      // priority_queue::top is const: the entry is copied out, then popped.
-      due.push_back(entries_.top().paced);
-      entries_.pop();
+    while (!entries_.empty() && entries_.front().due <= now) {
+      std::pop_heap(entries_.begin(), entries_.end(), Later{});
+      due.push_back(std::move(entries_.back().paced));
+      entries_.pop_back();
     }
     ArmLocked();
   }
@@ -85,7 +88,7 @@ void FramePacer::Fire(uint64_t generation) {
 void FramePacer::shutdown() {
   std::lock_guard lock(mutex_);
   if (timer_) timer_->cancel();
-  while (!entries_.empty()) entries_.pop();
+  entries_.clear();
   timer_.reset();
 }
 

@@ -11,7 +11,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <queue>
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -65,11 +64,11 @@ class FramePacer final : public boost::asio::execution_context::service {
 
   boost::asio::any_io_executor executor_;
   mutable std::mutex mutex_;
-  std::priority_queue<Entry, std::vector<Entry>, Later> entries_;  // guarded by mutex_
-  std::optional<boost::asio::steady_timer> timer_;                 // guarded by mutex_
-  std::optional<Clock::time_point> armed_for_;                     // guarded by mutex_
-  uint64_t generation_ = 0;                                        // guarded by mutex_: stale fires do nothing
-  uint64_t fires_ = 0;                                             // guarded by mutex_
+  std::vector<Entry> entries_;  // guarded by mutex_; a heap on Later (earliest at front), so entries move out
+  std::optional<boost::asio::steady_timer> timer_;  // guarded by mutex_
+  std::optional<Clock::time_point> armed_for_;      // guarded by mutex_
+  uint64_t generation_ = 0;                         // guarded by mutex_: stale fires do nothing
+  uint64_t fires_ = 0;                              // guarded by mutex_
 };
 
 }  // namespace clozit::telephony::media::detail
