@@ -1,16 +1,17 @@
 // media_bench: many concurrent two-way carrier media streams (Twilio Media
 // Streams format, µ-law, 20 ms frames) against the platform's media endpoint.
 //
-//   media_bench serve --secret S [--handler echo] [--io-threads 2]
+//   media_bench serve --secret S [--handler echo] [--io-threads 2] [--realtime PRIORITY]
 //       the platform side: http::Server + telephony::media::MediaEndpoints, exactly
 //       what `clozit serve` mounts at /v1/media/*; prints {"port":…} and serves until SIGTERM.
-//   media_bench drive --port P --secret S --streams 1000 --seconds 20 [--platform-pid PID]
+//   media_bench drive --port P --secret S --streams 1000 --seconds 20 [--platform-pid PID] [--realtime PRIORITY]
 //       the carrier side (one thread, epoll): opens the streams, sends one inbound frame per stream every 20 ms
 //       on an absolute schedule, and records when each outbound (agent) frame arrives.
 //
 // Jitter is |inter-arrival − 20 ms| of consecutive outbound frames of one stream, over
 // the measurement window (after every stream is up and a warm-up). With --platform-pid
-// the driver also reads the platform's CPU time from /proc over the same window.
+// the driver also reads the platform's CPU time from /proc over the same window. --realtime runs the
+// platform's I/O threads (server.io_realtime_priority) or the driver's thread SCHED_RR (ADR 0018).
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -39,6 +40,7 @@
 
 #include "bench_stats.hpp"
 #include "common/clock.hpp"
+#include "common/realtime.hpp"
 #include "http/server.hpp"
 #include "telephony/detail/rest.hpp"
 #include "telephony/media/media_endpoints.hpp"
@@ -379,7 +381,11 @@ class Driver {
   std::string message_;  // reused for every media frame
 };
 
-int Drive(int port, const std::string& secret, int streams, int seconds, int platform_pid) {
+int Drive(int port, const std::string& secret, int streams, int seconds, int platform_pid, int realtime) {
+  if (realtime > 0) {
+    // The driver stands in for the carrier's machines: it should not time-share with the platform it measures.
+    if (auto set = SetRealtimePriority(realtime); !set) std::cerr << set.error().message << "\n";
+  }
   SystemClock clock;
   telephony::media::MediaTokens tokens(secret, clock);
   Window window;
@@ -433,7 +439,8 @@ int Drive(int port, const std::string& secret, int streams, int seconds, int pla
       {"platform_cpu_us_per_frame_pair",
        driver.received > 0 ? 1e6 * platform_cpu / static_cast<double>(driver.received) : 0.0},
       {"driver_cpu_us_per_frame_pair", driver.sent > 0 ? 1e6 * own_cpu / static_cast<double>(driver.sent) : 0.0},
-      {"load_average_1m", load[0]}};
+      {"load_average_1m", load[0]},
+      {"realtime_priority", realtime}};
   std::cout << out.dump() << std::endl;
   return failed == 0 ? 0 : 1;
 }
@@ -442,7 +449,7 @@ int Drive(int port, const std::string& secret, int streams, int seconds, int pla
 
 std::atomic<http::Server*> g_server{nullptr};
 
-int Serve(const std::string& secret, const std::string& handler_name, int io_threads) {
+int Serve(const std::string& secret, const std::string& handler_name, int io_threads, int realtime) {
   SystemClock clock;
   telephony::media::MediaTokens tokens(secret, clock);
   auto factory = telephony::media::BuiltInHandler(handler_name);
@@ -454,6 +461,7 @@ int Serve(const std::string& secret, const std::string& handler_name, int io_thr
   http::ServerOptions options;
   options.port = 0;
   options.io_threads = io_threads;
+  options.io_realtime_priority = realtime;
   options.worker_threads = 2;
   options.websocket_routes = endpoints.Routes();
   http::Server server(options, [](http::Request&) { return http::Response::Text(404, "not found"); });
@@ -479,19 +487,21 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::string secret = "media-bench-secret-0123456789";
   std::string handler = "echo";
-  int io_threads = 2, port = 0, streams = 1000, seconds = 20, platform_pid = 0;
+  int io_threads = 2, port = 0, streams = 1000, seconds = 20, platform_pid = 0, realtime = 0;
   auto* serve = app.add_subcommand("serve", "the platform side");
   serve->add_option("--secret", secret);
   serve->add_option("--handler", handler);
   serve->add_option("--io-threads", io_threads);
+  serve->add_option("--realtime", realtime, "SCHED_RR priority of the I/O threads (0: time-shared)");
   auto* drive = app.add_subcommand("drive", "the carrier side");
   drive->add_option("--port", port)->required();
   drive->add_option("--secret", secret);
   drive->add_option("--streams", streams);
   drive->add_option("--seconds", seconds);
   drive->add_option("--platform-pid", platform_pid);
+  drive->add_option("--realtime", realtime, "SCHED_RR priority of the driver's thread (0: time-shared)");
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);
-  if (serve->parsed()) return Serve(secret, handler, io_threads);
-  return Drive(port, secret, streams, seconds, platform_pid);
+  if (serve->parsed()) return Serve(secret, handler, io_threads, realtime);
+  return Drive(port, secret, streams, seconds, platform_pid, realtime);
 }

@@ -243,6 +243,7 @@ Result<void> Application::Serve() {
   options.address = s.listen_address;
   options.port = static_cast<uint16_t>(s.port);
   options.io_threads = static_cast<int>(s.io_threads);
+  options.io_realtime_priority = static_cast<int>(s.io_realtime_priority);
   options.worker_threads = static_cast<int>(s.worker_threads);
   options.body_limit = static_cast<uint64_t>(s.body_limit_bytes);
   options.upload_limit = static_cast<uint64_t>(s.upload_limit_bytes);

@@ -34,6 +34,7 @@ std::vector<Key> Schema(Config& c) {
       {"server", "port", &c.server.port, false, 0, 65535},
       {"server", "allow_plaintext_public", &c.server.allow_plaintext_public},
       {"server", "io_threads", &c.server.io_threads, false, 1, 256},
+      {"server", "io_realtime_priority", &c.server.io_realtime_priority, false, 0, 99},
       {"server", "worker_threads", &c.server.worker_threads, false, 1, 1024},
       {"server", "body_limit_bytes", &c.server.body_limit_bytes, false, 1024, int64_t{1} << 34},
       {"server", "upload_limit_bytes", &c.server.upload_limit_bytes, false, 1024, int64_t{1} << 40},

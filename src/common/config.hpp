@@ -24,6 +24,8 @@ struct ServerConfig {
   /// Without TLS the server refuses non-loopback addresses unless this is set.
   bool allow_plaintext_public = false;
   int64_t io_threads = 2;
+  /// 1..99: I/O threads run SCHED_RR at this priority (ADR 0018); 0: off.
+  int64_t io_realtime_priority = 0;
   int64_t worker_threads = 4;
   int64_t body_limit_bytes = 1 << 20;
   int64_t upload_limit_bytes = int64_t{16} << 30;  // streamed uploads (CSV imports), spooled to disk

@@ -5,12 +5,14 @@
 #include <utility>
 
 #include <csignal>
+#include <optional>
 #include <thread>
 #include <vector>
 
 #include <spdlog/spdlog.h>
 #include <boost/asio.hpp>
 
+#include "common/realtime.hpp"
 #include "http/detail/server_state.hpp"
 
 namespace clozit::http {
@@ -124,11 +126,25 @@ void Server::Run() {
       Shutdown();
     });
   }
+  const int priority = state_->options.io_realtime_priority;
+  // Each I/O thread asks for itself; the calling thread gets its own scheduling back when it returns.
+  auto realtime = [priority]() -> std::optional<ThreadScheduling> {
+    if (priority == 0) return std::nullopt;
+    auto previous = SetRealtimePriority(priority);
+    if (previous) return *previous;
+    spdlog::warn("I/O thread stays time-shared: {}", previous.error().message);
+    return std::nullopt;
+  };
   std::vector<std::thread> threads;
   for (size_t i = 1; i < state_->contexts.size(); ++i) {
-    threads.emplace_back([context = state_->contexts[i].get()] { context->run(); });
+    threads.emplace_back([context = state_->contexts[i].get(), realtime] {
+      realtime();
+      context->run();
+    });
   }
+  auto previous = realtime();
   state_->io.run();
+  if (previous) RestoreScheduling(*previous);
   for (auto& thread : threads) thread.join();
   state_->workers.join();
 }

@@ -31,6 +31,9 @@ struct ServerOptions {
   std::string address = "127.0.0.1";
   uint16_t port = 0;  // 0: pick a free port
   int io_threads = 2;
+  /// 1..99: the I/O threads (network and media) run SCHED_RR at this priority (common/realtime.hpp);
+  /// 0: time-sharing like every other thread. Without the privilege the server logs it and runs on.
+  int io_realtime_priority = 0;
   int worker_threads = 4;
   uint64_t body_limit = 1 << 20;
   // Uploads (multi-gigabyte CSV files) go to a file as they arrive, never into memory, for the requests this

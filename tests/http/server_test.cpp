@@ -2,6 +2,7 @@
 // picked by the kernel, a trivial handler, and http::Client as the peer.
 #include "http/server.hpp"
 
+#include <sched.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -17,6 +18,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "common/realtime.hpp"
 #include "http/client.hpp"
 
 namespace clozit::http {
@@ -100,6 +102,56 @@ TEST_F(ServerTest, ServesRequestsAndDecodesThePath) {
   EXPECT_EQ(body["body"], "hello");
   EXPECT_EQ(body["remote_ip"], "127.0.0.1");
   EXPECT_EQ(body["tls"], false);
+}
+
+/// How many of this process's threads run SCHED_RR (Linux /proc/self/task).
+int RealtimeThreads() {
+  int count = 0;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    pid_t tid = std::stoi(task.path().filename().string());
+    if (sched_getscheduler(tid) == SCHED_RR) ++count;
+  }
+  return count;
+}
+
+TEST_F(ServerTest, IoThreadsRunRealTimeWhenAskedAndAllowed) {
+  // Whether this process may use SCHED_RR (root, CAP_SYS_NICE or RLIMIT_RTPRIO) decides what to expect.
+  std::promise<bool> probe;
+  std::thread([&probe] {
+    auto previous = SetRealtimePriority(1);
+    if (previous) RestoreScheduling(*previous);
+    probe.set_value(previous.ok());
+  }).join();
+  const bool allowed = probe.get_future().get();
+  ASSERT_EQ(RealtimeThreads(), 0);
+
+  ServerOptions options;
+  options.io_threads = 3;
+  options.io_realtime_priority = 1;
+  StartServer(options, Echo());
+  // Every I/O thread serves: enough connections that the round robin hands one to each.
+  for (int i = 0; i < 3; ++i) {
+    auto client = Connect();
+    ASSERT_NE(client, nullptr);
+    auto response = client->Send("GET", "/x", {}, "");
+    ASSERT_TRUE(response.ok()) << response.error().message;
+    EXPECT_EQ(response->status, 200);
+  }
+  EXPECT_EQ(RealtimeThreads(), allowed ? 3 : 0);
+  server_->Shutdown();
+  ASSERT_EQ(run_.wait_for(10s), std::future_status::ready);
+  // The thread that called Run() gets its own scheduling back; the others have ended.
+  EXPECT_EQ(RealtimeThreads(), 0);
+}
+
+TEST(Realtime, RefusesAPriorityOutOfRange) {
+  for (int priority : {0, -1, 100}) {
+    auto set = SetRealtimePriority(priority);
+    ASSERT_FALSE(set.ok()) << priority;
+    EXPECT_EQ(set.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_EQ(set.error().field, "priority");
+  }
+  EXPECT_NE(sched_getscheduler(0), SCHED_RR);
 }
 
 TEST_F(ServerTest, KeepAliveServesTwoRequestsOnOneConnection) {
