@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <mutex>
@@ -570,6 +571,45 @@ TEST_P(DatabaseTest, DataSurvivesReopening) {
   ASSERT_TRUE(rows.ok()) << rows.error().message;
   ASSERT_EQ(rows->size(), 1u);
   EXPECT_EQ(rows->front().Int(0), 7);
+}
+
+TEST_P(DatabaseTest, SqliteCheckpointsAndStartsTheWalOverWhileOpen) {
+  if (postgres()) GTEST_SKIP() << "PostgreSQL checkpoints on its own";
+  Script("CREATE TABLE blobs (id INTEGER PRIMARY KEY, data BLOB)");
+  const std::filesystem::path file = url_.substr(std::string("sqlite:").size());
+  const std::filesystem::path wal = file.string() + "-wal";
+  auto write_chunk = [&] {  // 128 pages of 4 KiB in one write
+    auto written = db_->Write([](Tx& tx) -> Result<void> {
+      for (int row = 0; row < 128; ++row) CLOZIT_TRY(tx.Exec("INSERT INTO blobs (data) VALUES (randomblob(4096))"));
+      return Ok();
+    });
+    ASSERT_TRUE(written.ok()) << written.error().message;
+  };
+  // 15,000 pages: past the 10,000 at which the checkpointer starts, short of the 100,000 at which the writer
+  // would checkpoint everything itself.
+  constexpr int kWrites = 120;
+  constexpr uintmax_t kWritten = uintmax_t{kWrites} * 128 * 4096;
+  for (int i = 0; i < kWrites; ++i) write_chunk();
+  // The checkpointer copies the WAL into the database while it stays open (nothing else would before closing).
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::filesystem::file_size(file) < kWritten / 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_GE(std::filesystem::file_size(file), kWritten / 2);
+  // Then the writer copies the tail and starts the WAL over: a write stops making the file longer.
+  bool started_over = false;
+  int writes = 0;
+  while (!started_over && std::chrono::steady_clock::now() < deadline) {
+    uintmax_t before = std::filesystem::file_size(wal);
+    write_chunk();
+    ++writes;
+    started_over = std::filesystem::file_size(wal) <= before;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(started_over) << "the WAL kept growing: " << std::filesystem::file_size(wal) << " bytes";
+  auto rows = db_->Query("SELECT count(*) FROM blobs");
+  ASSERT_TRUE(rows.ok()) << rows.error().message;
+  EXPECT_EQ(rows->front().Int(0), (kWrites + writes) * 128);
 }
 
 TEST_P(DatabaseTest, OpenRejectsMalformedUrlsAndOptions) {

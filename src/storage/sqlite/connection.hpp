@@ -38,6 +38,14 @@ class Connection {
   /// False between BEGIN and COMMIT/ROLLBACK, and after SQLite rolled back on its own.
   bool InTransaction() const;
 
+  /// Calls `hook(arg, pages)` after each commit with the WAL's size in pages, instead of SQLite's own
+  /// automatic checkpoint (which ran on the committing thread). `arg` must outlive the connection's writes.
+  void OnWalCommit(void (*hook)(void* arg, int pages), void* arg);
+  /// Copies what it can from the WAL into the database without waiting for anyone (SQLITE_CHECKPOINT_PASSIVE,
+  /// or kTruncate: waits for readers and writers, then empties the WAL); returns the pages left to copy.
+  enum class Checkpoint { kPassive, kTruncate };
+  Result<int> RunCheckpoint(Checkpoint mode);
+
  private:
   struct StringHash {
     using is_transparent = void;
@@ -50,6 +58,8 @@ class Connection {
   Error LastError(int code, std::string_view during) const;
 
   sqlite3* db_;
+  void (*wal_hook_)(void*, int) = nullptr;
+  void* wal_hook_arg_ = nullptr;
   // Keyed by SQL text; statements are reset after every use, so one entry serves every call.
   std::unordered_map<std::string, sqlite3_stmt*, StringHash, std::equal_to<>> statements_;
 };

@@ -1,9 +1,15 @@
 #include "storage/sqlite/sqlite_database.hpp"
 
+#include <atomic>
+#include <condition_variable>
 #include <exception>
 #include <filesystem>
+#include <mutex>
+#include <thread>
 #include <utility>
 #include <vector>
+
+#include <spdlog/spdlog.h>
 
 #include "storage/detail/connection_pool.hpp"
 #include "storage/detail/tx_base.hpp"
@@ -29,16 +35,110 @@ class SqliteTx final : public detail::TxBase {
   Connection& connection_;
 };
 
+// Checkpoints the WAL into the database mostly on its own thread and connection. SQLite's automatic checkpoint
+// runs on the committing thread, inside the commit: with one writer per database that stalled every queued
+// write for the whole copy and its fsync (billing bench: reserve p99 ≈ 55 ms against p50 ≈ 5 ms) while the
+// second core idled. A PASSIVE checkpoint never blocks the writer or readers, but under a steady stream of
+// writes it never catches up with the end of the WAL, and SQLite starts the WAL over only after a checkpoint
+// that did. So it works in two steps: this thread copies the bulk (repeating while the writer keeps adding
+// more than kTailPages), then asks the writer to copy the
+// short tail between two commits, after which the
+// writer's next transaction starts the WAL from its beginning.
+class Checkpointer {
+ public:
+  /// WAL size (pages) at which a checkpoint starts.
+  static constexpr int kStartPages = 10'000;
+  /// What is left for the writer to copy itself.
+  static constexpr int kTailPages = 256;
+  static constexpr int kMaxPasses = 8;
+  /// WAL size at which the writer checkpoints whatever the state: the checkpointer has fallen far behind.
+  static constexpr int kWriterTakesOverPages = 100'000;
+
+  explicit Checkpointer(std::unique_ptr<Connection> connection)
+      : connection_(std::move(connection)), thread_([this] { Loop(); }) {}
+  ~Checkpointer() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    changed_.notify_one();
+    thread_.join();
+  }
+  Checkpointer(const Checkpointer&) = delete;
+  Checkpointer& operator=(const Checkpointer&) = delete;
+
+  /// Called on the writer's thread after each commit with the WAL's size: true when the writer should
+  /// checkpoint now (the tail, or a WAL grown past kWriterTakesOverPages).
+  bool Committed(int pages) {
+    if (tail_due_.exchange(false) || pages >= kWriterTakesOverPages) return true;
+    if (pages >= kStartPages) {
+      {
+        std::lock_guard lock(mutex_);
+        due_ = true;
+      }
+      changed_.notify_one();
+    }
+    return false;
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      changed_.wait(lock, [&] { return stopping_ || due_; });
+      if (stopping_) return;
+      due_ = false;
+      lock.unlock();
+      // A writer that adds pages faster than this thread copies them gets the rest after a few passes, as it
+      // would have without this thread.
+      for (int pass = 1;; ++pass) {
+        auto left = connection_->RunCheckpoint(Connection::Checkpoint::kPassive);
+        if (!left) {
+          spdlog::warn("background checkpoint failed: {}", left.error().message);
+          break;
+        }
+        if (*left <= kTailPages || pass == kMaxPasses) {
+          tail_due_ = true;
+          break;
+        }
+      }
+      lock.lock();
+      due_ = false;  // what the writer asked for meanwhile was just done
+    }
+  }
+
+  std::unique_ptr<Connection> connection_;  // used only by thread_
+  std::atomic<bool> tail_due_{false};
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool due_ = false;       // guarded by mutex_
+  bool stopping_ = false;  // guarded by mutex_
+  std::thread thread_;     // last: it runs once everything above exists
+};
+
 class SqliteDatabase final : public Database {
  public:
-  SqliteDatabase(const std::string& path, const OpenOptions& options, std::unique_ptr<Connection> writer)
+  SqliteDatabase(const std::string& path, const OpenOptions& options, std::unique_ptr<Connection> writer,
+                 std::unique_ptr<Connection> checkpoints)
       : writer_connection_(std::move(writer)),
+        checkpointer_(std::move(checkpoints)),
         readers_(static_cast<size_t>(options.pool_size),
                  [path, busy_timeout_ms = options.busy_timeout_ms] {
                    return Connection::Open(path, Access::kReadOnly, busy_timeout_ms);
                  }),
         writes_(static_cast<size_t>(options.write_batch_max),
-                [this](const std::vector<const Work*>& batch) { return RunBatch(batch); }) {}
+                [this](const std::vector<const Work*>& batch) { return RunBatch(batch); }) {
+    writer_connection_->OnWalCommit(
+        [](void* self, int pages) {
+          auto* database = static_cast<SqliteDatabase*>(self);
+          if (database->checkpointer_.Committed(pages)) {
+            if (auto left = database->writer_connection_->RunCheckpoint(Connection::Checkpoint::kPassive); !left) {
+              spdlog::warn("checkpoint failed: {}", left.error().message);
+            }
+          }
+        },
+        this);
+  }
 
   Dialect dialect() const override { return Dialect::kSqlite; }
 
@@ -193,6 +293,7 @@ class SqliteDatabase final : public Database {
   }
 
   std::unique_ptr<Connection> writer_connection_;  // used only by the write queue's thread
+  Checkpointer checkpointer_;
   detail::ConnectionPool<Connection> readers_;
   detail::WriteQueue writes_;  // last: its thread runs batches once everything above exists
 };
@@ -210,7 +311,9 @@ Result<std::unique_ptr<Database>> OpenSqliteDatabase(const std::string& path, co
     }
   }
   CLOZIT_ASSIGN_OR_RETURN(auto writer, Connection::Open(path, Access::kReadWrite, options.busy_timeout_ms));
-  return std::unique_ptr<Database>(std::make_unique<SqliteDatabase>(path, options, std::move(writer)));
+  CLOZIT_ASSIGN_OR_RETURN(auto checkpoints, Connection::Open(path, Access::kReadWrite, options.busy_timeout_ms));
+  return std::unique_ptr<Database>(
+      std::make_unique<SqliteDatabase>(path, options, std::move(writer), std::move(checkpoints)));
 }
 
 }  // namespace clozit::storage::sqlite
