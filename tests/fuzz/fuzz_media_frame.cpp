@@ -12,7 +12,10 @@
 //      finds at that carrier's field names, and a start or connected frame is
 //      never taken for media;
 //  (c) as µ-law bytes written by AppendMediaFrame: the frame we send must
-//      scan, parse and decode back to the same bytes.
+//      scan, parse and decode back to the same bytes;
+//  (d) as base64 text: DecodeBase64Into (OpenSSL's lax table codec plus our
+//      checks) must accept exactly what libsodium's strict decoder accepts,
+//      and decode it to the same bytes.
 // media_frame.dict holds the JSON tokens and field names: without it the
 // mutator rarely writes an escape inside an otherwise valid frame (a scanner
 // made to accept backslashes passed 60 s of fuzzing without the dictionary,
@@ -26,6 +29,7 @@
 #include <string>
 #include <string_view>
 
+#include <sodium.h>
 #include <nlohmann/json.hpp>
 
 #include "telephony/media/detail/media_frame.hpp"
@@ -112,6 +116,18 @@ void CheckWrittenFrameRoundTrips(std::span<const char> mulaw) {
   }
 }
 
+void CheckBase64AgreesWithLibsodium(std::string_view text) {
+  std::string strict(text.size() / 4 * 3 + 3, '\0');
+  size_t length = 0;
+  const bool sodium_ok = sodium_base642bin(reinterpret_cast<unsigned char*>(strict.data()), strict.size(), text.data(),
+                                           text.size(), nullptr, &length, nullptr, sodium_base64_VARIANT_ORIGINAL) == 0;
+  strict.resize(sodium_ok ? length : 0);
+  std::string ours;
+  const bool ours_ok = media::DecodeBase64Into(text, ours);
+  Check(ours_ok == sodium_ok, "base64 accepted exactly where libsodium accepts it");
+  if (ours_ok) Check(ours == strict, "base64 decoded to libsodium's bytes");
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -126,5 +142,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   // Frames we send carry 20 ms (160 bytes) in practice; longer inputs add nothing but time.
   CheckWrittenFrameRoundTrips(std::span<const char>(frame.data(), std::min<size_t>(size, 4096)));
+  CheckBase64AgreesWithLibsodium(frame);
   return 0;
 }

@@ -98,6 +98,16 @@ TEST(MediaFrameBase64, DecodesIntoTheReusedBufferAndRefusesBadInput) {
   EXPECT_EQ(out, std::string("\x00\x01\x02\xFF", 4));
   EXPECT_FALSE(DecodeBase64Into("AAE", out));
   EXPECT_FALSE(DecodeBase64Into("AA*C", out));
+  // What OpenSSL's table decoder alone would let through.
+  EXPECT_FALSE(DecodeBase64Into("QU=D", out)) << "'=' before the end";
+  EXPECT_FALSE(DecodeBase64Into("Q===", out)) << "three '='";
+  EXPECT_FALSE(DecodeBase64Into("QUJD    ", out)) << "trailing spaces";
+  EXPECT_FALSE(DecodeBase64Into("    QUJD", out)) << "leading spaces";
+  EXPECT_FALSE(DecodeBase64Into("QUJDQQ\n\n", out)) << "line ends";
+  EXPECT_FALSE(DecodeBase64Into("QR==", out)) << "bits left over before the padding";
+  EXPECT_FALSE(DecodeBase64Into("QUJ=QUJD", out)) << "padding inside";
+  ASSERT_TRUE(DecodeBase64Into("QUI=", out));
+  EXPECT_EQ(out, "AB");
   ASSERT_TRUE(DecodeBase64Into("", out));
   EXPECT_TRUE(out.empty());
 }
