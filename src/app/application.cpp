@@ -124,6 +124,7 @@ Result<std::unique_ptr<storage::Database>> OpenDatabase(const Config& config) {
   options.pool_size = static_cast<int>(config.database.pool_size);
   options.busy_timeout_ms = static_cast<int>(config.database.busy_timeout_ms);
   options.write_batch_max = static_cast<int>(config.database.write_batch_max);
+  options.sqlite_checkpoint_pages = static_cast<int>(config.database.sqlite_checkpoint_pages);
   return storage::Open(options);
 }
 

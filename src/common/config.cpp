@@ -49,6 +49,7 @@ std::vector<Key> Schema(Config& c) {
       {"database", "pool_size", &c.database.pool_size, false, 1, 512},
       {"database", "busy_timeout_ms", &c.database.busy_timeout_ms, false, 0, 600'000},
       {"database", "write_batch_max", &c.database.write_batch_max, false, 1, 10'000},
+      {"database", "sqlite_checkpoint_pages", &c.database.sqlite_checkpoint_pages, false, 100, 10'000'000},
       {"accounts", "session_idle_minutes", &c.accounts.session_idle_minutes, false, 1, 60 * 24 * 30},
       {"accounts", "session_absolute_hours", &c.accounts.session_absolute_hours, false, 1, 24 * 90},
       {"accounts", "password_min_length", &c.accounts.password_min_length, false, 8, 128},

@@ -45,6 +45,7 @@ struct DatabaseConfig {
   int64_t pool_size = 8;
   int64_t busy_timeout_ms = 5'000;
   int64_t write_batch_max = 64;
+  int64_t sqlite_checkpoint_pages = 64'000;
 };
 
 struct AccountsConfig {

@@ -82,6 +82,9 @@ Result<std::unique_ptr<Database>> Open(const OpenOptions& options) {
   if (options.pool_size < 1) return Error::InvalidArgument("database.pool_size", "must be at least 1");
   if (options.write_batch_max < 1) return Error::InvalidArgument("database.write_batch_max", "must be at least 1");
   if (options.busy_timeout_ms < 0) return Error::InvalidArgument("database.busy_timeout_ms", "must not be negative");
+  if (options.sqlite_checkpoint_pages < 100 || options.sqlite_checkpoint_pages > 10'000'000) {
+    return Error::InvalidArgument("database.sqlite_checkpoint_pages", "must be 100..10,000,000");
+  }
 
   // The URL is never echoed back: a PostgreSQL URL may carry a password.
   constexpr std::string_view kSqlitePrefix = "sqlite:";

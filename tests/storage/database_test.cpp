@@ -575,6 +575,10 @@ TEST_P(DatabaseTest, DataSurvivesReopening) {
 
 TEST_P(DatabaseTest, SqliteCheckpointsAndStartsTheWalOverWhileOpen) {
   if (postgres()) GTEST_SKIP() << "PostgreSQL checkpoints on its own";
+  db_.reset();
+  auto reopened = Open({.url = url_, .sqlite_checkpoint_pages = 1'000});
+  ASSERT_TRUE(reopened.ok()) << reopened.error().message;
+  db_ = std::move(reopened).value();
   Script("CREATE TABLE blobs (id INTEGER PRIMARY KEY, data BLOB)");
   const std::filesystem::path file = url_.substr(std::string("sqlite:").size());
   const std::filesystem::path wal = file.string() + "-wal";
@@ -585,9 +589,9 @@ TEST_P(DatabaseTest, SqliteCheckpointsAndStartsTheWalOverWhileOpen) {
     });
     ASSERT_TRUE(written.ok()) << written.error().message;
   };
-  // 15,000 pages: past the 10,000 at which the checkpointer starts, short of the 100,000 at which the writer
-  // would checkpoint everything itself.
-  constexpr int kWrites = 120;
+  // 1,536 pages: past the 1,000 at which the checkpointer starts, short of the 3,000 at which the writer would
+  // checkpoint everything itself.
+  constexpr int kWrites = 12;
   constexpr uintmax_t kWritten = uintmax_t{kWrites} * 128 * 4096;
   for (int i = 0; i < kWrites; ++i) write_chunk();
   // The checkpointer copies the WAL into the database while it stays open (nothing else would before closing).
@@ -627,6 +631,9 @@ TEST_P(DatabaseTest, OpenRejectsMalformedUrlsAndOptions) {
   OpenOptions no_batch = Options();
   no_batch.write_batch_max = 0;
   expect_invalid(no_batch, "write_batch_max 0");
+  OpenOptions no_checkpoints = Options();
+  no_checkpoints.sqlite_checkpoint_pages = 0;
+  expect_invalid(no_checkpoints, "sqlite_checkpoint_pages 0");
   if (postgres()) {
     expect_invalid({.url = "postgresql://postgres:hunter2@127.0.0.1/db?no_such_option=1"}, "unknown option");
     expect_invalid({.url = "postgresql://postgres:hunter2@[::1/db"}, "broken host");

@@ -41,21 +41,22 @@ class SqliteTx final : public detail::TxBase {
 // second core idled. A PASSIVE checkpoint never blocks the writer or readers, but under a steady stream of
 // writes it never catches up with the end of the WAL, and SQLite starts the WAL over only after a checkpoint
 // that did. So it works in two steps: this thread copies the bulk (repeating while the writer keeps adding
-// more than kTailPages), then asks the writer to copy the
-// short tail between two commits, after which the
-// writer's next transaction starts the WAL from its beginning.
+// more than kTailPages), then asks the writer to copy the short tail between two commits, after which the
+// writer's next transaction starts the WAL from its beginning. That tail and its fsync still hold the writer
+// up for a few ms, so a large WAL (OpenOptions::sqlite_checkpoint_pages) makes them rare (ADR 0019).
 class Checkpointer {
  public:
-  /// WAL size (pages) at which a checkpoint starts.
-  static constexpr int kStartPages = 10'000;
   /// What is left for the writer to copy itself.
   static constexpr int kTailPages = 256;
   static constexpr int kMaxPasses = 8;
-  /// WAL size at which the writer checkpoints whatever the state: the checkpointer has fallen far behind.
-  static constexpr int kWriterTakesOverPages = 100'000;
 
-  explicit Checkpointer(std::unique_ptr<Connection> connection)
-      : connection_(std::move(connection)), thread_([this] { Loop(); }) {}
+  /// Checkpoints start when the WAL reaches `start_pages`; at three times that the writer checkpoints at each
+  /// commit whatever the state, as SQLite would: the checkpointer has fallen far behind.
+  Checkpointer(std::unique_ptr<Connection> connection, int start_pages)
+      : start_pages_(start_pages),
+        writer_takes_over_pages_(start_pages * 3),
+        connection_(std::move(connection)),
+        thread_([this] { Loop(); }) {}
   ~Checkpointer() {
     {
       std::lock_guard lock(mutex_);
@@ -68,10 +69,10 @@ class Checkpointer {
   Checkpointer& operator=(const Checkpointer&) = delete;
 
   /// Called on the writer's thread after each commit with the WAL's size: true when the writer should
-  /// checkpoint now (the tail, or a WAL grown past kWriterTakesOverPages).
+  /// checkpoint now (the tail, or a WAL grown far past the start).
   bool Committed(int pages) {
-    if (tail_due_.exchange(false) || pages >= kWriterTakesOverPages) return true;
-    if (pages >= kStartPages) {
+    if (tail_due_.exchange(false) || pages >= writer_takes_over_pages_) return true;
+    if (pages >= start_pages_) {
       {
         std::lock_guard lock(mutex_);
         due_ = true;
@@ -107,6 +108,8 @@ class Checkpointer {
     }
   }
 
+  const int start_pages_;
+  const int writer_takes_over_pages_;
   std::unique_ptr<Connection> connection_;  // used only by thread_
   std::atomic<bool> tail_due_{false};
   std::mutex mutex_;
@@ -121,7 +124,7 @@ class SqliteDatabase final : public Database {
   SqliteDatabase(const std::string& path, const OpenOptions& options, std::unique_ptr<Connection> writer,
                  std::unique_ptr<Connection> checkpoints)
       : writer_connection_(std::move(writer)),
-        checkpointer_(std::move(checkpoints)),
+        checkpointer_(std::move(checkpoints), options.sqlite_checkpoint_pages),
         readers_(static_cast<size_t>(options.pool_size),
                  [path, busy_timeout_ms = options.busy_timeout_ms] {
                    return Connection::Open(path, Access::kReadOnly, busy_timeout_ms);
