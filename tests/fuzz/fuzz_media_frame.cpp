@@ -15,7 +15,10 @@
 //      scan, parse and decode back to the same bytes;
 //  (d) as base64 text: DecodeBase64Into (OpenSSL's lax table codec plus our
 //      checks) must accept exactly what libsodium's strict decoder accepts,
-//      and decode it to the same bytes.
+//      and decode it to the same bytes — for ASCII text. Bytes from 0x80 up are
+//      never base64 and we refuse them; libsodium 1.0.18's constant-time
+//      mapping reads some of them as digits (it decodes b4 aa b6 c2 to three
+//      bytes: the fuzzer found it), so there it is not the reference.
 // media_frame.dict holds the JSON tokens and field names: without it the
 // mutator rarely writes an escape inside an otherwise valid frame (a scanner
 // made to accept backslashes passed 60 s of fuzzing without the dictionary,
@@ -117,12 +120,16 @@ void CheckWrittenFrameRoundTrips(std::span<const char> mulaw) {
 }
 
 void CheckBase64AgreesWithLibsodium(std::string_view text) {
+  std::string ours;
+  if (std::any_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; })) {
+    Check(!media::DecodeBase64Into(text, ours), "base64 with a byte from 0x80 up is refused");
+    return;
+  }
   std::string strict(text.size() / 4 * 3 + 3, '\0');
   size_t length = 0;
   const bool sodium_ok = sodium_base642bin(reinterpret_cast<unsigned char*>(strict.data()), strict.size(), text.data(),
                                            text.size(), nullptr, &length, nullptr, sodium_base64_VARIANT_ORIGINAL) == 0;
   strict.resize(sodium_ok ? length : 0);
-  std::string ours;
   const bool ours_ok = media::DecodeBase64Into(text, ours);
   Check(ours_ok == sodium_ok, "base64 accepted exactly where libsodium accepts it");
   if (ours_ok) Check(ours == strict, "base64 decoded to libsodium's bytes");
