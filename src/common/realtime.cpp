@@ -23,7 +23,10 @@ Result<ThreadScheduling> SetRealtimePriority(int priority) {
   }
   previous.priority = param.sched_priority;
   param.sched_priority = priority;
-  if (int code = pthread_setschedparam(pthread_self(), SCHED_RR, &param); code != 0) {
+  // sched_setscheduler on thread id 0 is the calling thread; RESET_ON_FORK keeps threads it starts (Asio's
+  // resolver, say) time-shared.
+  if (sched_setscheduler(0, SCHED_RR | SCHED_RESET_ON_FORK, &param) != 0) {
+    const int code = errno;
     ErrorCode kind = code == EPERM ? ErrorCode::kPermissionDenied : ErrorCode::kInternal;
     return Error::Make(kind, std::string("cannot schedule the thread SCHED_RR: ") + std::strerror(code));
   }
@@ -33,8 +36,9 @@ Result<ThreadScheduling> SetRealtimePriority(int priority) {
 void RestoreScheduling(const ThreadScheduling& previous) {
   sched_param param{};
   param.sched_priority = previous.priority;
-  // Going back to time-sharing never needs a privilege.
-  pthread_setschedparam(pthread_self(), previous.policy, &param);
+  // Going back to time-sharing never needs a privilege; dropping RESET_ON_FORK would, so it stays (it changes
+  // nothing for a time-shared thread).
+  sched_setscheduler(0, previous.policy | SCHED_RESET_ON_FORK, &param);
 }
 
 }  // namespace clozit

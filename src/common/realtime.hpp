@@ -6,8 +6,11 @@
 // jitter. Telephony servers run their media threads under SCHED_RR for that
 // reason (Asterisk `-p`, FreeSWITCH `-rp`); Clozit does when
 // `server.io_realtime_priority` is set (ADR 0018). The kernel's real-time
-// throttling (sched_rt_runtime_us) still leaves other threads a share of
-// every second, so a runaway I/O thread cannot take the machine.
+// throttling (sched_rt_runtime_us, 95 % by default) still leaves other
+// threads 5 % of every second, so a runaway I/O thread slows the machine
+// without locking it up. Threads started from a real-time thread would
+// inherit its policy: SetRealtimePriority asks the kernel to reset it in
+// them (SCHED_RESET_ON_FORK).
 #pragma once
 
 #include "common/result.hpp"

@@ -834,7 +834,7 @@ class Importer::Runner {
 
 void Importer::BoostCache(bool on) {
   if (db_.dialect() != storage::Dialect::kSqlite || settings_.sqlite_cache_kib <= 0) return;
-  std::optional<std::pair<int64_t, int64_t>> original;
+  std::optional<int64_t> original;
   {
     std::lock_guard lock(running_mutex_);
     cache_boosts_ += on ? 1 : -1;
@@ -842,24 +842,17 @@ void Importer::BoostCache(bool on) {
     if (cache_boosts_ != (on ? 1 : 0)) return;
     original = original_cache_size_;
   }
-  // Tuning knobs, not data: failing to change them only costs speed. A larger
-  // page cache keeps the random-order (tenant, number) index in memory; a
-  // larger auto-checkpoint interval stops SQLite from checkpointing (and
-  // fsyncing) after every batch, which otherwise writes each index page to
-  // the database file once per batch.
+  // A tuning knob, not data: failing to change it only costs speed. A larger page cache keeps the
+  // random-order (tenant, number) index in memory. Checkpoints are not touched: the database runs them
+  // beside the writer (ADR 0019), and `PRAGMA wal_autocheckpoint` would replace that with SQLite's own.
   auto changed = db_.Write([&](Tx& tx) -> Result<void> {
     if (!original) {
       CLOZIT_ASSIGN_OR_RETURN(auto cache, tx.Query("PRAGMA cache_size"));
-      CLOZIT_ASSIGN_OR_RETURN(auto checkpoint, tx.Query("PRAGMA wal_autocheckpoint"));
-      original = std::make_pair(cache.empty() ? -2000 : cache.front().Int(0),
-                                checkpoint.empty() ? 1000 : checkpoint.front().Int(0));
+      original = cache.empty() ? -2000 : cache.front().Int(0);
       std::lock_guard lock(running_mutex_);
       if (!original_cache_size_) original_cache_size_ = original;
     }
-    int64_t cache_size = on ? -settings_.sqlite_cache_kib : original->first;
-    int64_t checkpoint_pages = on ? std::max<int64_t>(original->second, 50000) : original->second;
-    CLOZIT_TRY(tx.Query("PRAGMA cache_size = " + std::to_string(cache_size)));
-    CLOZIT_TRY(tx.Query("PRAGMA wal_autocheckpoint = " + std::to_string(checkpoint_pages)));
+    CLOZIT_TRY(tx.Query("PRAGMA cache_size = " + std::to_string(on ? -settings_.sqlite_cache_kib : *original)));
     return Ok();
   });
   (void)changed;

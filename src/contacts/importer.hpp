@@ -142,9 +142,9 @@ class Importer {
 
   std::mutex running_mutex_;
   // State below is guarded by running_mutex_.
-  std::set<std::string> running_;                                   // job ids being run in this process
-  int cache_boosts_ = 0;                                            // imports running with the enlarged SQLite cache
-  std::optional<std::pair<int64_t, int64_t>> original_cache_size_;  // cache_size, wal_autocheckpoint
+  std::set<std::string> running_;  // job ids being run in this process
+  int cache_boosts_ = 0;           // imports running with the enlarged SQLite cache
+  std::optional<int64_t> original_cache_size_;
 };
 
 /// ISO 3166-1 alpha-2 code for a country cell: "US", "usa", "United States", "Deutschland" is not known.

@@ -142,9 +142,13 @@ void Server::Run() {
       context->run();
     });
   }
-  auto previous = realtime();
+  struct Restore {  // also when a handler's exception leaves run()
+    std::optional<ThreadScheduling> previous;
+    ~Restore() {
+      if (previous) RestoreScheduling(*previous);
+    }
+  } restore{realtime()};
   state_->io.run();
-  if (previous) RestoreScheduling(*previous);
   for (auto& thread : threads) thread.join();
   state_->workers.join();
 }

@@ -109,7 +109,7 @@ int RealtimeThreads() {
   int count = 0;
   for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
     pid_t tid = std::stoi(task.path().filename().string());
-    if (sched_getscheduler(tid) == SCHED_RR) ++count;
+    if ((sched_getscheduler(tid) & ~SCHED_RESET_ON_FORK) == SCHED_RR) ++count;
   }
   return count;
 }
@@ -142,6 +142,20 @@ TEST_F(ServerTest, IoThreadsRunRealTimeWhenAskedAndAllowed) {
   ASSERT_EQ(run_.wait_for(10s), std::future_status::ready);
   // The thread that called Run() gets its own scheduling back; the others have ended.
   EXPECT_EQ(RealtimeThreads(), 0);
+}
+
+TEST(Realtime, ThreadsStartedFromARealTimeThreadAreTimeShared) {
+  int parent_policy = -1, child_policy = -1;
+  std::thread([&] {
+    auto previous = SetRealtimePriority(1);
+    if (!previous) GTEST_SKIP() << previous.error().message;  // no privilege here: nothing to inherit
+    parent_policy = sched_getscheduler(0) & ~SCHED_RESET_ON_FORK;
+    std::thread([&] { child_policy = sched_getscheduler(0); }).join();
+    RestoreScheduling(*previous);
+  }).join();
+  if (parent_policy == -1) return;
+  EXPECT_EQ(parent_policy, SCHED_RR);
+  EXPECT_EQ(child_policy, SCHED_OTHER) << "a thread the I/O thread starts (Asio's resolver) must not run real-time";
 }
 
 TEST(Realtime, RefusesAPriorityOutOfRange) {

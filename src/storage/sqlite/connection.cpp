@@ -121,14 +121,12 @@ void Connection::OnWalCommit(void (*hook)(void* arg, int pages), void* arg) {
       this);
 }
 
-Result<int> Connection::RunCheckpoint(Checkpoint mode) {
+Result<int> Connection::RunCheckpoint(Checkpoint /*mode*/) {
   int log_pages = 0, copied = 0;
-  int code = sqlite3_wal_checkpoint_v2(
-      db_, nullptr, mode == Checkpoint::kPassive ? SQLITE_CHECKPOINT_PASSIVE : SQLITE_CHECKPOINT_TRUNCATE, &log_pages,
-      &copied);
-  // BUSY: another connection holds what this mode needed; what could be copied was.
+  int code = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_pages, &copied);
+  // BUSY: another connection was checkpointing; both counts are -1 then.
   if (code != SQLITE_OK && code != SQLITE_BUSY) return LastError(code, "checkpoint");
-  return log_pages < 0 ? 0 : log_pages - copied;
+  return log_pages < 0 || copied < 0 ? 0 : log_pages - copied;
 }
 
 Error Connection::LastError(int code, std::string_view during) const {

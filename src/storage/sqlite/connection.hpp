@@ -41,9 +41,10 @@ class Connection {
   /// Calls `hook(arg, pages)` after each commit with the WAL's size in pages, instead of SQLite's own
   /// automatic checkpoint (which ran on the committing thread). `arg` must outlive the connection's writes.
   void OnWalCommit(void (*hook)(void* arg, int pages), void* arg);
-  /// Copies what it can from the WAL into the database without waiting for anyone (SQLITE_CHECKPOINT_PASSIVE,
-  /// or kTruncate: waits for readers and writers, then empties the WAL); returns the pages left to copy.
-  enum class Checkpoint { kPassive, kTruncate };
+  /// Copies what it can from the WAL into the database without waiting for anyone (SQLITE_CHECKPOINT_PASSIVE);
+  /// returns the pages left to copy — 0 when another connection was checkpointing (SQLITE_BUSY), which only
+  /// means the caller's copy was not needed.
+  enum class Checkpoint { kPassive };
   Result<int> RunCheckpoint(Checkpoint mode);
 
  private:

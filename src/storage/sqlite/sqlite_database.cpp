@@ -95,9 +95,12 @@ class Checkpointer {
       for (int pass = 1;; ++pass) {
         auto left = connection_->RunCheckpoint(Connection::Checkpoint::kPassive);
         if (!left) {
-          spdlog::warn("background checkpoint failed: {}", left.error().message);
+          // Once per streak of failures, not at every commit past the start size.
+          if (!failing_) spdlog::warn("background checkpoint failed: {}", left.error().message);
+          failing_ = true;
           break;
         }
+        failing_ = false;
         if (*left <= kTailPages || pass == kMaxPasses) {
           tail_due_ = true;
           break;
@@ -111,6 +114,7 @@ class Checkpointer {
   const int start_pages_;
   const int writer_takes_over_pages_;
   std::unique_ptr<Connection> connection_;  // used only by thread_
+  bool failing_ = false;                    // used only by thread_
   std::atomic<bool> tail_due_{false};
   std::mutex mutex_;
   std::condition_variable changed_;
@@ -130,18 +134,7 @@ class SqliteDatabase final : public Database {
                    return Connection::Open(path, Access::kReadOnly, busy_timeout_ms);
                  }),
         writes_(static_cast<size_t>(options.write_batch_max),
-                [this](const std::vector<const Work*>& batch) { return RunBatch(batch); }) {
-    writer_connection_->OnWalCommit(
-        [](void* self, int pages) {
-          auto* database = static_cast<SqliteDatabase*>(self);
-          if (database->checkpointer_.Committed(pages)) {
-            if (auto left = database->writer_connection_->RunCheckpoint(Connection::Checkpoint::kPassive); !left) {
-              spdlog::warn("checkpoint failed: {}", left.error().message);
-            }
-          }
-        },
-        this);
-  }
+                [this](const std::vector<const Work*>& batch) { return RunBatch(batch); }) {}
 
   Dialect dialect() const override { return Dialect::kSqlite; }
 
@@ -198,6 +191,9 @@ class SqliteDatabase final : public Database {
   // after COMMIT, so nobody learns of a success that could still be undone.
   std::vector<Outcome> RunBatch(const std::vector<const Work*>& batch) {
     Connection& connection = *writer_connection_;
+    // Before every batch, not once: a work's `PRAGMA wal_autocheckpoint` replaces the hook (SQLite implements
+    // that pragma as a WAL hook of its own), and nothing would checkpoint the WAL after that.
+    connection.OnWalCommit(&SqliteDatabase::WalCommitted, this);
     std::vector<Outcome> outcomes(batch.size());
     auto fail_all = [&](const Error& error) {
       for (auto& outcome : outcomes) {
@@ -293,6 +289,18 @@ class SqliteDatabase final : public Database {
       (void)connection.Exec("ROLLBACK", {});
     }
     return outcomes;
+  }
+
+  // The writer connection's WAL hook, called by SQLite inside each commit; nothing may throw through it.
+  static void WalCommitted(void* self, int pages) noexcept {
+    auto* database = static_cast<SqliteDatabase*>(self);
+    try {
+      if (!database->checkpointer_.Committed(pages)) return;
+      if (auto left = database->writer_connection_->RunCheckpoint(Connection::Checkpoint::kPassive); !left) {
+        spdlog::warn("checkpoint failed: {}", left.error().message);
+      }
+    } catch (...) {  // a failed lock or log line: the next commit asks again
+    }
   }
 
   std::unique_ptr<Connection> writer_connection_;  // used only by the write queue's thread

@@ -133,6 +133,8 @@ bool DecodeBase64Into(std::string_view text, std::string& out) {
 }
 
 void AppendMediaFrame(std::string_view stream_sid, std::span<const char> mulaw, std::string& out) {
+  // 20 ms is 160 bytes; anything near EVP_EncodeBlock's int limit is a caller's bug.
+  if (mulaw.size() > static_cast<size_t>(INT_MAX / 4)) mulaw = mulaw.first(static_cast<size_t>(INT_MAX / 4));
   const size_t encoded = (mulaw.size() + 2) / 3 * 4 + 1;  // with the NUL EVP_EncodeBlock writes
   out.reserve(out.size() + encoded + stream_sid.size() + 64);
   if (!stream_sid.empty()) {
