@@ -11,7 +11,7 @@
 // keep-alive connections, lets requests already read finish and answers them
 // with `Connection: close`, and gives up after `shutdown_deadline`.
 //
-// Paths in `websocket_routes` are upgraded to WebSockets on the same strand
+// Paths in `websocket_routes` are upgraded to WebSockets on the connection's own I/O thread
 // (websocket.hpp); shutdown sends their connections a 1001 close frame.
 #pragma once
 

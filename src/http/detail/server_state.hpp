@@ -20,7 +20,7 @@
 namespace clozit::http::detail {
 
 /// Per-connection handle the shutdown path uses to close idle keep-alive
-/// connections. Touched only on the connection's strand.
+/// connections. Touched only on the connection's I/O thread.
 struct SessionControl {
   boost::asio::any_io_executor executor;
   std::function<void()> cancel;  // cancels pending I/O; empty once the session ended

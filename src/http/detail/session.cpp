@@ -221,7 +221,7 @@ asio::awaitable<bool> ServeRequests(ServerState& state, Stream& stream, SessionC
     }
     socket_layer.expires_never();
 
-    // The handler may block (database, argon2): run it on the worker pool and resume here on our strand.
+    // The handler may block (database, argon2): run it on the worker pool and resume here on our I/O thread.
     // A named lambda, not a temporary inside the co_await: GCC 12 destroys such a temporary twice, which
     // released `request` one time too many (heap corruption under load).
     auto work = [&state, request]() -> asio::awaitable<Response> { co_return state.handler(*request); };

@@ -1,7 +1,8 @@
 // One open WebSocket (server side after the upgrade, or a client after its
 // handshake): the read loop that feeds the handler, and the bounded outbound
 // queue with its single write in flight. Everything here runs on the
-// connection's strand; the public WebSocketConnection methods dispatch onto it.
+// connection's executor (its I/O thread on the server, a strand in the client); the public
+// WebSocketConnection methods dispatch onto it.
 #pragma once
 
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
@@ -57,10 +58,10 @@ class WebSocketPeer final : public WebSocketConnection, public std::enable_share
 
   boost::asio::any_io_executor executor() const override { return executor_; }
 
-  /// Tells the handler the connection is open. On the strand, before ReadLoop.
+  /// Tells the handler the connection is open. On the executor, before ReadLoop.
   void Open() { handler_->OnOpen(this->shared_from_this()); }
 
-  /// Reads until the connection ends, then waits for the writer and calls OnClose. On the strand.
+  /// Reads until the connection ends, then waits for the writer and calls OnClose. On the executor.
   boost::asio::awaitable<void> ReadLoop() {
     namespace asio = boost::asio;
     namespace websocket = boost::beast::websocket;
@@ -179,7 +180,7 @@ class WebSocketPeer final : public WebSocketConnection, public std::enable_share
   WebSocketOptions options_;
   std::string label_;
   boost::asio::steady_timer write_done_;
-  // State below is touched only on the strand.
+  // State below is touched only on the executor.
   std::deque<Outbound> queue_;
   Outbound in_flight_;  // the message being written (its buffer must outlive the write)
   bool writing_ = false;

@@ -20,6 +20,14 @@ constexpr size_t kMaxPreparedStatements = 2000;
 // A plan cached before a table's columns changed cannot return the new row type (SQLSTATE 0A000).
 constexpr std::string_view kStalePlanState = "0A000";
 
+// The row count of an INSERT, UPDATE or DELETE; PQcmdTuples is "" for statements that change no rows.
+int64_t ChangedRows(PGresult* result) {
+  std::string_view tuples = PQcmdTuples(result);
+  int64_t changed = 0;
+  std::from_chars(tuples.data(), tuples.data() + tuples.size(), changed);
+  return changed;
+}
+
 std::string TrimTrailingSpace(std::string text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ' || text.back() == '\r' || text.back() == '\t')) {
     text.pop_back();
@@ -208,9 +216,7 @@ Result<Connection::ResultPtr> Connection::Pipeline(const std::vector<Deferred>& 
   for (size_t index = 0; index < before.size(); ++index) {
     const ExecStatusType status = PQresultStatus(results[index].get());
     if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) return Failure(results[index].get(), "exec");
-    int64_t changed = 0;
-    std::string_view tuples = PQcmdTuples(results[index].get());
-    std::from_chars(tuples.data(), tuples.data() + tuples.size(), changed);
+    const int64_t changed = ChangedRows(results[index].get());
     if (changed != before[index].expected_changes) {
       return detail::UnexpectedChanges(before[index].sql, changed, before[index].expected_changes);
     }
@@ -294,10 +300,7 @@ Result<int64_t> Connection::ChangesOf(ResultPtr result) {
   if (status == PGRES_EMPTY_QUERY) return Error::Internal("postgres exec: empty statement");
   if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) return Failure(result.get(), "exec");
   last_sqlstate_.clear();
-  std::string_view tuples = PQcmdTuples(result.get());  // "" for statements that change no rows
-  int64_t changed = 0;
-  std::from_chars(tuples.data(), tuples.data() + tuples.size(), changed);
-  return changed;
+  return ChangedRows(result.get());
 }
 
 Result<void> Connection::ExecScript(std::string_view sql) {

@@ -108,20 +108,11 @@ Connection::~Connection() {
 
 bool Connection::InTransaction() const { return sqlite3_get_autocommit(db_) == 0; }
 
-void Connection::OnWalCommit(void (*hook)(void* arg, int pages), void* arg) {
-  wal_hook_ = hook;
-  wal_hook_arg_ = arg;
-  sqlite3_wal_hook(
-      db_,
-      [](void* self, sqlite3* /*db*/, const char* /*schema*/, int pages) {
-        auto* connection = static_cast<Connection*>(self);
-        connection->wal_hook_(connection->wal_hook_arg_, pages);
-        return SQLITE_OK;
-      },
-      this);
+void Connection::OnWalCommit(int (*hook)(void* arg, sqlite3* db, const char* schema, int pages), void* arg) {
+  sqlite3_wal_hook(db_, hook, arg);
 }
 
-Result<int> Connection::RunCheckpoint(Checkpoint /*mode*/) {
+Result<int> Connection::CheckpointPassive() {
   int log_pages = 0, copied = 0;
   int code = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_pages, &copied);
   // BUSY: another connection was checkpointing; both counts are -1 then.

@@ -38,14 +38,13 @@ class Connection {
   /// False between BEGIN and COMMIT/ROLLBACK, and after SQLite rolled back on its own.
   bool InTransaction() const;
 
-  /// Calls `hook(arg, pages)` after each commit with the WAL's size in pages, instead of SQLite's own
-  /// automatic checkpoint (which ran on the committing thread). `arg` must outlive the connection's writes.
-  void OnWalCommit(void (*hook)(void* arg, int pages), void* arg);
+  /// Has SQLite call `hook` after each commit (sqlite3_wal_hook: `pages` is the WAL's size), instead of its own
+  /// automatic checkpoint, which ran on the committing thread. `arg` must outlive the connection's writes.
+  void OnWalCommit(int (*hook)(void* arg, sqlite3* db, const char* schema, int pages), void* arg);
   /// Copies what it can from the WAL into the database without waiting for anyone (SQLITE_CHECKPOINT_PASSIVE);
   /// returns the pages left to copy — 0 when another connection was checkpointing (SQLITE_BUSY), which only
   /// means the caller's copy was not needed.
-  enum class Checkpoint { kPassive };
-  Result<int> RunCheckpoint(Checkpoint mode);
+  Result<int> CheckpointPassive();
 
  private:
   struct StringHash {
@@ -59,8 +58,6 @@ class Connection {
   Error LastError(int code, std::string_view during) const;
 
   sqlite3* db_;
-  void (*wal_hook_)(void*, int) = nullptr;
-  void* wal_hook_arg_ = nullptr;
   // Keyed by SQL text; statements are reset after every use, so one entry serves every call.
   std::unordered_map<std::string, sqlite3_stmt*, StringHash, std::equal_to<>> statements_;
 };

@@ -93,7 +93,7 @@ class Checkpointer {
       // A writer that adds pages faster than this thread copies them gets the rest after a few passes, as it
       // would have without this thread.
       for (int pass = 1;; ++pass) {
-        auto left = connection_->RunCheckpoint(Connection::Checkpoint::kPassive);
+        auto left = connection_->CheckpointPassive();
         if (!left) {
           // Once per streak of failures, not at every commit past the start size.
           if (!failing_) spdlog::warn("background checkpoint failed: {}", left.error().message);
@@ -292,15 +292,16 @@ class SqliteDatabase final : public Database {
   }
 
   // The writer connection's WAL hook, called by SQLite inside each commit; nothing may throw through it.
-  static void WalCommitted(void* self, int pages) noexcept {
+  static int WalCommitted(void* self, sqlite3* /*db*/, const char* /*schema*/, int pages) noexcept {
     auto* database = static_cast<SqliteDatabase*>(self);
     try {
-      if (!database->checkpointer_.Committed(pages)) return;
-      if (auto left = database->writer_connection_->RunCheckpoint(Connection::Checkpoint::kPassive); !left) {
+      if (!database->checkpointer_.Committed(pages)) return SQLITE_OK;
+      if (auto left = database->writer_connection_->CheckpointPassive(); !left) {
         spdlog::warn("checkpoint failed: {}", left.error().message);
       }
     } catch (...) {  // a failed lock or log line: the next commit asks again
     }
+    return SQLITE_OK;
   }
 
   std::unique_ptr<Connection> writer_connection_;  // used only by the write queue's thread

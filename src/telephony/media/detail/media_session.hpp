@@ -72,7 +72,7 @@ class MediaSession final : public MediaOutput, public Paced, public std::enable_
   MediaSettings settings_;
   MediaStats& stats_;
 
-  // State below is touched only on the connection's strand.
+  // State below is touched only on the connection's executor.
   std::shared_ptr<http::WebSocketConnection> connection_;
   boost::asio::any_io_executor connection_executor_;
   std::optional<boost::asio::steady_timer> start_timer_;
