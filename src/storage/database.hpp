@@ -6,12 +6,13 @@
 // booleans INTEGER 0/1, money BIGINT micro-credits.
 //
 // Writes go through Database::Write: the function runs inside a transaction
-// and either all of it commits or none. On SQLite a single writer thread runs
-// queued write functions back to back and commits them in one batch (each in
-// its own SAVEPOINT, so one failing function rolls back only itself); on
-// PostgreSQL each Write takes a pooled connection. A Write function may be
-// re-run after a serialization failure, so it must not have side effects
-// outside the transaction.
+// and either all of it commits or none. On both backends one writer thread per
+// Database runs queued write functions back to back and commits them in one
+// batch; one failing function rolls back only itself (a batch in which one
+// fails after running statements is run again with a savepoint per function,
+// detail/write_queue.hpp). So a Write function may run more than once (also
+// after a serialization failure on PostgreSQL) and must not have side effects
+// outside the transaction; Tx::AfterCommit runs once, after the commit.
 //
 // All methods are thread-safe and block the caller: call them from worker
 // threads, never from the network event loop. Inside a work function use its

@@ -1,5 +1,5 @@
-// The crash test of the billing issue: the real server is SIGKILLed at random
-// (seeded) moments while concurrent clients stream reserve → settle/void
+// The crash test of the billing issue: the real server is SIGKILLed at seeded
+// points of the clients' progress while concurrent clients stream reserve → settle/void
 // requests through the operator reservation routes; it is restarted on the
 // same database each time, and every client retries whatever got no answer
 // with the same Idempotency-Key (reserve) or against the same reservation
@@ -14,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <mutex>
@@ -169,6 +170,7 @@ TEST_P(BillingCrashTest, SigkillDuringReserveAndSettleLosesAndDoublesNothing) {
                     std::chrono::hours(6));
   std::atomic<int> retries{0};
   std::atomic<int> finished{0};
+  std::atomic<int> completed_ops{0};
   std::vector<std::thread> threads;
   std::vector<std::string> failures(clients);
   for (int c = 0; c < clients; ++c) {
@@ -209,16 +211,26 @@ TEST_P(BillingCrashTest, SigkillDuringReserveAndSettleLosesAndDoublesNothing) {
           failures[c] = "resolve " + planned.key + " left state " + state;
           break;
         }
+        ++completed_ops;
       }
       ++finished;
     });
   }
 
-  // The killer: SIGKILL at seeded moments while the clients run, restart on the same database.
+  // The killer: SIGKILL at seeded points of the clients' progress (so however fast the server is, the kills
+  // land while they run), a few ms after the chosen operation completed so that others are in flight;
+  // restart on the same database.
   std::mt19937_64 kill_random(seed ^ 0x5eed);
+  const int total_ops = clients * kOpsPerClient;
+  std::vector<int> kill_after;  // completed operations before each kill
+  for (int k = 0; k < kills; ++k) kill_after.push_back(1 + static_cast<int>(kill_random() % (total_ops - 1)));
+  std::sort(kill_after.begin(), kill_after.end());
   int killed = 0;
   for (; killed < kills && finished.load() < clients; ++killed) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100 + kill_random() % 700));
+    while (completed_ops.load() < kill_after[killed] && finished.load() < clients) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(kill_random() % 20));
     if (finished.load() == clients) break;
     ASSERT_EQ(::kill(server->pid(), SIGKILL), 0);
     server->Wait(10s);
@@ -229,7 +241,7 @@ TEST_P(BillingCrashTest, SigkillDuringReserveAndSettleLosesAndDoublesNothing) {
   }
   for (auto& thread : threads) thread.join();
   for (int c = 0; c < clients; ++c) EXPECT_EQ(failures[c], "") << "client " << c;
-  EXPECT_GT(killed, 0) << "the clients finished before the first kill: raise kOpsPerClient";
+  EXPECT_GT(killed, 0) << "the clients finished before the first kill";
   std::cerr << "[ crash ] seed " << seed << ": " << killed << " kills, " << retries.load() << " retries\n";
 
   // Balances: grant − settled usage, nothing held, one reservation per operation.

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <mutex>
 #include <stdexcept>
@@ -324,6 +325,102 @@ TEST_P(DatabaseTest, ConcurrentWritesLandAndFailuresRollBackOnlyThemselves) {
       db_->Query("SELECT count(*) FROM items WHERE id IN ($1, $2)", {std::string("0_1"), std::string("7_198")});
   ASSERT_TRUE(landed.ok());
   EXPECT_EQ(landed->front().Int(0), 2);
+}
+
+using WorkFunction = std::function<Result<void>(Tx&)>;
+
+// Runs `works` from threads of their own while a first write holds the writer, so that they queue up and
+// form the next batch together; returns their results, in order.
+std::vector<Result<void>> WriteAsOneBatch(Database& db, const std::vector<WorkFunction>& works) {
+  Signal first_running;
+  Signal queued;
+  std::thread first([&] {
+    auto held = db.Write([&](Tx&) -> Result<void> {
+      first_running.Set();
+      queued.WaitFor(std::chrono::seconds(30));
+      return Ok();
+    });
+    EXPECT_TRUE(held.ok());
+  });
+  EXPECT_TRUE(first_running.WaitFor(std::chrono::seconds(30)));
+  std::vector<Result<void>> results(works.size());
+  std::vector<std::thread> writers;
+  for (size_t index = 0; index < works.size(); ++index) {
+    writers.emplace_back([&, index] { results[index] = db.Write(works[index]); });
+  }
+  // The sleep lets the last of them reach the queue.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  queued.Set();
+  for (auto& writer : writers) writer.join();
+  first.join();
+  return results;
+}
+
+// A batch runs without savepoints until a write fails after running statements; then it is rolled back and
+// run again with a savepoint per write (storage/detail/write_queue.hpp). Whatever path it took, each write
+// commits or not exactly as on its own, and the AfterCommit of a committed write runs once.
+TEST_P(DatabaseTest, ABatchRunAgainAfterAFailedWriteCommitsTheOthersOnceAndRunsTheirAfterCommitOnce) {
+  Script(kItemsTable);
+  Script("INSERT INTO items (id) VALUES ('seed')");
+  constexpr int kWrites = 7;
+  std::atomic<int> runs[kWrites] = {};
+  std::atomic<int> after_commits[kWrites] = {};
+  std::vector<WorkFunction> works;
+  for (int index = 0; index < kWrites; ++index) {
+    works.push_back([&, index](Tx& tx) -> Result<void> {
+      ++runs[index];
+      tx.AfterCommit([&, index] { ++after_commits[index]; });
+      if (index == 5) return Error::Make(ErrorCode::kConflict, "refused before any statement");
+      CLOZIT_TRY(InsertItem(tx, "w" + std::to_string(index)));
+      if (index == 3) CLOZIT_TRY(InsertItem(tx, "seed"));  // fails after its first INSERT ran
+      return Ok();
+    });
+  }
+  auto results = WriteAsOneBatch(*db_, works);
+
+  for (int index = 0; index < kWrites; ++index) {
+    SCOPED_TRACE(index);
+    if (index == 3) {
+      ASSERT_FALSE(results[index].ok());
+      EXPECT_EQ(results[index].error().code, ErrorCode::kAlreadyExists);
+    } else if (index == 5) {
+      ASSERT_FALSE(results[index].ok());
+      EXPECT_EQ(results[index].error().code, ErrorCode::kConflict);
+    } else {
+      EXPECT_TRUE(results[index].ok());
+    }
+    EXPECT_EQ(after_commits[index].load(), results[index].ok() ? 1 : 0);
+    // Once in the careful pass, and in the first (rolled back) pass if it came before the failing write.
+    EXPECT_GE(runs[index].load(), 1);
+    EXPECT_LE(runs[index].load(), 2);
+  }
+  EXPECT_EQ(runs[3].load(), 2);  // the batch ran twice
+  EXPECT_EQ(Count("items"), 1 + kWrites - 2);
+  auto failed = db_->Query("SELECT count(*) FROM items WHERE id = 'w3'");
+  ASSERT_TRUE(failed.ok());
+  EXPECT_EQ(failed->front().Int(0), 0);
+}
+
+// A write that fails before it ran any statement changed nothing: the batch commits the others at once.
+TEST_P(DatabaseTest, AWriteThatFailsBeforeAnyStatementDoesNotMakeItsBatchRunAgain) {
+  Script(kItemsTable);
+  constexpr int kWrites = 4;
+  std::atomic<int> runs[kWrites] = {};
+  std::vector<WorkFunction> works;
+  for (int index = 0; index < kWrites; ++index) {
+    works.push_back([&, index](Tx& tx) -> Result<void> {
+      ++runs[index];
+      if (index == 1) return Error::Make(ErrorCode::kConflict, "refused before any statement");
+      return InsertItem(tx, "w" + std::to_string(index));
+    });
+  }
+  auto results = WriteAsOneBatch(*db_, works);
+  for (int index = 0; index < kWrites; ++index) {
+    SCOPED_TRACE(index);
+    EXPECT_EQ(results[index].ok(), index != 1);
+    EXPECT_EQ(runs[index].load(), 1);
+  }
+  EXPECT_EQ(Count("items"), kWrites - 1);
 }
 
 // Read-modify-write of one hot row from many threads: no update may be lost. One

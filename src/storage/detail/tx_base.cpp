@@ -27,11 +27,13 @@ T TxBase::Track(T result) {
 
 Result<Rows> TxBase::Query(std::string_view sql, const Params& params) {
   if (auto refusal = Refuse(params)) return Track(Result<Rows>(*refusal));
+  used_ = true;
   return Track(DoQuery(sql, params));
 }
 
 Result<int64_t> TxBase::Exec(std::string_view sql, const Params& params) {
   if (auto refusal = Refuse(params)) return Track(Result<int64_t>(*refusal));
+  used_ = true;
   return Track(DoExec(sql, params));
 }
 
@@ -42,6 +44,7 @@ Error UnexpectedChanges(std::string_view sql, int64_t changed, int64_t expected)
 
 Result<void> TxBase::ExecLater(std::string_view sql, const Params& params, int64_t expected_changes) {
   if (auto refusal = Refuse(params)) return Track(Result<void>(*refusal));
+  used_ = true;
   return Track(DoExecLater(sql, params, expected_changes));
 }
 
@@ -58,6 +61,7 @@ Result<void> TxBase::DoExecLater(std::string_view sql, const Params& params, int
 
 Result<void> TxBase::ExecScript(std::string_view sql) {
   if (auto refusal = Refuse({})) return Track(Result<void>(*refusal));
+  used_ = true;
   return Track(DoExecScript(sql));
 }
 

@@ -27,6 +27,8 @@ class TxBase : public Tx {
   Result<void> Finish();
 
   bool failed() const { return first_error_.has_value(); }
+  /// Whether the work ran or queued a statement, so may have changed something that only a rollback undoes.
+  bool used() const { return used_; }
   /// What the Write or Read reports when work returned success although a
   /// statement failed (the transaction is rolled back, never committed).
   Error AbortedError() const;
@@ -45,6 +47,7 @@ class TxBase : public Tx {
   T Track(T result);
 
   std::optional<Error> first_error_;
+  bool used_ = false;
 };
 
 /// Marks the calling thread as running a work function of `database` for the

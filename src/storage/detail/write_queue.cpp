@@ -46,7 +46,14 @@ void WriteQueue::Loop() {
     std::vector<const Work*> works;
     works.reserve(batch.size());
     for (const auto& request : batch) works.push_back(request->work);
-    std::vector<Outcome> outcomes = runner_(works);
+    const bool careful = careful_batches_ > 0;
+    if (careful) --careful_batches_;
+    BatchOutcome ran = runner_(works, careful);
+    if (ran.redo) {
+      careful_batches_ = kCarefulBatchesAfterRedo;
+      ran = runner_(works, true);
+    }
+    std::vector<Outcome>& outcomes = ran.outcomes;
     for (size_t index = 0; index < batch.size(); ++index) {
       if (outcomes[index].exception) {
         batch[index]->done.set_exception(outcomes[index].exception);

@@ -1,10 +1,17 @@
 // Group commit: callers of Database::Write queue their work and block; one
 // writer thread takes up to `batch_max` queued requests at a time and hands
-// them to the backend's batch runner, which runs them in one transaction (a
-// savepoint each) and reports one outcome per request. Both backends use it:
-// SQLite because it has one writer anyway, PostgreSQL because one
-// transaction per batch turns N commits (N WAL flushes) into one and keeps
-// this node's writers from failing each other's serializable transactions.
+// them to the backend's batch runner, which runs them in one transaction and
+// reports one outcome per request. Both backends use it: SQLite because it
+// has one writer anyway, PostgreSQL because one transaction per batch turns
+// N commits (N WAL flushes) into one and keeps this node's writers from
+// failing each other's serializable transactions.
+//
+// A batch runs optimistically first: no savepoints, since nearly every write
+// succeeds. A write that fails after it ran statements cannot be undone alone
+// then, so the runner rolls the batch back and asks for a redo, and the batch
+// runs again carefully, in a savepoint per write (work functions may be re-run
+// by contract). The next few batches stay careful, so that a stream of
+// failing writes does not run every batch twice (ADR 0021).
 //
 // Thread-safe. The destructor drains the queue before the thread exits.
 #pragma once
@@ -32,8 +39,14 @@ class WriteQueue {
     std::exception_ptr exception;                     // what the work threw; rethrown in the caller's thread
     std::vector<std::function<void()>> after_commit;  // the work's Tx::AfterCommit; run only if result is ok
   };
-  /// Runs the works of one batch; returns one outcome per work, in order.
-  using BatchRunner = std::function<std::vector<Outcome>(const std::vector<const Work*>& batch)>;
+  struct BatchOutcome {
+    std::vector<Outcome> outcomes;  // one per work, in order; ignored when `redo`
+    bool redo = false;              // not careful, a write failed after running statements: nothing committed
+  };
+  /// Runs the works of one batch in one transaction, a savepoint per work when `careful`.
+  using BatchRunner = std::function<BatchOutcome(const std::vector<const Work*>& batch, bool careful)>;
+  /// How many batches after a redo run carefully from the start.
+  static constexpr int kCarefulBatchesAfterRedo = 8;
 
   WriteQueue(size_t batch_max, BatchRunner runner);
   ~WriteQueue();
@@ -56,6 +69,7 @@ class WriteQueue {
   std::condition_variable changed_;
   std::deque<std::unique_ptr<Request>> queue_;  // guarded by mutex_
   bool stopping_ = false;                       // guarded by mutex_
+  int careful_batches_ = 0;                     // only the writer thread touches it
   std::thread thread_;                          // last: it runs once everything above exists
 };
 

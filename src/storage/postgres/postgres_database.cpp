@@ -86,14 +86,15 @@ class PostgresDatabase final : public Database {
   PostgresDatabase(ConnectionParameters parameters, size_t pool_size, size_t write_batch_max)
       : parameters_(std::move(parameters)),
         pool_(pool_size, [this] { return Connection::Connect(parameters_); }),
-        writes_(write_batch_max, [this](const std::vector<const Work*>& batch) { return RunBatch(batch); }) {}
+        writes_(write_batch_max,
+                [this](const std::vector<const Work*>& batch, bool careful) { return RunBatch(batch, careful); }) {}
 
   void Seed(std::unique_ptr<Connection> connection) { pool_.Seed(std::move(connection)); }
 
   Dialect dialect() const override { return Dialect::kPostgres; }
 
   // Writes queue for this node's writer, which runs them in batches: one SERIALIZABLE transaction and one
-  // commit (one WAL flush) per batch, a savepoint per write. Writes of one node therefore never fail each
+  // commit (one WAL flush) per batch (detail/write_queue.hpp). Writes of one node therefore never fail each
   // other with serialization errors; only other nodes' transactions can, and then the batch is retried.
   Result<void> Write(const Work& work) override {
     if (detail::WorkScope::Inside(this)) return detail::WorkScope::NestedCallError();
@@ -132,19 +133,26 @@ class PostgresDatabase final : public Database {
 
   using Outcome = detail::WriteQueue::Outcome;
 
-  std::vector<Outcome> RunBatch(const std::vector<const Work*>& batch) {
+  using BatchOutcome = detail::WriteQueue::BatchOutcome;
+
+  // Without savepoints (WriteQueue) a batch also spares PostgreSQL a subtransaction per write (an XID, and a
+  // MultiXact wherever two of them lock one row, e.g. a foreign key's parent) and the writer connection a
+  // round trip per write.
+  BatchOutcome RunBatch(const std::vector<const Work*>& batch, bool careful) {
     for (int attempt = 0;; ++attempt) {
+      BatchOutcome ran;
       bool retryable = false;
-      auto outcomes = RunBatchOnce(batch, &retryable);
-      if (!retryable || attempt == kMaxRetries) return outcomes;
+      ran.outcomes = RunBatchOnce(batch, careful, &retryable, &ran.redo);
+      if (ran.redo || !retryable || attempt == kMaxRetries) return ran;
       std::this_thread::sleep_for(RetryDelay(attempt));
     }
   }
 
   // One attempt at a batch. On a failure of the transaction itself (serialization failure, lost
   // connection, failed COMMIT) every write of the batch fails with it; `retryable` says whether running the
-  // whole batch again can help (the work functions are re-runnable by contract).
-  std::vector<Outcome> RunBatchOnce(const std::vector<const Work*>& batch, bool* retryable) {
+  // whole batch again can help (the work functions are re-runnable by contract). Not `careful`: a write that
+  // fails after running statements rolls the batch back and sets `redo`.
+  std::vector<Outcome> RunBatchOnce(const std::vector<const Work*>& batch, bool careful, bool* retryable, bool* redo) {
     std::vector<Outcome> outcomes(batch.size());
     auto fail_all = [&](const Error& error) {
       for (auto& outcome : outcomes) {
@@ -176,7 +184,7 @@ class PostgresDatabase final : public Database {
     bool savepoint_open = false;
     for (size_t index = 0; index < batch.size(); ++index) {
       Outcome& outcome = outcomes[index];
-      if (!savepoint_open) {
+      if (careful && !savepoint_open) {
         if (auto saved = lease->Control("SAVEPOINT clozit_write", "SAVEPOINT"); !saved) return abandon(saved.error());
       }
       savepoint_open = false;
@@ -206,6 +214,14 @@ class PostgresDatabase final : public Database {
         return abandon(Error::Make(ErrorCode::kUnavailable, "postgres connection lost during a write"));
       }
       const bool keep = outcome.result.ok() && !outcome.exception;
+      if (!careful) {
+        if (!keep && tx.used()) {
+          Tidy(lease);
+          *redo = true;
+          return outcomes;
+        }
+        continue;
+      }
       if (keep && index + 1 < batch.size()) {
         auto next = lease->Control("RELEASE clozit_write; SAVEPOINT clozit_write", "SAVEPOINT");
         if (!next) return abandon(next.error());

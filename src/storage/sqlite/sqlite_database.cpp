@@ -134,7 +134,7 @@ class SqliteDatabase final : public Database {
                    return Connection::Open(path, Access::kReadOnly, busy_timeout_ms);
                  }),
         writes_(static_cast<size_t>(options.write_batch_max),
-                [this](const std::vector<const Work*>& batch) { return RunBatch(batch); }) {}
+                [this](const std::vector<const Work*>& batch, bool careful) { return RunBatch(batch, careful); }) {}
 
   Dialect dialect() const override { return Dialect::kSqlite; }
 
@@ -186,10 +186,17 @@ class SqliteDatabase final : public Database {
 
  private:
   using Outcome = detail::WriteQueue::Outcome;
+  using BatchOutcome = detail::WriteQueue::BatchOutcome;
 
-  // Runs every request of the batch in one transaction; results are final only
-  // after COMMIT, so nobody learns of a success that could still be undone.
-  std::vector<Outcome> RunBatch(const std::vector<const Work*>& batch) {
+  // Runs every request of the batch in one transaction, a savepoint each when `careful` (WriteQueue);
+  // results are final only after COMMIT, so nobody learns of a success that could still be undone.
+  BatchOutcome RunBatch(const std::vector<const Work*>& batch, bool careful) {
+    BatchOutcome ran;
+    ran.outcomes = RunBatchOnce(batch, careful, &ran.redo);
+    return ran;
+  }
+
+  std::vector<Outcome> RunBatchOnce(const std::vector<const Work*>& batch, bool careful, bool* redo) {
     Connection& connection = *writer_connection_;
     // Before every batch, not once: a work's `PRAGMA wal_autocheckpoint` replaces the hook (SQLite implements
     // that pragma as a WAL hook of its own), and nothing would checkpoint the WAL after that.
@@ -211,9 +218,11 @@ class SqliteDatabase final : public Database {
     if (batch.size() == 1) return RunAlone(connection, *batch.front());
     for (size_t index = 0; index < batch.size(); ++index) {
       Outcome& outcome = outcomes[index];
-      if (auto saved = connection.Exec("SAVEPOINT clozit_write", {}); !saved) {
-        outcome.result = saved.error();
-        continue;
+      if (careful) {
+        if (auto saved = connection.Exec("SAVEPOINT clozit_write", {}); !saved) {
+          outcome.result = saved.error();
+          continue;
+        }
       }
       SqliteTx tx(connection);
       try {
@@ -234,6 +243,15 @@ class SqliteDatabase final : public Database {
         return outcomes;
       }
       bool keep = outcome.result.ok() && !outcome.exception;
+      if (!careful) {
+        // Without a savepoint only the whole transaction can undo what a failed write did.
+        if (!keep && tx.used()) {
+          (void)connection.Exec("ROLLBACK", {});
+          *redo = true;
+          return outcomes;
+        }
+        continue;
+      }
       if (keep) {
         if (auto released = connection.Exec("RELEASE clozit_write", {}); !released) {
           outcome.result = released.error();
