@@ -218,8 +218,13 @@ Result<Reservation> Charging::Reserve(const ReserveRequest& request) {
   const std::string tenant = request.tenant_id.str();
   Reservation result;
   CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
-    CLOZIT_ASSIGN_OR_RETURN(auto existing, LoadReservation(tx, "WHERE r.tenant_id = $1 AND r.idempotency_key = $2",
-                                                           {tenant, request.idempotency_key}, now));
+    // Optimistic (Tx::careful), the key is assumed new: a repeat fails the reservation's INSERT below, and
+    // the careful run finds it here.
+    std::optional<Stored> existing;
+    if (tx.careful()) {
+      CLOZIT_ASSIGN_OR_RETURN(existing, LoadReservation(tx, "WHERE r.tenant_id = $1 AND r.idempotency_key = $2",
+                                                        {tenant, request.idempotency_key}, now));
+    }
     if (existing) {
       if (existing->estimate != request.estimate || existing->view.purpose != request.purpose ||
           existing->first_expires_at != detail::Truncate(request.expires_at)) {
@@ -250,8 +255,8 @@ Result<Reservation> Charging::Reserve(const ReserveRequest& request) {
                          "estimate");
     }
     CLOZIT_TRY(InField(std::move(held), "estimate"));
-    // The key was looked up above; only another node's reserve with the same key can still take it, and
-    // that fails this write (kAlreadyExists) when the statement is sent.
+    // The key was looked up above (when careful); only another node's reserve with the same key can still
+    // take it, and that fails this write (kAlreadyExists) when the statement is sent.
     CLOZIT_TRY(tx.ExecLater(
         "INSERT INTO billing_reservations (id, tenant_id, idempotency_key, purpose, estimate, first_expires_at, "
         "hold_transfer_id, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $8)",

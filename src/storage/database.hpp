@@ -99,8 +99,19 @@ class Tx {
   void AfterCommit(std::function<void()> done) { after_commit_.push_back(std::move(done)); }
   std::vector<std::function<void()>> TakeAfterCommit() { return std::move(after_commit_); }
 
+  /// False while the Write runs optimistically (storage/detail/write_queue.hpp): if it then fails after
+  /// running statements, its batch is rolled back and the Write runs again with careful() true. So work may
+  /// take a shortcut that assumes the common case, provided a wrong assumption makes the Write fail (an
+  /// ExecLater whose row count differs, a unique violation) and never changes what it does when it succeeds.
+  /// True in every other transaction: there each answer counts.
+  bool careful() const { return careful_; }
+
+ protected:
+  void set_careful(bool careful) { careful_ = careful; }
+
  private:
   std::vector<std::function<void()>> after_commit_;
+  bool careful_ = true;
 };
 
 class Database {
@@ -141,6 +152,9 @@ struct OpenOptions {
   /// SQLite: WAL size (4 KiB pages) at which a background checkpoint starts; the WAL file grows to about
   /// this size under steady writes (ADR 0019). 64,000 pages ≈ 250 MiB.
   int sqlite_checkpoint_pages = 64'000;
+  /// Every write batch runs carefully, a savepoint per write, and every Tx::careful() is true: no
+  /// optimistic first pass (storage/detail/write_queue.hpp). For tests that must cover the careful path.
+  bool careful_writes = false;
 };
 Result<std::unique_ptr<Database>> Open(const OpenOptions& options);
 

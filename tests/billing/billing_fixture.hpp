@@ -49,6 +49,21 @@ class BillingTest : public storage::test::BackendTest {
     BackendTest::TearDown();
   }
 
+  /// Opens the database again with every write careful (OpenOptions::careful_writes), and the services on it.
+  void ReopenWithCarefulWrites() {
+    charging_.reset();
+    audit_.reset();
+    ledger_.reset();
+    db_.reset();
+    auto options = Options();
+    options.careful_writes = true;
+    db_ = OpenDatabase(options);
+    ASSERT_NE(db_, nullptr);
+    ledger_ = std::make_unique<Ledger>(*db_, clock_, random_);
+    audit_ = std::make_unique<privacy::AuditLog>(clock_, random_);
+    charging_ = std::make_unique<Charging>(*db_, *ledger_, *audit_, clock_, random_);
+  }
+
   /// A tenant row (billing tables reference tenants).
   TenantId NewTenant() {
     TenantId id = TenantId::New(clock_, random_);

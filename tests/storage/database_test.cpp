@@ -365,10 +365,12 @@ TEST_P(DatabaseTest, ABatchRunAgainAfterAFailedWriteCommitsTheOthersOnceAndRunsT
   constexpr int kWrites = 7;
   std::atomic<int> runs[kWrites] = {};
   std::atomic<int> after_commits[kWrites] = {};
+  std::atomic<int> careful_runs[kWrites] = {};
   std::vector<WorkFunction> works;
   for (int index = 0; index < kWrites; ++index) {
     works.push_back([&, index](Tx& tx) -> Result<void> {
       ++runs[index];
+      if (tx.careful()) ++careful_runs[index];
       tx.AfterCommit([&, index] { ++after_commits[index]; });
       if (index == 5) return Error::Make(ErrorCode::kConflict, "refused before any statement");
       CLOZIT_TRY(InsertItem(tx, "w" + std::to_string(index)));
@@ -393,12 +395,54 @@ TEST_P(DatabaseTest, ABatchRunAgainAfterAFailedWriteCommitsTheOthersOnceAndRunsT
     // Once in the careful pass, and in the first (rolled back) pass if it came before the failing write.
     EXPECT_GE(runs[index].load(), 1);
     EXPECT_LE(runs[index].load(), 2);
+    EXPECT_EQ(careful_runs[index].load(), 1);
   }
   EXPECT_EQ(runs[3].load(), 2);  // the batch ran twice
   EXPECT_EQ(Count("items"), 1 + kWrites - 2);
   auto failed = db_->Query("SELECT count(*) FROM items WHERE id = 'w3'");
   ASSERT_TRUE(failed.ok());
   EXPECT_EQ(failed->front().Int(0), 0);
+}
+
+// Tx::careful: an optimistic write may fail only because a shortcut's assumption did not hold; it runs
+// again carefully, also alone in its batch, and that run's outcome is the write's.
+TEST_P(DatabaseTest, AnOptimisticWriteThatFailsAfterStatementsRunsAgainCarefully) {
+  Script(kItemsTable);
+  int runs = 0, careful_runs = 0;
+  auto result = db_->Write([&](Tx& tx) -> Result<void> {
+    ++runs;
+    CLOZIT_TRY(InsertItem(tx, "x"));
+    if (!tx.careful()) return Error::Make(ErrorCode::kConflict, "the optimistic assumption did not hold");
+    ++careful_runs;
+    return Ok();
+  });
+  EXPECT_TRUE(result.ok()) << result.error().message;
+  EXPECT_EQ(runs, 2);
+  EXPECT_EQ(careful_runs, 1);
+  EXPECT_EQ(Count("items"), 1);
+}
+
+TEST_P(DatabaseTest, CarefulWritesRunEveryWriteCarefullyOnce) {
+  auto options = Options();
+  options.careful_writes = true;
+  db_.reset();
+  db_ = OpenDatabase(options);
+  ASSERT_NE(db_, nullptr);
+  Script(kItemsTable);
+  for (int write = 0; write < 3; ++write) {
+    int runs = 0;
+    bool careful = false;
+    auto result = db_->Write([&](Tx& tx) -> Result<void> {
+      ++runs;
+      careful = tx.careful();
+      CLOZIT_TRY(InsertItem(tx, "w" + std::to_string(write)));
+      return Error::Make(ErrorCode::kConflict, "refused after a statement");
+    });
+    EXPECT_FALSE(result.ok());
+    EXPECT_EQ(runs, 1);
+    EXPECT_TRUE(careful);
+  }
+  EXPECT_EQ(Count("items"), 0);
 }
 
 // A write that fails before it ran any statement changed nothing: the batch commits the others at once.

@@ -192,7 +192,21 @@ Result<Account> Engine::LoadAccount(const std::string& id, const char* field) {
   return *account;
 }
 
+Result<std::optional<Transfer>> Engine::Claim(const TransferSpec& spec, const Transfer& transfer) {
+  if (!tx_.careful()) {
+    CLOZIT_TRY(ClaimTransferLater(tx_, transfer));
+    return std::optional<Transfer>();
+  }
+  CLOZIT_ASSIGN_OR_RETURN(bool claimed, ClaimTransfer(tx_, transfer));
+  if (claimed) return std::optional<Transfer>();
+  CLOZIT_ASSIGN_OR_RETURN(auto stored, Repeated(spec));
+  if (!stored) return Error::Internal("transfer " + spec.id + " is taken but cannot be read");
+  return stored;
+}
+
 Result<void> Engine::AddToBalances(const Account& account, const BalanceDelta& delta, Credits amount) {
+  // Optimistic, the limits are assumed to hold: a refused UPDATE fails the write, and the careful run says why.
+  if (!tx_.careful()) return detail::AddToBalancesLater(tx_, account, delta);
   CLOZIT_ASSIGN_OR_RETURN(bool changed, detail::AddToBalances(tx_, account, delta));
   if (changed) return Ok();
   // The UPDATE refused: read the row to say why (the rare path pays the read the common one skips).
@@ -267,12 +281,8 @@ Result<Transfer> Engine::ApplyNew(const TransferSpec& spec) {
     return prepared.error();
   }
   // The id is claimed by this transaction's insert; a repeat finds the stored row.
-  CLOZIT_ASSIGN_OR_RETURN(bool claimed, ClaimTransfer(tx_, transfer));
-  if (!claimed) {
-    CLOZIT_ASSIGN_OR_RETURN(auto stored, Repeated(spec));
-    if (!stored) return Error::Internal("transfer " + spec.id + " is taken but cannot be read");
-    return *stored;
-  }
+  CLOZIT_ASSIGN_OR_RETURN(auto repeated, Claim(spec, transfer));
+  if (repeated) return *repeated;
   const int64_t amount = spec.amount.micros();
   BalanceDelta debit_delta, credit_delta;
   if (pending) {
@@ -447,12 +457,8 @@ Result<Transfer> Engine::ApplyResolution(const TransferSpec& spec) {
   transfer.reference = spec.reference.empty() ? pending.reference : spec.reference;
   transfer.tenant_id = pending.tenant_id;
   transfer.created_at = Truncate(now_);
-  CLOZIT_ASSIGN_OR_RETURN(bool claimed, ClaimTransfer(tx_, transfer));
-  if (!claimed) {
-    CLOZIT_ASSIGN_OR_RETURN(auto stored, Repeated(spec));
-    if (!stored) return Error::Internal("transfer " + spec.id + " is taken but cannot be read");
-    return *stored;
-  }
+  CLOZIT_ASSIGN_OR_RETURN(auto repeated, Claim(spec, transfer));
+  if (repeated) return *repeated;
 
   // The status was read pending above and the claim made this the only resolution (UNIQUE pending_id), so
   // the statements below cannot be refused short of a broken invariant: none of them waits for an answer.

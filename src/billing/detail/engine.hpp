@@ -6,7 +6,9 @@
 // the AccountDirectory, the id is claimed by the INSERT itself, and balances
 // change by relative UPDATEs that check the limits against the stored row. So
 // work may have written before it fails: an error from Apply must roll the
-// caller's transaction back (every caller returns it from its work).
+// caller's transaction back (every caller returns it from its work). Optimistic (Tx::careful), new ids and
+// limits that hold are assumed, so a transfer waits for no answer but its lots'; a wrong assumption fails the
+// write and the careful run answers it exactly.
 #pragma once
 
 #include "billing/detail/store.hpp"
@@ -28,6 +30,10 @@ class Engine {
   Result<Transfer> ApplyNew(const TransferSpec& spec);
   Result<Transfer> ApplyResolution(const TransferSpec& spec);
   Result<Account> LoadAccount(const std::string& id, const char* field);
+  /// Claims the transfer's id by inserting it: nullopt when this write now owns it, else the stored transfer
+  /// that `spec` repeats. Optimistic (Tx::careful false), the id is assumed new and the INSERT goes out with
+  /// the next statement: a taken id fails the write, which then runs again carefully.
+  Result<std::optional<Transfer>> Claim(const TransferSpec& spec, const Transfer& transfer);
   /// The stored transfer when `spec` repeats it (kAlreadyExists when it differs), nullopt when there is none.
   Result<std::optional<Transfer>> Repeated(const TransferSpec& spec);
   Result<void> AddToBalances(const Account& account, const BalanceDelta& delta, Credits amount);

@@ -231,23 +231,51 @@ Result<std::optional<Transfer>> FindTransfer(Tx& tx, const std::string& id) {
   return std::optional<Transfer>(TransferFromRow(rows.front()));
 }
 
-Result<bool> ClaimTransfer(Tx& tx, const Transfer& t) {
+namespace {
+
+const std::string& ClaimTransferSql() {
+  static const std::string sql =
+      Sql("INSERT INTO ledger_transfers (", kTransferColumns,
+          ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) "
+          "ON CONFLICT (id) DO NOTHING");
+  return sql;
+}
+
+storage::Params ClaimTransferParams(const Transfer& t) {
   Value lot_kind = nullptr, lot_priority = nullptr, lot_expires_at = nullptr;
   if (t.new_lot) {
     lot_kind = std::string(LotKindName(t.new_lot->kind));
     lot_priority = t.new_lot->priority;
     lot_expires_at = MsOrNull(t.new_lot->expires_at);
   }
-  CLOZIT_ASSIGN_OR_RETURN(
-      int64_t inserted,
-      tx.Exec(Sql("INSERT INTO ledger_transfers (", kTransferColumns,
-                  ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) "
-                  "ON CONFLICT (id) DO NOTHING"),
-              {t.id, t.ledger, std::string(TransferKindName(t.kind)), t.debit_account_id, t.credit_account_id,
-               t.amount.micros(), TextOrNull(t.pending_id), MsOrNull(t.expires_at), t.code, TextOrNull(t.corrects),
-               t.reference, TextOrNull(t.tenant_id), TextOrNull(t.debit_lot_id), lot_kind, lot_priority, lot_expires_at,
-               Ms(t.created_at)}));
+  return {t.id,
+          t.ledger,
+          std::string(TransferKindName(t.kind)),
+          t.debit_account_id,
+          t.credit_account_id,
+          t.amount.micros(),
+          TextOrNull(t.pending_id),
+          MsOrNull(t.expires_at),
+          t.code,
+          TextOrNull(t.corrects),
+          t.reference,
+          TextOrNull(t.tenant_id),
+          TextOrNull(t.debit_lot_id),
+          lot_kind,
+          lot_priority,
+          lot_expires_at,
+          Ms(t.created_at)};
+}
+
+}  // namespace
+
+Result<bool> ClaimTransfer(Tx& tx, const Transfer& t) {
+  CLOZIT_ASSIGN_OR_RETURN(int64_t inserted, tx.Exec(ClaimTransferSql(), ClaimTransferParams(t)));
   return inserted == 1;
+}
+
+Result<void> ClaimTransferLater(Tx& tx, const Transfer& t) {
+  return tx.ExecLater(ClaimTransferSql(), ClaimTransferParams(t), 1);
 }
 
 namespace {

@@ -62,6 +62,8 @@ class AccountDirectory {
 Result<std::optional<Transfer>> FindTransfer(storage::Tx& tx, const std::string& id);
 /// Inserts the transfer unless its id is taken; false when it was (the caller compares with the stored one).
 Result<bool> ClaimTransfer(storage::Tx& tx, const Transfer& transfer);
+/// The same INSERT through Tx::ExecLater, for an optimistic write (Tx::careful): a taken id fails the write.
+Result<void> ClaimTransferLater(storage::Tx& tx, const Transfer& transfer);
 /// A pending transfer with its status in one statement (nullopt status: no status row).
 struct PendingWithStatus {
   Transfer transfer;

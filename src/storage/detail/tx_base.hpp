@@ -25,6 +25,7 @@ class TxBase : public Tx {
   Result<void> ExecScript(std::string_view sql) final;
   /// Sends what ExecLater held back; the backend calls it once work returned success, before committing.
   Result<void> Finish();
+  using Tx::set_careful;  // for the batch runners
 
   bool failed() const { return first_error_.has_value(); }
   /// Whether the work ran or queued a statement, so may have changed something that only a rollback undoes.

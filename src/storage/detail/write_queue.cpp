@@ -5,8 +5,11 @@
 
 namespace clozit::storage::detail {
 
-WriteQueue::WriteQueue(size_t batch_max, BatchRunner runner)
-    : batch_max_(std::max<size_t>(batch_max, 1)), runner_(std::move(runner)), thread_([this] { Loop(); }) {}
+WriteQueue::WriteQueue(size_t batch_max, BatchRunner runner, bool always_careful)
+    : batch_max_(std::max<size_t>(batch_max, 1)),
+      runner_(std::move(runner)),
+      always_careful_(always_careful),
+      thread_([this] { Loop(); }) {}
 
 WriteQueue::~WriteQueue() {
   {
@@ -46,8 +49,8 @@ void WriteQueue::Loop() {
     std::vector<const Work*> works;
     works.reserve(batch.size());
     for (const auto& request : batch) works.push_back(request->work);
-    const bool careful = careful_batches_ > 0;
-    if (careful) --careful_batches_;
+    const bool careful = always_careful_ || careful_batches_ > 0;
+    if (careful_batches_ > 0) --careful_batches_;
     BatchOutcome ran = runner_(works, careful);
     if (ran.redo) {
       careful_batches_ = kCarefulBatchesAfterRedo;

@@ -48,7 +48,8 @@ class WriteQueue {
   /// How many batches after a redo run carefully from the start.
   static constexpr int kCarefulBatchesAfterRedo = 8;
 
-  WriteQueue(size_t batch_max, BatchRunner runner);
+  /// `always_careful`: never an optimistic first pass (OpenOptions::careful_writes).
+  WriteQueue(size_t batch_max, BatchRunner runner, bool always_careful = false);
   ~WriteQueue();
   WriteQueue(const WriteQueue&) = delete;
   WriteQueue& operator=(const WriteQueue&) = delete;
@@ -65,6 +66,7 @@ class WriteQueue {
 
   const size_t batch_max_;
   const BatchRunner runner_;
+  const bool always_careful_;
   std::mutex mutex_;
   std::condition_variable changed_;
   std::deque<std::unique_ptr<Request>> queue_;  // guarded by mutex_

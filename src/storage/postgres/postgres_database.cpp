@@ -83,11 +83,13 @@ void Tidy(Pool::Lease& lease) {
 
 class PostgresDatabase final : public Database {
  public:
-  PostgresDatabase(ConnectionParameters parameters, size_t pool_size, size_t write_batch_max)
+  PostgresDatabase(ConnectionParameters parameters, size_t pool_size, size_t write_batch_max, bool careful_writes)
       : parameters_(std::move(parameters)),
         pool_(pool_size, [this] { return Connection::Connect(parameters_); }),
-        writes_(write_batch_max,
-                [this](const std::vector<const Work*>& batch, bool careful) { return RunBatch(batch, careful); }) {}
+        writes_(
+            write_batch_max,
+            [this](const std::vector<const Work*>& batch, bool careful) { return RunBatch(batch, careful); },
+            careful_writes) {}
 
   void Seed(std::unique_ptr<Connection> connection) { pool_.Seed(std::move(connection)); }
 
@@ -189,6 +191,7 @@ class PostgresDatabase final : public Database {
       }
       savepoint_open = false;
       PostgresTx tx(*lease);
+      tx.set_careful(careful);
       try {
         detail::WorkScope scope(this);
         outcome.result = (*batch[index])(tx);
@@ -304,8 +307,9 @@ class PostgresDatabase final : public Database {
 Result<std::unique_ptr<Database>> OpenPostgresDatabase(const OpenOptions& options) {
   CLOZIT_ASSIGN_OR_RETURN(auto parameters, ParseConnectionUrl(options.url, options.password));
   CLOZIT_ASSIGN_OR_RETURN(auto first, Connection::Connect(parameters));
-  auto database = std::make_unique<PostgresDatabase>(std::move(parameters), static_cast<size_t>(options.pool_size),
-                                                     static_cast<size_t>(options.write_batch_max));
+  auto database =
+      std::make_unique<PostgresDatabase>(std::move(parameters), static_cast<size_t>(options.pool_size),
+                                         static_cast<size_t>(options.write_batch_max), options.careful_writes);
   database->Seed(std::move(first));
   return std::unique_ptr<Database>(std::move(database));
 }

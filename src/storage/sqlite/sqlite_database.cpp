@@ -133,8 +133,10 @@ class SqliteDatabase final : public Database {
                  [path, busy_timeout_ms = options.busy_timeout_ms] {
                    return Connection::Open(path, Access::kReadOnly, busy_timeout_ms);
                  }),
-        writes_(static_cast<size_t>(options.write_batch_max),
-                [this](const std::vector<const Work*>& batch, bool careful) { return RunBatch(batch, careful); }) {}
+        writes_(
+            static_cast<size_t>(options.write_batch_max),
+            [this](const std::vector<const Work*>& batch, bool careful) { return RunBatch(batch, careful); },
+            options.careful_writes) {}
 
   Dialect dialect() const override { return Dialect::kSqlite; }
 
@@ -215,7 +217,7 @@ class SqliteDatabase final : public Database {
     // A batch of one needs no savepoint: its transaction is the unit to undo. That spares two statements
     // per write when the server is quiet, and a big write (an import's 100,000-row commit) the in-memory
     // savepoint journal that would hold the original of every page it changes.
-    if (batch.size() == 1) return RunAlone(connection, *batch.front());
+    if (batch.size() == 1) return RunAlone(connection, *batch.front(), careful, redo);
     for (size_t index = 0; index < batch.size(); ++index) {
       Outcome& outcome = outcomes[index];
       if (careful) {
@@ -225,6 +227,7 @@ class SqliteDatabase final : public Database {
         }
       }
       SqliteTx tx(connection);
+      tx.set_careful(careful);
       try {
         detail::WorkScope scope(this);
         outcome.result = (*batch[index])(tx);
@@ -279,11 +282,13 @@ class SqliteDatabase final : public Database {
     return outcomes;
   }
 
-  // One work in its own transaction (BEGIN IMMEDIATE already ran): commit on success, else roll back.
-  std::vector<Outcome> RunAlone(Connection& connection, const Work& work) {
+  // One work in its own transaction (BEGIN IMMEDIATE already ran): commit on success, else roll back (and,
+  // not `careful`, ask for a redo if it ran statements).
+  std::vector<Outcome> RunAlone(Connection& connection, const Work& work, bool careful, bool* redo) {
     std::vector<Outcome> outcomes(1);
     Outcome& outcome = outcomes.front();
     SqliteTx tx(connection);
+    tx.set_careful(careful);
     try {
       detail::WorkScope scope(this);
       outcome.result = work(tx);
@@ -305,6 +310,8 @@ class SqliteDatabase final : public Database {
       }
     } else {
       (void)connection.Exec("ROLLBACK", {});
+      // An optimistic work may have failed only because a shortcut's assumption did not hold (Tx::careful).
+      if (!careful && tx.used()) *redo = true;
     }
     return outcomes;
   }
