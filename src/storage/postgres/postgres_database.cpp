@@ -34,6 +34,10 @@ class PostgresTx final : public detail::TxBase {
   Dialect dialect() const override { return Dialect::kPostgres; }
   /// The SQLSTATE of the first failed statement: decides whether a retry can help.
   const std::string& first_sqlstate() const { return first_sqlstate_; }
+  /// What ExecLater held back, unsent: in an optimistic batch it goes out with the next write's first
+  /// statement (`HoldBack`), where a failure fails that write and so the batch, which then runs carefully.
+  std::vector<Connection::Deferred> TakeHeldBack() { return TakeLater(); }
+  void HoldBack(std::vector<Connection::Deferred> earlier) { later_ = std::move(earlier); }
 
  protected:
   // Statements held back by ExecLater travel in the same round trip as the next one.
@@ -181,9 +185,21 @@ class PostgresDatabase final : public Database {
       }
       return outcomes;
     };
+    // A serialization failure or deadlock dooms the whole transaction, not just one write: retry the batch.
+    auto collided = [&] {
+      *retryable = true;
+      Tidy(lease);
+      for (auto& each : outcomes) {
+        each.exception = nullptr;
+        each.result = Error::Make(ErrorCode::kUnavailable, "postgres serialization failure; retry the request");
+      }
+      return outcomes;
+    };
     // Each round trip on this one connection holds up the whole node's writes, so releasing one write's
     // savepoint and opening the next one's go in a single message.
     bool savepoint_open = false;
+    // Optimistic: what the previous writes held back, still unsent (a round trip per write fewer).
+    std::vector<Connection::Deferred> carried;
     for (size_t index = 0; index < batch.size(); ++index) {
       Outcome& outcome = outcomes[index];
       if (careful && !savepoint_open) {
@@ -192,27 +208,19 @@ class PostgresDatabase final : public Database {
       savepoint_open = false;
       PostgresTx tx(*lease);
       tx.set_careful(careful);
+      if (!careful) tx.HoldBack(std::exchange(carried, {}));
       try {
         detail::WorkScope scope(this);
         outcome.result = (*batch[index])(tx);
       } catch (...) {
         outcome.exception = std::current_exception();
       }
-      if (outcome.result.ok() && !outcome.exception) {
+      if (careful && outcome.result.ok() && !outcome.exception) {
         if (auto finished = tx.Finish(); !finished) outcome.result = finished.error();
       }
       if (outcome.result.ok() && !outcome.exception && tx.failed()) outcome.result = tx.AbortedError();
       outcome.after_commit = tx.TakeAfterCommit();
-      // A serialization failure or deadlock dooms the whole transaction, not just this write.
-      if (IsRetryable(tx.first_sqlstate())) {
-        *retryable = true;
-        Tidy(lease);
-        for (auto& each : outcomes) {
-          each.exception = nullptr;
-          each.result = Error::Make(ErrorCode::kUnavailable, "postgres serialization failure; retry the request");
-        }
-        return outcomes;
-      }
+      if (IsRetryable(tx.first_sqlstate())) return collided();
       if (lease->broken()) {
         return abandon(Error::Make(ErrorCode::kUnavailable, "postgres connection lost during a write"));
       }
@@ -223,6 +231,7 @@ class PostgresDatabase final : public Database {
           *redo = true;
           return outcomes;
         }
+        carried = tx.TakeHeldBack();
         continue;
       }
       if (keep && index + 1 < batch.size()) {
@@ -239,6 +248,19 @@ class PostgresDatabase final : public Database {
         if (auto released = lease->Control("RELEASE clozit_write", "RELEASE"); !released) {
           return abandon(released.error());
         }
+      }
+    }
+    if (!carried.empty()) {
+      PostgresTx last(*lease);
+      last.HoldBack(std::move(carried));
+      if (auto finished = last.Finish(); !finished) {
+        if (IsRetryable(last.first_sqlstate())) return collided();
+        if (lease->broken()) {
+          return abandon(Error::Make(ErrorCode::kUnavailable, "postgres connection lost during a write"));
+        }
+        Tidy(lease);
+        *redo = true;
+        return outcomes;
       }
     }
     auto committed = lease->Control("COMMIT", "COMMIT");
