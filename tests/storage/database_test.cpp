@@ -329,8 +329,8 @@ TEST_P(DatabaseTest, ConcurrentWritesLandAndFailuresRollBackOnlyThemselves) {
 
 using WorkFunction = std::function<Result<void>(Tx&)>;
 
-// Runs `works` from threads of their own while a first write holds the writer, so that they queue up and
-// form the next batch together; returns their results, in order.
+// Runs `works` from threads of their own while a first write holds the writer, so that they queue up in
+// this order and form the next batch together; returns their results, in order.
 std::vector<Result<void>> WriteAsOneBatch(Database& db, const std::vector<WorkFunction>& works) {
   Signal first_running;
   Signal queued;
@@ -347,9 +347,10 @@ std::vector<Result<void>> WriteAsOneBatch(Database& db, const std::vector<WorkFu
   std::vector<std::thread> writers;
   for (size_t index = 0; index < works.size(); ++index) {
     writers.emplace_back([&, index] { results[index] = db.Write(works[index]); });
+    // Each reaches the queue before the next starts.
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  // The sleep lets the last of them reach the queue.
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
   queued.Set();
   for (auto& writer : writers) writer.join();
   first.join();
@@ -454,9 +455,11 @@ TEST_P(DatabaseTest, AWriteThatFailsBeforeAnyStatementDoesNotMakeItsBatchRunAgai
   constexpr int kWrites = 4;
   std::atomic<int> runs[kWrites] = {};
   std::vector<WorkFunction> works;
+  std::atomic<int> careful_runs{0};
   for (int index = 0; index < kWrites; ++index) {
     works.push_back([&, index](Tx& tx) -> Result<void> {
       ++runs[index];
+      if (tx.careful()) ++careful_runs;
       if (index == 1) return Error::Make(ErrorCode::kConflict, "refused before any statement");
       return InsertItem(tx, "w" + std::to_string(index));
     });
@@ -467,7 +470,58 @@ TEST_P(DatabaseTest, AWriteThatFailsBeforeAnyStatementDoesNotMakeItsBatchRunAgai
     EXPECT_EQ(results[index].ok(), index != 1);
     EXPECT_EQ(runs[index].load(), 1);
   }
+  EXPECT_EQ(careful_runs.load(), 0);
   EXPECT_EQ(Count("items"), kWrites - 1);
+}
+
+Result<void> HeldBackInsert(Tx& tx, const std::string& id) {
+  return tx.ExecLater("INSERT INTO items (id) VALUES ($1)", {id}, 1);
+}
+
+WorkFunction HeldBack(std::string id) {
+  return [id](Tx& tx) { return HeldBackInsert(tx, id); };
+}
+
+WorkFunction Inserted(std::string id) {
+  return [id](Tx& tx) { return InsertItem(tx, id); };
+}
+
+Result<void> Refused(Tx&) { return Error::Make(ErrorCode::kConflict, "refused before any statement"); }
+
+// What a write holds back (ExecLater) may be sent with a later write's statements, or just before COMMIT
+// (PostgreSQL, optimistic): it commits exactly once with its own write, also past a write that fails before
+// any statement; and failing just before COMMIT, it fails only its own write.
+TEST_P(DatabaseTest, StatementsHeldBackInABatchCommitOnceWithTheirWrite) {
+  Script(kItemsTable);
+  Script("INSERT INTO items (id) VALUES ('seed')");
+  auto results = WriteAsOneBatch(*db_, {HeldBack("a0"), Refused, HeldBack("a2"), Inserted("a3"), HeldBack("a4")});
+  for (size_t index = 0; index < results.size(); ++index) EXPECT_EQ(results[index].ok(), index != 1) << index;
+  EXPECT_EQ(Count("items"), 1 + 4);
+
+  results = WriteAsOneBatch(*db_, {Inserted("c0"), HeldBack("seed")});
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_TRUE(results[0].ok());
+  ASSERT_FALSE(results[1].ok());
+  EXPECT_EQ(results[1].error().code, ErrorCode::kAlreadyExists);
+  EXPECT_EQ(Count("items"), 1 + 4 + 1);
+}
+
+// A held-back duplicate fails its own write, wherever it is sent; the others commit once.
+TEST_P(DatabaseTest, AHeldBackStatementThatFailsFailsOnlyItsOwnWrite) {
+  Script(kItemsTable);
+  Script("INSERT INTO items (id) VALUES ('seed')");
+  auto results = WriteAsOneBatch(*db_, {HeldBack("b0"), HeldBack("seed"), Inserted("b2"), Refused, HeldBack("b4")});
+  ASSERT_EQ(results.size(), 5u);
+  EXPECT_TRUE(results[0].ok());
+  ASSERT_FALSE(results[1].ok());
+  EXPECT_EQ(results[1].error().code, ErrorCode::kAlreadyExists);
+  EXPECT_TRUE(results[2].ok());
+  EXPECT_FALSE(results[3].ok());
+  EXPECT_TRUE(results[4].ok());
+  auto rows = db_->Query("SELECT count(*) FROM items WHERE id IN ('b0', 'b2', 'b4')");
+  ASSERT_TRUE(rows.ok());
+  EXPECT_EQ(rows->front().Int(0), 3);
+  EXPECT_EQ(Count("items"), 1 + 3);
 }
 
 // Read-modify-write of one hot row from many threads: no update may be lost. One
