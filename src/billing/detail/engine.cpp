@@ -475,12 +475,12 @@ Result<Transfer> Engine::ApplyResolution(const TransferSpec& spec) {
   credit_delta.credits_posted = posted.micros();
   CLOZIT_TRY(AddToBalancesLater(tx_, *debit, debit_delta));
   CLOZIT_TRY(AddToBalancesLater(tx_, *credit, credit_delta));
-  if (debit->flags & AccountFlags::kLots) CLOZIT_TRY(ResolveEarmarks(transfer, pending, posted));
+  if (debit->flags & AccountFlags::kLots) CLOZIT_TRY(ResolveEarmarks(transfer, pending, found->earmarks, posted));
   return transfer;
 }
 
-Result<void> Engine::ResolveEarmarks(const Transfer& resolution, const Transfer& pending, Credits posted) {
-  CLOZIT_ASSIGN_OR_RETURN(auto earmarks, Earmarks(tx_, pending.id));
+Result<void> Engine::ResolveEarmarks(const Transfer& resolution, const Transfer& pending,
+                                     const std::vector<Earmark>& earmarks, Credits posted) {
   int64_t to_post = posted.micros();
   int64_t released = 0;
   int64_t ordinal = 0;
@@ -489,9 +489,9 @@ Result<void> Engine::ResolveEarmarks(const Transfer& resolution, const Transfer&
     const int64_t consumed = std::min(to_post, held);
     to_post -= consumed;
     released += held;
-    // The lot was read in this transaction's statement just above, and this node's writes run one at a
-    // time (other nodes' would fail the SERIALIZABLE batch): the values after are the read ones plus the
-    // change, so the UPDATE need not return them.
+    // The lot was read with the pending transfer at the start of this resolution (nothing has changed it
+    // since), and this node's writes run one at a time (other nodes' would fail the SERIALIZABLE batch):
+    // the values after are the read ones plus the change, so the UPDATE need not return them.
     Lot lot = earmark.lot;
     lot.remaining = Credits::FromMicros(lot.remaining.micros() - consumed);
     lot.reserved = Credits::FromMicros(lot.reserved.micros() - held);

@@ -39,7 +39,9 @@ class Engine {
   Result<void> AddToBalances(const Account& account, const BalanceDelta& delta, Credits amount);
   Result<void> TakeFromLots(const Transfer& transfer, const Account& account);
   Result<void> OpenLot(const Transfer& transfer, const Account& account);
-  Result<void> ResolveEarmarks(const Transfer& resolution, const Transfer& pending, Credits posted);
+  /// `earmarks` as read with the pending transfer, in this transaction and before anything changed their lots.
+  Result<void> ResolveEarmarks(const Transfer& resolution, const Transfer& pending,
+                               const std::vector<Earmark>& earmarks, Credits posted);
 
   storage::Tx& tx_;
   const TimePoint now_;

@@ -110,18 +110,19 @@ Lot LotFromRow(const Row& row) {
   return lot;
 }
 
-LotChange LotChangeFromRow(const Row& row) {
+// The ten history columns from `first` on.
+LotChange LotChangeFromRow(const Row& row, size_t first = 0) {
   LotChange change;
-  change.lot_id = row.Text(0);
-  change.seq = row.Int(1);
-  change.transfer_id = row.Text(2);
-  change.ordinal = row.Int(3);
-  change.change = row.Text(4);
-  change.delta_remaining = C(row, 5);
-  change.delta_reserved = C(row, 6);
-  change.remaining_after = C(row, 7);
-  change.reserved_after = C(row, 8);
-  change.at = FromUnixMillis(row.Int(9));
+  change.lot_id = row.Text(first);
+  change.seq = row.Int(first + 1);
+  change.transfer_id = row.Text(first + 2);
+  change.ordinal = row.Int(first + 3);
+  change.change = row.Text(first + 4);
+  change.delta_remaining = C(row, first + 5);
+  change.delta_reserved = C(row, first + 6);
+  change.remaining_after = C(row, first + 7);
+  change.reserved_after = C(row, first + 8);
+  change.at = FromUnixMillis(row.Int(first + 9));
   return change;
 }
 
@@ -298,11 +299,19 @@ PendingStatus PendingStatusFromRow(const Row& row, size_t first) {
 constexpr size_t kTransferColumnCount = 17;
 
 // Both tables have expires_at, so the transfer's columns are named with their table.
+constexpr size_t kPendingStatusColumnCount = 5;
+constexpr size_t kLotChangeColumnCount = 10;
+
+// One row per earmark (or one with null earmark columns when there is none).
 const std::string& PendingWithStatusSql() {
   static const std::string sql = [] {
     return "SELECT " + Qualified(kTransferColumns, "t") +
-           ", p.transfer_id, p.state, p.expires_at, p.resolved_by, p.resolved_at FROM ledger_transfers t "
-           "LEFT JOIN ledger_pending p ON p.transfer_id = t.id WHERE t.id = $1";
+           ", p.transfer_id, p.state, p.expires_at, p.resolved_by, p.resolved_at, " +
+           Qualified(kLotChangeColumns, "h") +
+           ", l.remaining, l.reserved, l.version FROM ledger_transfers t "
+           "LEFT JOIN ledger_pending p ON p.transfer_id = t.id "
+           "LEFT JOIN ledger_lot_history h ON h.transfer_id = t.id AND h.delta_reserved > 0 "
+           "LEFT JOIN ledger_lots l ON l.id = h.lot_id WHERE t.id = $1 ORDER BY h.ordinal";
   }();
   return sql;
 }
@@ -325,6 +334,18 @@ Result<std::optional<PendingWithStatus>> FindPendingWithStatus(Tx& tx, const std
   found.transfer = TransferFromRow(rows.front());
   if (!rows.front().IsNull(kTransferColumnCount))
     found.status = PendingStatusFromRow(rows.front(), kTransferColumnCount);
+  constexpr size_t kChange = kTransferColumnCount + kPendingStatusColumnCount;
+  constexpr size_t kLot = kChange + kLotChangeColumnCount;
+  for (const Row& row : rows) {
+    if (row.IsNull(kChange)) continue;
+    Earmark earmark;
+    earmark.change = LotChangeFromRow(row, kChange);
+    earmark.lot.id = earmark.change.lot_id;
+    earmark.lot.remaining = C(row, kLot);
+    earmark.lot.reserved = C(row, kLot + 1);
+    earmark.lot.version = row.Int(kLot + 2);
+    found.earmarks.push_back(std::move(earmark));
+  }
   return std::optional<PendingWithStatus>(std::move(found));
 }
 
@@ -399,28 +420,6 @@ Result<std::vector<LotChange>> LotChanges(Tx& tx, const std::string& lot_id) {
   changes.reserve(rows.size());
   for (const Row& row : rows) changes.push_back(LotChangeFromRow(row));
   return changes;
-}
-
-Result<std::vector<Earmark>> Earmarks(Tx& tx, const std::string& pending_transfer_id) {
-  static const std::string sql = [] {
-    return "SELECT " + Qualified(kLotChangeColumns, "h") +
-           ", l.remaining, l.reserved, l.version FROM ledger_lot_history h JOIN ledger_lots l ON l.id = h.lot_id "
-           "WHERE h.transfer_id = $1 AND h.delta_reserved > 0 ORDER BY h.ordinal";
-  }();
-  CLOZIT_ASSIGN_OR_RETURN(auto rows, tx.Query(sql, {pending_transfer_id}));
-  constexpr size_t kLot = 10;  // the lot's columns follow the history row's ten
-  std::vector<Earmark> earmarks;
-  earmarks.reserve(rows.size());
-  for (const Row& row : rows) {
-    Earmark earmark;
-    earmark.change = LotChangeFromRow(row);
-    earmark.lot.id = earmark.change.lot_id;
-    earmark.lot.remaining = C(row, kLot);
-    earmark.lot.reserved = C(row, kLot + 1);
-    earmark.lot.version = row.Int(kLot + 2);
-    earmarks.push_back(std::move(earmark));
-  }
-  return earmarks;
 }
 
 }  // namespace clozit::billing::detail

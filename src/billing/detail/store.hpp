@@ -64,10 +64,17 @@ Result<std::optional<Transfer>> FindTransfer(storage::Tx& tx, const std::string&
 Result<bool> ClaimTransfer(storage::Tx& tx, const Transfer& transfer);
 /// The same INSERT through Tx::ExecLater, for an optimistic write (Tx::careful): a taken id fails the write.
 Result<void> ClaimTransferLater(storage::Tx& tx, const Transfer& transfer);
-/// A pending transfer with its status in one statement (nullopt status: no status row).
+/// An earmark a pending transfer made, with its lot's amounts and version as they are now.
+struct Earmark {
+  LotChange change;
+  Lot lot;  // only id, remaining, reserved and version are filled
+};
+/// A pending transfer with its status and its earmarks (history rows with a positive delta_reserved, in
+/// order), in one statement: a resolution needs all three (nullopt status: no status row).
 struct PendingWithStatus {
   Transfer transfer;
   std::optional<PendingStatus> status;
+  std::vector<Earmark> earmarks;
 };
 Result<std::optional<PendingWithStatus>> FindPendingWithStatus(storage::Tx& tx, const std::string& transfer_id);
 
@@ -88,12 +95,5 @@ Result<void> AddToLot(storage::Tx& tx, const std::string& lot_id, int64_t delta_
 /// Through Tx::ExecLater: history rows are only ever inserted.
 Result<void> InsertLotChange(storage::Tx& tx, const LotChange& change);
 Result<std::vector<LotChange>> LotChanges(storage::Tx& tx, const std::string& lot_id);
-/// An earmark a pending transfer made, with its lot's amounts and version as they are now.
-struct Earmark {
-  LotChange change;
-  Lot lot;  // only id, remaining, reserved and version are filled
-};
-/// The earmarks a pending transfer made (history rows with a positive delta_reserved), in order.
-Result<std::vector<Earmark>> Earmarks(storage::Tx& tx, const std::string& pending_transfer_id);
 
 }  // namespace clozit::billing::detail
