@@ -297,12 +297,11 @@ PendingStatus PendingStatusFromRow(const Row& row, size_t first) {
 }
 
 constexpr size_t kTransferColumnCount = 17;
-
-// Both tables have expires_at, so the transfer's columns are named with their table.
 constexpr size_t kPendingStatusColumnCount = 5;
 constexpr size_t kLotChangeColumnCount = 10;
 
-// One row per earmark (or one with null earmark columns when there is none).
+// One row per earmark (or one with null earmark columns when there is none). Both transfers and pending
+// rows have expires_at, so the transfer's columns are named with their table.
 const std::string& PendingWithStatusSql() {
   static const std::string sql = [] {
     return "SELECT " + Qualified(kTransferColumns, "t") +

@@ -195,6 +195,12 @@ class PostgresDatabase final : public Database {
       }
       return outcomes;
     };
+    // Optimistic: a write failed after running statements; only rolling everything back undoes them.
+    auto start_over = [&] {
+      Tidy(lease);
+      *redo = true;
+      return outcomes;
+    };
     // Each round trip on this one connection holds up the whole node's writes, so releasing one write's
     // savepoint and opening the next one's go in a single message.
     bool savepoint_open = false;
@@ -226,11 +232,7 @@ class PostgresDatabase final : public Database {
       }
       const bool keep = outcome.result.ok() && !outcome.exception;
       if (!careful) {
-        if (!keep && tx.used()) {
-          Tidy(lease);
-          *redo = true;
-          return outcomes;
-        }
+        if (!keep && tx.used()) return start_over();
         carried = tx.TakeHeldBack();
         continue;
       }
@@ -258,9 +260,7 @@ class PostgresDatabase final : public Database {
         if (lease->broken()) {
           return abandon(Error::Make(ErrorCode::kUnavailable, "postgres connection lost during a write"));
         }
-        Tidy(lease);
-        *redo = true;
-        return outcomes;
+        return start_over();
       }
     }
     auto committed = lease->Control("COMMIT", "COMMIT");
