@@ -23,12 +23,17 @@ struct Stored {
   int64_t version = 0;
   PendingState hold_state = PendingState::kPending;
   std::string resolved_by;
+  // Read only when asked (LoadReservation's `balance_of`): the tenant's balance and settings as they were
+  // before this write.
+  std::optional<BalanceWatch> balance;
 };
 
-constexpr std::string_view kSelectReservation =
+constexpr std::string_view kReservationColumns =
     "SELECT r.id, r.tenant_id, r.purpose, r.idempotency_key, r.estimate, r.first_expires_at, r.hold_transfer_id, "
-    "r.version, r.created_at, h.amount, h.expires_at, p.state, p.resolved_by, r.price_version "
-    "FROM billing_reservations r JOIN ledger_transfers h ON h.id = r.hold_transfer_id "
+    "r.version, r.created_at, h.amount, h.expires_at, p.state, p.resolved_by, r.price_version";
+constexpr size_t kReservationColumnCount = 14;
+constexpr std::string_view kReservationTables =
+    " FROM billing_reservations r JOIN ledger_transfers h ON h.id = r.hold_transfer_id "
     "JOIN ledger_pending p ON p.transfer_id = r.hold_transfer_id ";
 
 std::string UsageTransferId(const std::string& reservation_id, UsageCategory category) {
@@ -56,12 +61,25 @@ std::string JsonString(std::string_view text) {
   return out + "\"";
 }
 
-Result<std::optional<Stored>> LoadReservation(Tx& tx, std::string_view where, const storage::Params& params,
-                                              TimePoint now) {
-  CLOZIT_ASSIGN_OR_RETURN(auto rows, tx.Query(std::string(kSelectReservation) + std::string(where), params));
+// `balance_of`: a tenant whose balance and settings the same statement reads (a settle records balance events).
+Result<std::optional<Stored>> LoadReservation(Tx& tx, std::string_view where, storage::Params params, TimePoint now,
+                                              const std::string& balance_of = {}) {
+  std::string sql(kReservationColumns);
+  if (!balance_of.empty()) {
+    params.emplace_back(TenantCreditsAccount(balance_of).id);
+    sql += ", " + std::string(kBalanceWatchColumns) + std::string(kReservationTables) +
+           "LEFT JOIN ledger_accounts a ON a.id = $" + std::to_string(params.size()) +
+           " LEFT JOIN billing_balance_settings s ON s.tenant_id = r.tenant_id ";
+  } else {
+    sql += kReservationTables;
+  }
+  CLOZIT_ASSIGN_OR_RETURN(auto rows, tx.Query(sql + std::string(where), params));
   if (rows.empty()) return std::optional<Stored>();
   const Row& row = rows.front();
   Stored stored;
+  if (!balance_of.empty() && !row.IsNull(kReservationColumnCount)) {
+    stored.balance = BalanceWatchFromRow(row, kReservationColumnCount);
+  }
   Reservation& view = stored.view;
   view.id = ReservationId(row.Text(0));
   view.tenant_id = TenantId(row.Text(1));
@@ -94,12 +112,16 @@ Result<std::optional<Stored>> LoadReservation(Tx& tx, std::string_view where, co
   if (view.state == ReservationState::kSettled) {
     CLOZIT_ASSIGN_OR_RETURN(auto posted, detail::FindTransfer(tx, stored.resolved_by));
     if (posted) view.charged = posted->amount;
-    CLOZIT_ASSIGN_OR_RETURN(auto items, tx.Query("SELECT code, amount FROM ledger_transfers "
-                                                 "WHERE reference = $1 AND code LIKE 'usage.%'",
-                                                 {view.id.str()}));
+    // Each item has its own id (UsageTransferId), read through the primary key: no index on references.
+    static_assert(kUsageCategories.size() == 4);
+    CLOZIT_ASSIGN_OR_RETURN(auto items, tx.Query("SELECT id, amount FROM ledger_transfers WHERE id IN ($1, $2, $3, $4)",
+                                                 {UsageTransferId(view.id.str(), kUsageCategories[0]),
+                                                  UsageTransferId(view.id.str(), kUsageCategories[1]),
+                                                  UsageTransferId(view.id.str(), kUsageCategories[2]),
+                                                  UsageTransferId(view.id.str(), kUsageCategories[3])}));
     for (UsageCategory category : kUsageCategories) {
       for (const Row& item : items) {
-        if (item.Text(0) == "usage." + std::string(UsageCategoryName(category))) {
+        if (item.Text(0) == UsageTransferId(view.id.str(), category)) {
           view.usage.push_back({category, Credits::FromMicros(item.Int(1))});
         }
       }
@@ -108,12 +130,15 @@ Result<std::optional<Stored>> LoadReservation(Tx& tx, std::string_view where, co
   return std::optional<Stored>(std::move(stored));
 }
 
-Result<std::optional<Stored>> LoadById(Tx& tx, const TenantId& tenant_id, const std::string& id, TimePoint now) {
-  return LoadReservation(tx, "WHERE r.id = $1 AND r.tenant_id = $2", {id, tenant_id.str()}, now);
+Result<std::optional<Stored>> LoadById(Tx& tx, const TenantId& tenant_id, const std::string& id, TimePoint now,
+                                       bool with_balance = false) {
+  return LoadReservation(tx, "WHERE r.id = $1 AND r.tenant_id = $2", {id, tenant_id.str()}, now,
+                         with_balance ? tenant_id.str() : std::string());
 }
 
-Result<Stored> RequireById(Tx& tx, const TenantId& tenant_id, const std::string& id, TimePoint now) {
-  CLOZIT_ASSIGN_OR_RETURN(auto stored, LoadById(tx, tenant_id, id, now));
+Result<Stored> RequireById(Tx& tx, const TenantId& tenant_id, const std::string& id, TimePoint now,
+                           bool with_balance = false) {
+  CLOZIT_ASSIGN_OR_RETURN(auto stored, LoadById(tx, tenant_id, id, now, with_balance));
   if (!stored) return Error::NotFound("reservation " + id + " not found");
   return std::move(*stored);
 }
@@ -354,7 +379,7 @@ Result<Reservation> Charging::Settle(const TenantId& tenant_id, const std::strin
   const std::string tenant = tenant_id.str();
   Reservation result;
   CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
-    CLOZIT_ASSIGN_OR_RETURN(Stored stored, RequireById(tx, tenant_id, reservation_id, now));
+    CLOZIT_ASSIGN_OR_RETURN(Stored stored, RequireById(tx, tenant_id, reservation_id, now, true));
     const Reservation& view = stored.view;
     if (view.state == ReservationState::kSettled) {
       if (view.usage != items) {
@@ -396,7 +421,15 @@ Result<Reservation> Charging::Settle(const TenantId& tenant_id, const std::strin
       CLOZIT_TRY(tx.Exec("UPDATE billing_reservations SET price_version = $2 WHERE id = $1",
                          {reservation_id, *price_version}));
     }
-    CLOZIT_TRY(RecordBalanceEvents(tx, tenant, now, random_));
+    // The balance was read with the reservation and this write's own transfers moved it since (the post
+    // releases the hold and spends `total`; the usage items move credits between platform accounts): the
+    // balance after is known without reading it again.
+    if (stored.balance) {
+      BalanceWatch after = *stored.balance;
+      CLOZIT_ASSIGN_OR_RETURN(after.available, after.available.Add(view.held));
+      CLOZIT_ASSIGN_OR_RETURN(after.available, after.available.Subtract(total));
+      CLOZIT_TRY(RecordBalanceEvents(tx, tenant, after, now, random_));
+    }
     result = view;
     result.state = ReservationState::kSettled;
     result.charged = total;

@@ -199,11 +199,12 @@ Result<std::vector<Transfer>> Ledger::ExpirePending(Tx& tx, TimePoint now, int64
 }
 
 Result<std::vector<Transfer>> Ledger::ExpireLots(Tx& tx, TimePoint now, int64_t limit) {
-  CLOZIT_ASSIGN_OR_RETURN(auto rows,
-                          tx.Query("SELECT id, account_id, tenant_id, remaining, reserved FROM ledger_lots "
-                                   "WHERE remaining > reserved AND expires_at IS NOT NULL AND expires_at <= $1 "
-                                   "ORDER BY expires_at, id LIMIT $2",
-                                   {detail::Ms(now), limit}));
+  CLOZIT_ASSIGN_OR_RETURN(
+      auto rows,
+      tx.Query("SELECT id, account_id, tenant_id, remaining, reserved FROM ledger_lots "
+               "WHERE exhausted = 0 AND remaining > reserved AND expires_at IS NOT NULL AND expires_at <= $1 "
+               "ORDER BY expires_at, id LIMIT $2",
+               {detail::Ms(now), limit}));
   std::vector<TransferSpec> batch;
   for (const auto& row : rows) {
     const std::string lot_id = row.Text(0);

@@ -103,7 +103,7 @@ WITH history AS (
   FROM ledger_lot_history GROUP BY lot_id)
 SELECT l.id, l.original, l.remaining, l.reserved, l.version,
        COALESCE(h.remaining, 0), COALESCE(h.reserved, 0), COALESCE(h.changes, 0), COALESCE(h.last_seq, 0),
-       g.delta_remaining
+       g.delta_remaining, l.exhausted
 FROM ledger_lots l
 LEFT JOIN history h ON h.lot_id = l.id
 LEFT JOIN ledger_lot_history g ON g.lot_id = l.id AND g.seq = 1 AND g.transfer_id = l.source_transfer_id
@@ -111,6 +111,7 @@ WHERE l.remaining < 0 OR l.reserved < 0 OR l.reserved > l.remaining OR l.remaini
    OR g.delta_remaining IS NULL OR g.delta_remaining <> l.original
    OR COALESCE(h.remaining, 0) <> l.remaining OR COALESCE(h.reserved, 0) <> l.reserved
    OR COALESCE(h.changes, 0) <> l.version OR COALESCE(h.last_seq, 0) <> l.version
+   OR (l.exhausted <> 0 AND l.remaining <> 0) OR (l.exhausted = 0 AND l.remaining = 0)
 ORDER BY l.id)";
 
 // Lot accounts (flag 4) whose balance differs from the sum of their lots.
@@ -279,6 +280,11 @@ class Checker {
       }
       if (row.Int(7) != version || row.Int(8) != version) {
         Breach(lot + "version " + row.Text(4) + " but " + row.Text(7) + " history rows up to seq " + row.Text(8));
+      }
+      // The lot indexes leave exhausted lots out (ADR 0023): a wrong flag hides credits or keeps a spent lot.
+      if ((row.Int(10) != 0) != (remaining == 0)) {
+        Breach(lot + (remaining == 0 ? "nothing remains but it is not marked exhausted"
+                                     : "marked exhausted with " + row.Text(2) + " remaining"));
       }
     }
     CLOZIT_ASSIGN_OR_RETURN(auto accounts, Query(kLotAccounts));

@@ -251,23 +251,31 @@ Result<void> RecordBillingEvent(Tx& tx, const std::string& tenant_id, std::strin
   return Ok();
 }
 
-Result<void> RecordBalanceEvents(Tx& tx, const std::string& tenant_id, TimePoint now, Random& random) {
-  // The balance and the tenant's settings in one statement: this runs on every settle.
-  CLOZIT_ASSIGN_OR_RETURN(auto rows,
-                          tx.Query("SELECT a.debits_pending, a.debits_posted, a.credits_posted, s.low_balance_micros, "
-                                   "s.low_notified, s.depleted_notified FROM ledger_accounts a LEFT JOIN "
-                                   "billing_balance_settings s ON s.tenant_id = $2 WHERE a.id = $1",
-                                   {TenantCreditsAccount(tenant_id).id, tenant_id}));
-  if (rows.empty()) return Ok();
-  const Row& row = rows.front();
+BalanceWatch BalanceWatchFromRow(const Row& row, size_t first) {
   Account account;
-  account.debits_pending = Credits::FromMicros(row.Int(0));
-  account.debits_posted = Credits::FromMicros(row.Int(1));
-  account.credits_posted = Credits::FromMicros(row.Int(2));
-  const Credits available = account.Available();
-  const int64_t threshold = row.Int(3);  // no settings row: null, read as 0
-  const bool low_notified = row.Bool(4);
-  const bool depleted_notified = row.Bool(5);
+  account.debits_pending = Credits::FromMicros(row.Int(first));
+  account.debits_posted = Credits::FromMicros(row.Int(first + 1));
+  account.credits_posted = Credits::FromMicros(row.Int(first + 2));
+  // No settings row: nulls, read as 0.
+  return {account.Available(), row.Int(first + 3), row.Bool(first + 4), row.Bool(first + 5)};
+}
+
+Result<void> RecordBalanceEvents(Tx& tx, const std::string& tenant_id, TimePoint now, Random& random) {
+  // The balance and the tenant's settings in one statement.
+  CLOZIT_ASSIGN_OR_RETURN(auto rows, tx.Query("SELECT " + std::string(kBalanceWatchColumns) +
+                                                  " FROM ledger_accounts a LEFT JOIN billing_balance_settings s "
+                                                  "ON s.tenant_id = $2 WHERE a.id = $1",
+                                              {TenantCreditsAccount(tenant_id).id, tenant_id}));
+  if (rows.empty()) return Ok();
+  return RecordBalanceEvents(tx, tenant_id, BalanceWatchFromRow(rows.front(), 0), now, random);
+}
+
+Result<void> RecordBalanceEvents(Tx& tx, const std::string& tenant_id, const BalanceWatch& watch, TimePoint now,
+                                 Random& random) {
+  const Credits available = watch.available;
+  const int64_t threshold = watch.threshold;
+  const bool low_notified = watch.low_notified;
+  const bool depleted_notified = watch.depleted_notified;
   const bool low = threshold > 0 && available.micros() < threshold;
   const bool depleted = available.micros() <= 0;
   if (low == low_notified && depleted == depleted_notified) return Ok();

@@ -110,5 +110,23 @@ Result<void> RecordBillingEvent(storage::Tx& tx, const std::string& tenant_id, s
 /// Compares the tenant's available credits with its threshold and records the
 /// events due, inside the caller's transaction.
 Result<void> RecordBalanceEvents(storage::Tx& tx, const std::string& tenant_id, TimePoint now, Random& random);
+/// What RecordBalanceEvents compares: the tenant's available credits after the caller's change and its
+/// settings as stored (no settings row: threshold 0, nothing notified).
+struct BalanceWatch {
+  Credits available;
+  int64_t threshold = 0;
+  bool low_notified = false;
+  bool depleted_notified = false;
+};
+/// The columns of a BalanceWatch for a caller's own SELECT, `a` being the tenant's credits account and `s`
+/// its billing_balance_settings row (LEFT JOINed: it may not exist); BalanceWatchFromRow reads them from
+/// column `first` on, as the account holds them then.
+inline constexpr std::string_view kBalanceWatchColumns =
+    "a.debits_pending, a.debits_posted, a.credits_posted, s.low_balance_micros, s.low_notified, s.depleted_notified";
+BalanceWatch BalanceWatchFromRow(const storage::Row& row, size_t first);
+/// The same with `watch` known to the caller (read in its own statement, in this transaction, and moved by
+/// what it wrote since): the settle path spares a read.
+Result<void> RecordBalanceEvents(storage::Tx& tx, const std::string& tenant_id, const BalanceWatch& watch,
+                                 TimePoint now, Random& random);
 
 }  // namespace clozit::billing

@@ -184,6 +184,48 @@ TEST_P(LotsTest, CheckLedgerReportsALotThatDisagreesWithItsHistory) {
   EXPECT_NE(Join(*breaches).find("is below zero"), std::string::npos);
 }
 
+TEST_P(LotsTest, ALotTakenToZeroIsMarkedExhaustedAndLeavesTheBurnDown) {
+  TenantId tenant = NewTenant();
+  Lot first = GrantOk(tenant, Cr(10), LotKind::kPromotional);
+  Lot second = GrantOk(tenant, Cr(5), LotKind::kPurchase);
+  auto exhausted = [&](const std::string& id) {
+    return Count("SELECT exhausted FROM ledger_lots WHERE id = $1", {id});
+  };
+  // A hold of the whole first lot leaves it fully reserved, not exhausted; its post empties it.
+  auto held = Reserve(tenant, Cr(10), "k1");
+  ASSERT_TRUE(held.ok()) << held.error().message;
+  EXPECT_EQ(exhausted(first.id), 0);
+  auto settled = charging_->Settle(tenant, held->id.str(), {{UsageCategory::kCallMinutes, Cr(10)}});
+  ASSERT_TRUE(settled.ok()) << settled.error().message;
+  EXPECT_EQ(exhausted(first.id), 1);
+  EXPECT_EQ(exhausted(second.id), 0);
+  ExpectClean();
+  auto open = ledger_->ListLots(TenantCreditsAccount(tenant.str()).id);
+  ASSERT_TRUE(open.ok());
+  ASSERT_EQ(open->size(), 1u);
+  EXPECT_EQ(open->front().id, second.id);
+  EXPECT_EQ(ledger_->ListLots(TenantCreditsAccount(tenant.str()).id, true)->size(), 2u);
+  // A single-phase debit that empties a lot marks it too.
+  TransferSpec debit;
+  debit.id = "debit-all";
+  debit.debit_account_id = TenantCreditsAccount(tenant.str()).id;
+  debit.credit_account_id = OpenPlain("test/sink");
+  debit.amount = Cr(5);
+  ASSERT_TRUE(ledger_->CreateTransfer(debit).ok());
+  EXPECT_EQ(exhausted(second.id), 1);
+  ExpectClean();
+}
+
+TEST_P(LotsTest, CheckLedgerReportsALotWhoseExhaustedMarkIsWrong) {
+  TenantId tenant = NewTenant();
+  Lot lot = GrantOk(tenant, Cr(10));
+  Script("UPDATE ledger_lots SET exhausted = 1 WHERE id = '" + lot.id + "'");
+  auto breaches = CheckLedger(*db_);
+  ASSERT_TRUE(breaches.ok());
+  EXPECT_NE(Join(*breaches).find("lot " + lot.id + ": marked exhausted with 10000000 remaining"), std::string::npos)
+      << Join(*breaches);
+}
+
 CLOZIT_INSTANTIATE_BACKENDS(LotsTest);
 
 }  // namespace

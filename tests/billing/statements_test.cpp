@@ -133,6 +133,28 @@ TEST_P(StatementsTest, LowBalanceAndDepletedAreRecordedOncePerCrossing) {
   ExpectClean();
 }
 
+TEST_P(StatementsTest, ASettleComparesTheBalanceAfterItsHoldIsReleased) {
+  TenantId tenant = NewTenant();
+  GrantOk(tenant, Cr(10));
+  ASSERT_TRUE(statements_->SetLowBalanceThreshold(tenant, Cr(5), {"user", "usr_x"}).ok());
+  // Holding 8 leaves 2 available; settling 4 of it releases the rest: 6 left, not low.
+  auto held = Reserve(tenant, Cr(8), "big-hold");
+  ASSERT_TRUE(held.ok()) << held.error().message;
+  ASSERT_TRUE(charging_->Settle(tenant, held->id.str(), {{UsageCategory::kCallMinutes, Cr(4)}}).ok());
+  EXPECT_TRUE(Kinds(tenant).empty());
+  EXPECT_EQ(Available(tenant), Cr(6));
+  // 2 of a hold of 3: 4 left, low.
+  held = Reserve(tenant, Cr(3), "small-hold");
+  ASSERT_TRUE(held.ok()) << held.error().message;
+  ASSERT_TRUE(charging_->Settle(tenant, held->id.str(), {{UsageCategory::kCallMinutes, Cr(2)}}).ok());
+  EXPECT_EQ(Kinds(tenant), std::vector<std::string>({"balance.low"}));
+  auto events = statements_->BalanceEvents(tenant, {});
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->items.size(), 1u);
+  EXPECT_EQ(events->items.front().available, Cr(4));
+  ExpectClean();
+}
+
 CLOZIT_INSTANTIATE_BACKENDS(StatementsTest);
 
 }  // namespace

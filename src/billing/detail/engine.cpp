@@ -499,7 +499,7 @@ Result<void> Engine::ResolveEarmarks(const Transfer& resolution, const Transfer&
     if (lot.remaining.micros() < 0 || lot.reserved.micros() < 0) {
       return Error::Internal("lot " + lot.id + " would go below zero resolving " + pending.id);
     }
-    CLOZIT_TRY(AddToLot(tx_, lot.id, -consumed, -held));
+    CLOZIT_TRY(AddToLot(tx_, lot, -consumed, -held));
     LotChange change;
     change.lot_id = lot.id;
     change.seq = lot.version;

@@ -355,17 +355,18 @@ Result<std::optional<Lot>> FindLot(Tx& tx, const std::string& id) {
 }
 
 Result<std::vector<Lot>> BurnDownCandidates(Tx& tx, const std::string& account_id, TimePoint now) {
-  CLOZIT_ASSIGN_OR_RETURN(auto rows, tx.Query(Sql("SELECT ", kLotColumns,
-                                                  " FROM ledger_lots WHERE account_id = $1 AND remaining > reserved "
-                                                  "AND (expires_at IS NULL OR expires_at > $2)" +
-                                                      std::string(kBurnDownOrder)),
-                                              {account_id, Ms(now)}));
+  CLOZIT_ASSIGN_OR_RETURN(auto rows,
+                          tx.Query(Sql("SELECT ", kLotColumns,
+                                       " FROM ledger_lots WHERE account_id = $1 AND exhausted = 0 "
+                                       "AND remaining > reserved AND (expires_at IS NULL OR expires_at > $2)" +
+                                           std::string(kBurnDownOrder)),
+                                   {account_id, Ms(now)}));
   return LotsFromRows(rows);
 }
 
 Result<std::vector<Lot>> AccountLots(Tx& tx, const std::string& account_id, bool include_exhausted) {
   std::string where = include_exhausted ? " FROM ledger_lots WHERE account_id = $1"
-                                        : " FROM ledger_lots WHERE account_id = $1 AND remaining > 0";
+                                        : " FROM ledger_lots WHERE account_id = $1 AND exhausted = 0";
   CLOZIT_ASSIGN_OR_RETURN(auto rows,
                           tx.Query(Sql("SELECT ", kLotColumns, where + std::string(kBurnDownOrder)), {account_id}));
   return LotsFromRows(rows);
@@ -391,16 +392,23 @@ Result<void> InsertLot(Tx& tx, const Lot& lot) {
   return Ok();
 }
 
+// Only the update that empties a lot names `exhausted`: SQLite maintains a partial index in every statement
+// that sets a column of its WHERE clause, whatever the value (ADR 0023).
 Result<void> SaveLotAmounts(Tx& tx, const Lot& lot) {
-  return tx.ExecLater("UPDATE ledger_lots SET remaining = $2, reserved = $3, version = $4 WHERE id = $1",
+  return tx.ExecLater(lot.remaining.micros() == 0
+                          ? "UPDATE ledger_lots SET remaining = $2, reserved = $3, version = $4, exhausted = 1 "
+                            "WHERE id = $1"
+                          : "UPDATE ledger_lots SET remaining = $2, reserved = $3, version = $4 WHERE id = $1",
                       {lot.id, lot.remaining.micros(), lot.reserved.micros(), lot.version}, 1);
 }
 
-Result<void> AddToLot(Tx& tx, const std::string& lot_id, int64_t delta_remaining, int64_t delta_reserved) {
-  return tx.ExecLater(
-      "UPDATE ledger_lots SET remaining = remaining + $2, reserved = reserved + $3, version = version + 1 "
-      "WHERE id = $1",
-      {lot_id, delta_remaining, delta_reserved}, 1);
+Result<void> AddToLot(Tx& tx, const Lot& after, int64_t delta_remaining, int64_t delta_reserved) {
+  return tx.ExecLater(after.remaining.micros() == 0
+                          ? "UPDATE ledger_lots SET remaining = remaining + $2, reserved = reserved + $3, "
+                            "version = version + 1, exhausted = 1 WHERE id = $1"
+                          : "UPDATE ledger_lots SET remaining = remaining + $2, reserved = reserved + $3, "
+                            "version = version + 1 WHERE id = $1",
+                      {after.id, delta_remaining, delta_reserved}, 1);
 }
 
 Result<void> InsertLotChange(Tx& tx, const LotChange& c) {

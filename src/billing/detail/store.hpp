@@ -88,10 +88,12 @@ Result<std::vector<Lot>> AccountLots(storage::Tx& tx, const std::string& account
 /// What a debit from the account may take at `now`: the unreserved credits of its unexpired lots.
 Result<Credits> SpendableCredits(storage::Tx& tx, const std::string& account_id, TimePoint now);
 Result<void> InsertLot(storage::Tx& tx, const Lot& lot);
-/// Writes the lot's remaining, reserved and version (through Tx::ExecLater: the lot was just read).
+/// Writes the lot's remaining, reserved and version (through Tx::ExecLater: the lot was just read), and marks
+/// it exhausted when nothing remains (a lot's remaining never grows back).
 Result<void> SaveLotAmounts(storage::Tx& tx, const Lot& lot);
-/// Adds to a lot's remaining and reserved amounts and bumps its version (through Tx::ExecLater).
-Result<void> AddToLot(storage::Tx& tx, const std::string& lot_id, int64_t delta_remaining, int64_t delta_reserved);
+/// Adds to a lot's remaining and reserved amounts and bumps its version (through Tx::ExecLater). `after` is
+/// the lot as the change leaves it (its id and remaining count: a lot left with nothing is marked exhausted).
+Result<void> AddToLot(storage::Tx& tx, const Lot& after, int64_t delta_remaining, int64_t delta_reserved);
 /// Through Tx::ExecLater: history rows are only ever inserted.
 Result<void> InsertLotChange(storage::Tx& tx, const LotChange& change);
 Result<std::vector<LotChange>> LotChanges(storage::Tx& tx, const std::string& lot_id);
