@@ -20,13 +20,6 @@ CREATE INDEX ledger_lots_expiry ON ledger_lots (expires_at) WHERE exhausted = 0;
 -- (`<reservation>/usage/<category>`): they are read by id now.
 DROP INDEX ledger_transfers_reference;
 
--- The tenant index served only statements, which never show a reservation's
--- hold or its settling post (two of the three transfers of each pair): it
--- holds the transfers statements show (billing/statements.cpp kVisible).
-DROP INDEX ledger_transfers_tenant;
-CREATE INDEX ledger_transfers_tenant ON ledger_transfers (tenant_id, id)
-  WHERE kind IN ('single', 'post_pending') AND code <> 'settle';
-
 -- The status row of a pending transfer kept a unique index on resolved_by:
 -- three entries written per reserve + settle (the NULL, its removal, the
 -- resolution) for a guarantee ledger_transfers already gives, since a
