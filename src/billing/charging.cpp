@@ -2,7 +2,9 @@
 
 #include <array>
 #include <cstdio>
+#include <string>
 #include <utility>
+#include <variant>
 
 #include "billing/detail/store.hpp"
 #include "billing/statements.hpp"
@@ -113,16 +115,18 @@ Result<std::optional<Stored>> LoadReservation(Tx& tx, std::string_view where, st
     CLOZIT_ASSIGN_OR_RETURN(auto posted, detail::FindTransfer(tx, stored.resolved_by));
     if (posted) view.charged = posted->amount;
     // Each item has its own id (UsageTransferId), read through the primary key: no index on references.
-    static_assert(kUsageCategories.size() == 4);
-    CLOZIT_ASSIGN_OR_RETURN(auto items, tx.Query("SELECT id, amount FROM ledger_transfers WHERE id IN ($1, $2, $3, $4)",
-                                                 {UsageTransferId(view.id.str(), kUsageCategories[0]),
-                                                  UsageTransferId(view.id.str(), kUsageCategories[1]),
-                                                  UsageTransferId(view.id.str(), kUsageCategories[2]),
-                                                  UsageTransferId(view.id.str(), kUsageCategories[3])}));
+    storage::Params ids;
+    std::string in;
     for (UsageCategory category : kUsageCategories) {
+      ids.emplace_back(UsageTransferId(view.id.str(), category));
+      in += (in.empty() ? "$" : ", $") + std::to_string(ids.size());
+    }
+    CLOZIT_ASSIGN_OR_RETURN(auto items,
+                            tx.Query("SELECT id, amount FROM ledger_transfers WHERE id IN (" + in + ")", ids));
+    for (size_t index = 0; index < kUsageCategories.size(); ++index) {
       for (const Row& item : items) {
-        if (item.Text(0) == UsageTransferId(view.id.str(), category)) {
-          view.usage.push_back({category, Credits::FromMicros(item.Int(1))});
+        if (item.Text(0) == std::get<std::string>(ids[index])) {
+          view.usage.push_back({kUsageCategories[index], Credits::FromMicros(item.Int(1))});
         }
       }
     }

@@ -277,11 +277,9 @@ Result<void> RecordBalanceEvents(Tx& tx, const std::string& tenant_id, const Bal
                                  Random& random) {
   const Credits available = watch.available;
   const int64_t threshold = watch.threshold;
-  const bool low_notified = watch.low_notified;
-  const bool depleted_notified = watch.depleted_notified;
   const bool low = threshold > 0 && available.micros() < threshold;
   const bool depleted = available.micros() <= 0;
-  if (low == low_notified && depleted == depleted_notified) return Ok();
+  if (low == watch.low_notified && depleted == watch.depleted_notified) return Ok();
   auto record = [&](const char* kind) -> Result<void> {
     ManualClock at(now);
     const std::string id = TypedId<BalanceEventTag>::New(at, random).str();
@@ -291,8 +289,8 @@ Result<void> RecordBalanceEvents(Tx& tx, const std::string& tenant_id, const Bal
                 {id, tenant_id, std::string(kind), available.micros(), threshold, detail::Ms(now)}));
     return Ok();
   };
-  if (low && !low_notified) CLOZIT_TRY(record("balance.low"));
-  if (depleted && !depleted_notified) CLOZIT_TRY(record("credits.depleted"));
+  if (low && !watch.low_notified) CLOZIT_TRY(record("balance.low"));
+  if (depleted && !watch.depleted_notified) CLOZIT_TRY(record("credits.depleted"));
   // An upsert: concurrent settles of one tenant must not collide on the first row.
   CLOZIT_TRY(
       tx.Exec("INSERT INTO billing_balance_settings (tenant_id, low_balance_micros, low_notified, "
