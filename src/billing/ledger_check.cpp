@@ -95,6 +95,26 @@ WHERE t.kind = 'pending' AND (s.transfer_id IS NULL OR (s.state <> 'pending' AND
       (SELECT 1 FROM ledger_transfers r WHERE r.pending_id = t.id)))
 ORDER BY t.id)";
 
+// References that name nothing. On PostgreSQL no foreign key guards the ledger's hot tables (ADR 0024), so
+// this is where a dangling one shows; the other references are checked with the rows they name (accounts of
+// transfers, pending transfers of resolutions, lots and transfers of history rows, holds of reservations).
+constexpr std::string_view kDanglingReferences = R"(
+SELECT 'transfer', t.id, 'tenant', t.tenant_id FROM ledger_transfers t
+WHERE t.tenant_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM tenants n WHERE n.id = t.tenant_id)
+UNION ALL
+SELECT 'transfer', t.id, 'corrected transfer', t.corrects_id FROM ledger_transfers t
+WHERE t.corrects_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ledger_transfers c WHERE c.id = t.corrects_id)
+UNION ALL
+SELECT 'pending status', s.transfer_id, 'pending transfer', s.transfer_id FROM ledger_pending s
+WHERE NOT EXISTS (SELECT 1 FROM ledger_transfers t WHERE t.id = s.transfer_id AND t.kind = 'pending')
+UNION ALL
+SELECT 'pending status', s.transfer_id, 'resolving transfer', s.resolved_by FROM ledger_pending s
+WHERE s.resolved_by IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ledger_transfers t WHERE t.id = s.resolved_by)
+UNION ALL
+SELECT 'reservation', r.id, 'tenant', r.tenant_id FROM billing_reservations r
+WHERE NOT EXISTS (SELECT 1 FROM tenants n WHERE n.id = r.tenant_id)
+ORDER BY 1, 2, 3)";
+
 // Lots out of bounds or disagreeing with their history.
 constexpr std::string_view kBadLots = R"(
 WITH history AS (
@@ -207,6 +227,7 @@ class Checker {
     CLOZIT_TRY(Lots());
     CLOZIT_TRY(Reservations());
     CLOZIT_TRY(Fees());
+    CLOZIT_TRY(References());
     return std::move(breaches_);
   }
 
@@ -240,6 +261,14 @@ class Checker {
     CLOZIT_ASSIGN_OR_RETURN(auto transfers, Query(kBadTransfers));
     for (const Row& row : transfers) {
       Breach("transfer " + row.Text(0) + ": names a missing account, crosses ledgers or has a negative amount");
+    }
+    return Ok();
+  }
+
+  Result<void> References() {
+    CLOZIT_ASSIGN_OR_RETURN(auto rows, Query(kDanglingReferences));
+    for (const Row& row : rows) {
+      Breach(row.Text(0) + " " + row.Text(1) + ": its " + row.Text(2) + " " + row.Text(3) + " does not exist");
     }
     return Ok();
   }

@@ -314,6 +314,42 @@ TEST_P(LedgerTest, CheckLedgerReportsTamperedBooks) {
   EXPECT_NE(all.find("pending transfer hold: status voided without a resolving transfer"), std::string::npos) << all;
 }
 
+// SQLite's foreign keys refuse these rows; PostgreSQL has none on the hot tables (ADR 0024), so ledger-check
+// must name each one.
+TEST_P(LedgerTest, DanglingReferencesAreRefusedOrReported) {
+  ASSERT_TRUE(ledger_->CreateTransfer(Pending("hold", Cr(10))).ok());
+  const std::vector<std::pair<std::string, std::string>> tampered = {
+      {"INSERT INTO ledger_transfers (id, ledger, kind, debit_account_id, credit_account_id, amount, code, "
+       "reference, tenant_id, corrects_id, created_at) VALUES ('stray', 1, 'single', 'customer', 'bank', 0, "
+       "'correction', 'x', 'ten_gone', NULL, 0)",
+       "transfer stray: its tenant ten_gone does not exist"},
+      {"INSERT INTO ledger_transfers (id, ledger, kind, debit_account_id, credit_account_id, amount, code, "
+       "reference, corrects_id, created_at) VALUES ('fix', 1, 'single', 'customer', 'bank', 0, 'correction', "
+       "'x', 'nothing', 0)",
+       "transfer fix: its corrected transfer nothing does not exist"},
+      {"INSERT INTO ledger_pending (transfer_id, expires_at, state) VALUES ('ghost', NULL, 'pending')",
+       "pending status ghost: its pending transfer ghost does not exist"},
+      {"UPDATE ledger_pending SET resolved_by = 'nobody' WHERE transfer_id = 'hold'",
+       "pending status hold: its resolving transfer nobody does not exist"},
+      {"INSERT INTO billing_reservations (id, tenant_id, idempotency_key, purpose, estimate, first_expires_at, "
+       "hold_transfer_id, version, created_at, updated_at) VALUES ('rsv_x', 'ten_gone', 'k', 'call', 0, 0, "
+       "'hold', 0, 0, 0)",
+       "reservation rsv_x: its tenant ten_gone does not exist"},
+  };
+  for (const auto& [sql, breach] : tampered) {
+    auto written = db_->Write([&](storage::Tx& tx) { return tx.ExecScript(sql); });
+    if (!postgres()) {
+      EXPECT_FALSE(written.ok()) << sql;
+      continue;
+    }
+    ASSERT_TRUE(written.ok()) << written.error().message;
+    auto breaches = CheckLedger(*db_);
+    ASSERT_TRUE(breaches.ok()) << breaches.error().message;
+    EXPECT_NE(Join(*breaches).find(breach), std::string::npos) << Join(*breaches);
+  }
+  if (!postgres()) ExpectClean();
+}
+
 CLOZIT_INSTANTIATE_BACKENDS(LedgerTest);
 
 }  // namespace

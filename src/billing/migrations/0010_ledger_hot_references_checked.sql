@@ -1,0 +1,5 @@
+-- SQLite keeps these foreign keys (ADR 0024): a check there is a B-tree seek
+-- in cached pages (about 9 % of a reserve + settle, measured), and dropping a
+-- column's REFERENCES means rebuilding ledger_transfers, which other tables
+-- reference, with foreign keys off — outside the transaction a migration runs in.
+-- Nothing to change; the PostgreSQL twin drops them there.
