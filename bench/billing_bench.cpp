@@ -2,11 +2,14 @@
 // raw single-row INSERT rate of the same database through the same write path,
 // in one run. Prints a JSON line per phase for bench/billing_bench.sh.
 //
-//   billing_bench URL [--tenants N] [--clients N] [--seconds S] [--pool N]
+//   billing_bench URL [--tenants N] [--clients N] [--seconds S] [--warmup S] [--pool N] [--batch N]
 //
 // Each client thread loops: pick a tenant at random, Reserve 1 credit with a
 // fresh idempotency key, Settle 0.25–1 credit of call minutes. The ledger is
 // checked (CheckLedger) at the end, so the figures are for correct work only.
+//
+// The pairs are timed after a warm-up (2 s by default), so a run measures the steady state, not the first
+// batches' cold caches and plan choices.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -37,6 +40,7 @@ struct Options {
   int tenants = 1000;
   int clients = 64;
   double seconds = 10;
+  double warmup = 2;
   int pool = 8;
   int batch = 64;
 };
@@ -98,7 +102,9 @@ std::pair<int64_t, double> RunClients(int clients, double seconds, Body body) {
 
 int main(int argc, char** argv) {
   Options options;
-  if (argc < 2) Die("usage: billing_bench URL [--tenants N] [--clients N] [--seconds S] [--pool N]");
+  if (argc < 2) {
+    Die("usage: billing_bench URL [--tenants N] [--clients N] [--seconds S] [--warmup S] [--pool N] [--batch N]");
+  }
   options.url = argv[1];
   for (int i = 2; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
@@ -108,6 +114,8 @@ int main(int argc, char** argv) {
       options.clients = std::atoi(argv[i + 1]);
     else if (flag == "--seconds")
       options.seconds = std::atof(argv[i + 1]);
+    else if (flag == "--warmup")
+      options.warmup = std::atof(argv[i + 1]);
     else if (flag == "--pool")
       options.pool = std::atoi(argv[i + 1]);
     else if (flag == "--batch")
@@ -184,15 +192,15 @@ int main(int argc, char** argv) {
   std::vector<std::vector<double>> settle_ms(static_cast<size_t>(options.clients));
   std::atomic<int64_t> failures{0};
   const auto run_id = std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
-  const double cpu_before = ProcessCpuSeconds();
-  auto [pairs, pair_seconds] = RunClients(options.clients, options.seconds, [&](int client, int64_t i) {
+  std::atomic<bool> timing{false};
+  auto pair = [&](int client, int64_t i) {
     thread_local std::mt19937_64 rng(static_cast<uint64_t>(client) * 7919 + 1);
     const TenantId& tenant = tenants[rng() % tenants.size()];
     billing::ReserveRequest reserve;
     reserve.tenant_id = tenant;
     reserve.estimate = Credits::FromMicros(1'000'000);
     reserve.purpose = "bench call";
-    reserve.idempotency_key = run_id + "-" + std::to_string(client) + "-" + std::to_string(i);
+    reserve.idempotency_key = run_id + (timing ? "-" : "-warm-") + std::to_string(client) + "-" + std::to_string(i);
     reserve.expires_at = clock.Now() + std::chrono::hours(1);
     auto t0 = Steady::now();
     auto reservation = charging.Reserve(reserve);
@@ -209,9 +217,16 @@ int main(int argc, char** argv) {
       if (failures++ < 3) std::fprintf(stderr, "settle: %s\n", settled.error().message.c_str());
       return;
     }
+    if (!timing) return;
     reserve_ms[static_cast<size_t>(client)].push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
     settle_ms[static_cast<size_t>(client)].push_back(std::chrono::duration<double, std::milli>(t2 - t1).count());
-  });
+  };
+  if (options.warmup > 0) {
+    RunClients(options.clients, options.warmup, pair);
+  }
+  timing = true;
+  const double cpu_before = ProcessCpuSeconds();
+  auto [pairs, pair_seconds] = RunClients(options.clients, options.seconds, pair);
   const double cpu_seconds = ProcessCpuSeconds() - cpu_before;
   std::vector<double> reserves, settles;
   for (auto& v : reserve_ms) reserves.insert(reserves.end(), v.begin(), v.end());

@@ -464,10 +464,7 @@ Result<Transfer> Engine::ApplyResolution(const TransferSpec& spec) {
   // the statements below cannot be refused short of a broken invariant: none of them waits for an answer.
   // A resolution only releases pending amounts, and posts at most what was pending: no limit can refuse it.
   std::string state = post ? "posted" : spec.kind == TransferKind::kVoidPending ? "voided" : "expired";
-  CLOZIT_TRY(
-      tx_.ExecLater("UPDATE ledger_pending SET state = $2, resolved_by = $3, resolved_at = $4 "
-                    "WHERE transfer_id = $1 AND state = 'pending'",
-                    {pending.id, state, transfer.id, Ms(transfer.created_at)}, 1));
+  CLOZIT_TRY(tx_.ExecLater(kResolvePendingStatus, {pending.id, state, transfer.id, Ms(transfer.created_at)}, 1));
   BalanceDelta debit_delta, credit_delta;
   debit_delta.debits_pending = -pending.amount.micros();
   debit_delta.debits_posted = posted.micros();

@@ -78,6 +78,15 @@ struct PendingWithStatus {
 };
 Result<std::optional<PendingWithStatus>> FindPendingWithStatus(storage::Tx& tx, const std::string& transfer_id);
 
+/// Marks a pending transfer's status resolved: $1 the pending transfer, $2 its new state, $3 the resolving
+/// transfer, $4 when (ms); changes no row if it is resolved already. "Not resolved yet" is `resolved_by IS
+/// NULL`, not `state = 'pending'`, which would match the predicate of the partial index of open statuses:
+/// PostgreSQL then found the row by scanning that index, which keeps an entry for every status resolved since
+/// the last VACUUM (≈ 200 µs a row and growing, against 12 through the primary key).
+inline constexpr std::string_view kResolvePendingStatus =
+    "UPDATE ledger_pending SET state = $2, resolved_by = $3, resolved_at = $4 "
+    "WHERE transfer_id = $1 AND resolved_by IS NULL";
+
 Result<std::optional<PendingStatus>> FindPending(storage::Tx& tx, const std::string& transfer_id);
 
 Result<std::optional<Lot>> FindLot(storage::Tx& tx, const std::string& id);
