@@ -85,6 +85,17 @@ class Tx {
   /// surfaces there: that statement fails instead, or the Write does. Only for statements whose failure
   /// means the write cannot go on anyway (a broken invariant, a lost connection, a constraint).
   virtual Result<void> ExecLater(std::string_view sql, const Params& params, int64_t expected_changes) = 0;
+  /// Renders the parameters of an AddLater statement for `key` and (summed) `deltas`.
+  using AdditionParams = Params (*)(const std::string& key, const std::vector<int64_t>& deltas);
+  /// Adds `deltas` to counters of the one row named by `key`, through `sql` (static storage: it may be sent
+  /// after this call returns) with `params(key, deltas)`; the statement must change exactly that row. Careful,
+  /// this is ExecLater of that statement. Optimistic, a batch's additions are summed per (sql, key) and each
+  /// sum goes out once, before COMMIT, in key order; one that changes no row fails the batch, which then runs
+  /// carefully. So a row that every write of a batch adds to (a platform account) costs one statement per
+  /// batch, not one per write. Only for rows that no work of the batch reads or changes otherwise, and whose
+  /// statement's checks hold for a sum whenever they hold for each addition in turn.
+  virtual Result<void> AddLater(std::string_view sql, const std::string& key, const std::vector<int64_t>& deltas,
+                                AdditionParams params) = 0;
   /// Runs several `;`-separated statements without parameters, e.g. a
   /// migration file. The script must not contain BEGIN/COMMIT/ROLLBACK.
   virtual Result<void> ExecScript(std::string_view sql);

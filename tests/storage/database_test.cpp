@@ -408,6 +408,65 @@ TEST_P(DatabaseTest, ABatchRunAgainAfterAFailedWriteCommitsTheOthersOnceAndRunsT
   EXPECT_EQ(failed->front().Int(0), 0);
 }
 
+// Tx::AddLater: optimistic, a batch's additions to one row are summed and sent once before COMMIT; a write that
+// fails drops its own; an addition whose row is missing fails the batch, which runs again carefully, where
+// only that write fails.
+constexpr std::string_view kAddToCounter = "UPDATE counters SET a = a + $2, b = b + $3 WHERE id = $1";
+constexpr std::string_view kCounters =
+    "CREATE TABLE counters (id TEXT PRIMARY KEY, a BIGINT NOT NULL, b BIGINT NOT NULL); "
+    "INSERT INTO counters (id, a, b) VALUES ('x', 0, 0), ('y', 0, 0)";
+
+Params CounterParams(const std::string& key, const std::vector<int64_t>& deltas) { return {key, deltas[0], deltas[1]}; }
+
+// `writes` works in one batch, each running `body(tx, index)`; counts the careful runs.
+std::vector<Result<void>> AddInOneBatch(Database& db, int writes, std::atomic<int>& careful_runs,
+                                        const std::function<Result<void>(Tx&, int)>& body) {
+  std::vector<WorkFunction> works;
+  for (int index = 0; index < writes; ++index) {
+    works.push_back([&, index](Tx& tx) -> Result<void> {
+      if (tx.careful()) ++careful_runs;
+      return body(tx, index);
+    });
+  }
+  return WriteAsOneBatch(db, works);
+}
+
+TEST_P(DatabaseTest, AdditionsOfABatchAreSummedPerRowAndAFailedWriteDropsItsOwn) {
+  Script(std::string(kCounters));
+  std::atomic<int> careful_runs{0};
+  auto results = AddInOneBatch(*db_, 6, careful_runs, [](Tx& tx, int index) -> Result<void> {
+    CLOZIT_TRY(tx.AddLater(kAddToCounter, "x", {1, 10}, &CounterParams));
+    CLOZIT_TRY(tx.AddLater(kAddToCounter, "y", {index, 0}, &CounterParams));
+    // Refused after its additions but before any statement: nothing to roll back, its additions go.
+    if (index == 2) return Error::Make(ErrorCode::kConflict, "refused");
+    return Ok();
+  });
+  for (int index = 0; index < 6; ++index) EXPECT_EQ(results[index].ok(), index != 2) << index;
+  EXPECT_EQ(careful_runs.load(), 0);  // nothing failed after running statements: no careful pass
+  auto rows = db_->Query("SELECT id, a, b FROM counters ORDER BY id");
+  ASSERT_TRUE(rows.ok()) << rows.error().message;
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0].Int(1), 5);
+  EXPECT_EQ((*rows)[0].Int(2), 50);
+  EXPECT_EQ((*rows)[1].Int(1), 0 + 1 + 3 + 4 + 5);
+}
+
+TEST_P(DatabaseTest, AnAdditionToAMissingRowFailsOnlyItsWriteAfterACarefulPass) {
+  Script(std::string(kCounters));
+  std::atomic<int> careful_runs{0};
+  auto results = AddInOneBatch(*db_, 5, careful_runs, [](Tx& tx, int index) -> Result<void> {
+    CLOZIT_TRY(tx.AddLater(kAddToCounter, "x", {1, 1}, &CounterParams));
+    if (index == 3) CLOZIT_TRY(tx.AddLater(kAddToCounter, "missing", {1, 1}, &CounterParams));
+    return Ok();
+  });
+  for (int index = 0; index < 5; ++index) EXPECT_EQ(results[index].ok(), index != 3) << index;
+  EXPECT_EQ(careful_runs.load(), 5);
+  auto rows = db_->Query("SELECT a, b FROM counters WHERE id = 'x'");
+  ASSERT_TRUE(rows.ok()) << rows.error().message;
+  EXPECT_EQ(rows->front().Int(0), 4);
+  EXPECT_EQ(rows->front().Int(1), 4);
+}
+
 // Tx::careful: an optimistic write may fail only because a shortcut's assumption did not hold; it runs
 // again carefully, also alone in its batch, and that run's outcome is the write's.
 TEST_P(DatabaseTest, AnOptimisticWriteThatFailsAfterStatementsRunsAgainCarefully) {

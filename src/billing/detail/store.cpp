@@ -4,6 +4,8 @@
 #include <chrono>
 #include <limits>
 
+#include "billing/chart.hpp"
+
 namespace clozit::billing::detail {
 namespace {
 
@@ -205,7 +207,31 @@ Result<bool> AddToBalances(Tx& tx, const Account& account, const BalanceDelta& d
   return changed == 1;
 }
 
+namespace {
+
+template <uint32_t kFlags>
+storage::Params PlatformBalanceParams(const std::string& id, const std::vector<int64_t>& deltas) {
+  Account account;
+  account.id = id;
+  account.flags = kFlags;
+  return AddToBalancesParams(account, {deltas[0], deltas[1], deltas[2], deltas[3]});
+}
+
+}  // namespace
+
 Result<void> AddToBalancesLater(Tx& tx, const Account& account, const BalanceDelta& d) {
+  // A platform account takes a change from nearly every write and is read by none (balances come from
+  // statements and ledger-check, which read committed data), so its changes are summed per batch. Only where
+  // no limit is checked on the way: accounts without one, and the holds, whose limit every write keeps by
+  // itself (a settle credits what it then debits, in one linked batch), so the batch's net change checks it.
+  if (account.tenant_id.empty() &&
+      (account.flags == 0 ||
+       (account.code == kHoldsCode && account.flags == AccountFlags::kDebitsMustNotExceedCredits))) {
+    const std::vector<int64_t> deltas = {d.debits_pending, d.debits_posted, d.credits_pending, d.credits_posted};
+    return tx.AddLater(kAddToBalancesSql, account.id, deltas,
+                       account.flags == 0 ? &PlatformBalanceParams<0>
+                                          : &PlatformBalanceParams<AccountFlags::kDebitsMustNotExceedCredits>);
+  }
   return tx.ExecLater(kAddToBalancesSql, AddToBalancesParams(account, d), 1);
 }
 

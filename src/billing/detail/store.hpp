@@ -41,7 +41,8 @@ struct BalanceDelta {
 /// no row changed: the account is missing or the change would breach a limit (read it to tell which).
 Result<bool> AddToBalances(storage::Tx& tx, const Account& account, const BalanceDelta& delta);
 /// The same UPDATE through Tx::ExecLater, for a change no limit can refuse (it releases or posts a pending
-/// amount): a row left unchanged then means a broken invariant, and fails the write.
+/// amount): a row left unchanged then means a broken invariant, and fails the write. A platform account without
+/// a limit to check on the way (and the holds) goes through Tx::AddLater: one UPDATE per account per batch.
 Result<void> AddToBalancesLater(storage::Tx& tx, const Account& account, const BalanceDelta& delta);
 
 /// The immutable fields of ledger accounts (id, ledger, tenant, code, flags) that committed writes saw, so

@@ -59,6 +59,54 @@ Result<void> TxBase::DoExecLater(std::string_view sql, const Params& params, int
   return Ok();
 }
 
+void Additions::AddTo(Sum& sum, const std::vector<int64_t>& deltas) {
+  if (sum.deltas.size() != deltas.size()) {
+    sum.overflowed = true;  // one (sql, key) always carries as many deltas; anything else is a caller's bug
+    return;
+  }
+  for (size_t index = 0; index < deltas.size(); ++index) {
+    if (__builtin_add_overflow(sum.deltas[index], deltas[index], &sum.deltas[index])) sum.overflowed = true;
+  }
+}
+
+void Additions::Add(std::string_view sql, const std::string& key, const std::vector<int64_t>& deltas,
+                    Tx::AdditionParams params) {
+  auto [found, inserted] = sums_.try_emplace({sql, key});
+  if (inserted) {
+    found->second.deltas.assign(deltas.size(), 0);
+    found->second.params = params;
+  }
+  AddTo(found->second, deltas);
+}
+
+void Additions::Merge(Additions other) {
+  for (auto& [row, sum] : other.sums_) {
+    auto [found, inserted] = sums_.try_emplace(row, sum);
+    if (inserted) continue;
+    AddTo(found->second, sum.deltas);
+    found->second.overflowed = found->second.overflowed || sum.overflowed;
+  }
+}
+
+Result<std::vector<std::pair<std::string_view, Params>>> Additions::Statements() const {
+  std::vector<std::pair<std::string_view, Params>> statements;
+  statements.reserve(sums_.size());
+  for (const auto& [row, sum] : sums_) {
+    if (sum.overflowed) return Error::InvalidArgument("", "additions to " + row.second + " overflow");
+    statements.emplace_back(row.first, sum.params(row.second, sum.deltas));
+  }
+  return statements;
+}
+
+Result<void> TxBase::AddLater(std::string_view sql, const std::string& key, const std::vector<int64_t>& deltas,
+                              AdditionParams params) {
+  if (careful()) return ExecLater(sql, params(key, deltas), 1);
+  if (auto refusal = Refuse({})) return Track(Result<void>(*refusal));
+  // Not `used_`: until the batch sums it, dropping this Tx undoes it.
+  additions_.Add(sql, key, deltas, params);
+  return Ok();
+}
+
 Result<void> TxBase::ExecScript(std::string_view sql) {
   if (auto refusal = Refuse({})) return Track(Result<void>(*refusal));
   used_ = true;

@@ -7,12 +7,36 @@
 // same input. Not thread-safe: a Tx belongs to one call of a work function.
 #pragma once
 
+#include <map>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "storage/database.hpp"
 
 namespace clozit::storage::detail {
+
+/// Optimistic AddLater calls summed per statement and row, in the order they go out (std::map: key order, so
+/// nodes that send the same rows lock them in the same order).
+class Additions {
+ public:
+  void Add(std::string_view sql, const std::string& key, const std::vector<int64_t>& deltas, Tx::AdditionParams params);
+  void Merge(Additions other);
+  bool empty() const { return sums_.empty(); }
+  /// One statement per row, each to change exactly one row; an error if a sum overflowed.
+  Result<std::vector<std::pair<std::string_view, Params>>> Statements() const;
+
+ private:
+  struct Sum {
+    std::vector<int64_t> deltas;
+    Tx::AdditionParams params = nullptr;
+    bool overflowed = false;
+  };
+  static void AddTo(Sum& sum, const std::vector<int64_t>& deltas);
+  std::map<std::pair<std::string_view, std::string>, Sum> sums_;
+};
 
 /// The error of a statement run by ExecLater that changed `changed` rows, not `expected`.
 Error UnexpectedChanges(std::string_view sql, int64_t changed, int64_t expected);
@@ -23,9 +47,14 @@ class TxBase : public Tx {
   Result<int64_t> Exec(std::string_view sql, const Params& params = {}) final;
   Result<void> ExecLater(std::string_view sql, const Params& params, int64_t expected_changes) final;
   Result<void> ExecScript(std::string_view sql) final;
+  Result<void> AddLater(std::string_view sql, const std::string& key, const std::vector<int64_t>& deltas,
+                        AdditionParams params) final;
   /// Sends what ExecLater held back; the backend calls it once work returned success, before committing.
   Result<void> Finish();
   using Tx::set_careful;  // for the batch runners
+
+  /// The additions an optimistic work made (AddLater), for its batch to sum once the work succeeded.
+  Additions TakeAdditions() { return std::exchange(additions_, {}); }
 
   bool failed() const { return first_error_.has_value(); }
   /// Whether the work ran or queued a statement, so may have changed something that only a rollback undoes.
@@ -49,6 +78,7 @@ class TxBase : public Tx {
 
   std::optional<Error> first_error_;
   bool used_ = false;
+  Additions additions_;
 };
 
 /// Marks the calling thread as running a work function of `database` for the

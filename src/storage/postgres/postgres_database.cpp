@@ -206,6 +206,7 @@ class PostgresDatabase final : public Database {
     bool savepoint_open = false;
     // Optimistic: what the previous writes held back, still unsent (a round trip per write fewer).
     std::vector<Connection::Deferred> carried;
+    detail::Additions additions;  // optimistic: what the kept writes added (Tx::AddLater)
     for (size_t index = 0; index < batch.size(); ++index) {
       Outcome& outcome = outcomes[index];
       if (careful && !savepoint_open) {
@@ -234,6 +235,7 @@ class PostgresDatabase final : public Database {
       if (!careful) {
         if (!keep && tx.used()) return start_over();
         carried = tx.TakeHeldBack();
+        if (keep) additions.Merge(tx.TakeAdditions());
         continue;
       }
       if (keep && index + 1 < batch.size()) {
@@ -251,6 +253,11 @@ class PostgresDatabase final : public Database {
           return abandon(released.error());
         }
       }
+    }
+    if (!additions.empty()) {
+      auto statements = additions.Statements();
+      if (!statements) return start_over();
+      for (auto& [sql, params] : *statements) carried.push_back({std::string(sql), std::move(params), 1});
     }
     if (!carried.empty()) {
       PostgresTx last(*lease);

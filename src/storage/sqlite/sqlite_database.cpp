@@ -218,6 +218,7 @@ class SqliteDatabase final : public Database {
     // per write when the server is quiet, and a big write (an import's 100,000-row commit) the in-memory
     // savepoint journal that would hold the original of every page it changes.
     if (batch.size() == 1) return RunAlone(connection, *batch.front(), careful, redo);
+    detail::Additions additions;  // optimistic: what the kept writes added (Tx::AddLater)
     for (size_t index = 0; index < batch.size(); ++index) {
       Outcome& outcome = outcomes[index];
       if (careful) {
@@ -253,6 +254,7 @@ class SqliteDatabase final : public Database {
           *redo = true;
           return outcomes;
         }
+        if (keep) additions.Merge(tx.TakeAdditions());
         continue;
       }
       if (keep) {
@@ -275,11 +277,27 @@ class SqliteDatabase final : public Database {
         }
       }
     }
+    if (auto added = SendAdditions(connection, additions); !added) {
+      (void)connection.Exec("ROLLBACK", {});
+      *redo = true;
+      return outcomes;
+    }
     if (auto committed = connection.Exec("COMMIT", {}); !committed) {
       (void)connection.Exec("ROLLBACK", {});
       fail_all(committed.error());
     }
     return outcomes;
+  }
+
+  // The batch's summed additions, one statement per row; each must change its row.
+  static Result<void> SendAdditions(Connection& connection, const detail::Additions& additions) {
+    if (additions.empty()) return Ok();
+    CLOZIT_ASSIGN_OR_RETURN(auto statements, additions.Statements());
+    for (const auto& [sql, params] : statements) {
+      CLOZIT_ASSIGN_OR_RETURN(int64_t changed, connection.Exec(sql, params));
+      if (changed != 1) return detail::UnexpectedChanges(sql, changed, 1);
+    }
+    return Ok();
   }
 
   // One work in its own transaction (BEGIN IMMEDIATE already ran): commit on success, else roll back (and,
@@ -304,6 +322,14 @@ class SqliteDatabase final : public Database {
       return outcomes;
     }
     if (outcome.result.ok() && !outcome.exception) {
+      detail::Additions additions;
+      additions.Merge(tx.TakeAdditions());
+      if (auto added = SendAdditions(connection, additions); !added) {
+        (void)connection.Exec("ROLLBACK", {});
+        *redo = !careful;
+        if (careful) outcome.result = added.error();
+        return outcomes;
+      }
       if (auto committed = connection.Exec("COMMIT", {}); !committed) {
         (void)connection.Exec("ROLLBACK", {});
         outcome.result = committed.error();
