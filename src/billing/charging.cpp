@@ -408,6 +408,9 @@ Result<Reservation> Charging::Settle(const TenantId& tenant_id, const std::strin
     post.amount = total;
     post.code = "settle";
     batch.push_back(post);
+    // The usage items debit the holds exactly what the post above credits them, in this one linked batch, and
+    // nothing else debits the holds: their limit holds after every write, which is what lets an optimistic batch
+    // check it on its net change only (ADR 0025). Keep it so.
     for (const UsageItem& item : items) {
       CLOZIT_ASSIGN_OR_RETURN(std::string revenue, ledger_.EnsureAccount(tx, RevenueAccount(item.category, shard)));
       TransferSpec charge;

@@ -105,7 +105,7 @@ UNION ALL
 SELECT 'transfer', t.id, 'corrected transfer', t.corrects_id FROM ledger_transfers t
 WHERE t.corrects_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ledger_transfers c WHERE c.id = t.corrects_id)
 UNION ALL
-SELECT 'pending status', s.transfer_id, 'pending transfer', s.transfer_id FROM ledger_pending s
+SELECT 'pending status', s.transfer_id, 'pending transfer (of kind pending)', s.transfer_id FROM ledger_pending s
 WHERE NOT EXISTS (SELECT 1 FROM ledger_transfers t WHERE t.id = s.transfer_id AND t.kind = 'pending')
 UNION ALL
 SELECT 'pending status', s.transfer_id, 'resolving transfer', s.resolved_by FROM ledger_pending s

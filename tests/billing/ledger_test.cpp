@@ -358,7 +358,7 @@ TEST_P(LedgerTest, DanglingReferencesAreRefusedOrReported) {
        "'x', 'nothing', 0)",
        "transfer fix: its corrected transfer nothing does not exist"},
       {"INSERT INTO ledger_pending (transfer_id, expires_at, state) VALUES ('ghost', NULL, 'pending')",
-       "pending status ghost: its pending transfer ghost does not exist"},
+       "pending status ghost: its pending transfer (of kind pending) ghost does not exist"},
       {"UPDATE ledger_pending SET resolved_by = 'nobody' WHERE transfer_id = 'hold'",
        "pending status hold: its resolving transfer nobody does not exist"},
       {"INSERT INTO billing_reservations (id, tenant_id, idempotency_key, purpose, estimate, first_expires_at, "

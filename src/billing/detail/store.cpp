@@ -224,6 +224,8 @@ Result<void> AddToBalancesLater(Tx& tx, const Account& account, const BalanceDel
   // statements and ledger-check, which read committed data), so its changes are summed per batch. Only where
   // no limit is checked on the way: accounts without one, and the holds, whose limit every write keeps by
   // itself (a settle credits what it then debits, in one linked batch), so the batch's net change checks it.
+  // (So balances read inside a write, e.g. those Ledger::OpenAccount returns, leave out what earlier writes
+  // of the batch added to such an account; callers there use only its fixed fields.)
   if (account.tenant_id.empty() &&
       (account.flags == 0 ||
        (account.code == kHoldsCode && account.flags == AccountFlags::kDebitsMustNotExceedCredits))) {
