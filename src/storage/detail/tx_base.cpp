@@ -80,11 +80,16 @@ void Additions::Add(std::string_view sql, const std::string& key, const std::vec
 }
 
 void Additions::Merge(Additions other) {
-  for (auto& [row, sum] : other.sums_) {
-    auto [found, inserted] = sums_.try_emplace(row, sum);
-    if (inserted) continue;
-    AddTo(found->second, sum.deltas);
-    found->second.overflowed = found->second.overflowed || sum.overflowed;
+  // Moves the nodes over: a batch merges every write's additions, mostly rows it has not seen yet.
+  while (!other.sums_.empty()) {
+    auto node = other.sums_.extract(other.sums_.begin());
+    auto found = sums_.find(node.key());
+    if (found == sums_.end()) {
+      sums_.insert(std::move(node));
+      continue;
+    }
+    AddTo(found->second, node.mapped().deltas);
+    found->second.overflowed = found->second.overflowed || node.mapped().overflowed;
   }
 }
 

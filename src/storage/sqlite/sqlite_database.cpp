@@ -289,14 +289,12 @@ class SqliteDatabase final : public Database {
     return outcomes;
   }
 
-  // The batch's summed additions, one statement per row; each must change its row.
+  // The batch's summed additions, one statement per row, each through ExecLater (which checks it changed its row).
   static Result<void> SendAdditions(Connection& connection, const detail::Additions& additions) {
     if (additions.empty()) return Ok();
     CLOZIT_ASSIGN_OR_RETURN(auto statements, additions.Statements());
-    for (const auto& [sql, params] : statements) {
-      CLOZIT_ASSIGN_OR_RETURN(int64_t changed, connection.Exec(sql, params));
-      if (changed != 1) return detail::UnexpectedChanges(sql, changed, 1);
-    }
+    SqliteTx last(connection);
+    for (const auto& [sql, params] : statements) CLOZIT_TRY(last.ExecLater(sql, params, 1));
     return Ok();
   }
 
@@ -322,12 +320,10 @@ class SqliteDatabase final : public Database {
       return outcomes;
     }
     if (outcome.result.ok() && !outcome.exception) {
-      detail::Additions additions;
-      additions.Merge(tx.TakeAdditions());
-      if (auto added = SendAdditions(connection, additions); !added) {
+      // Careful, AddLater ran its statement at once and there is nothing to send.
+      if (auto added = SendAdditions(connection, tx.TakeAdditions()); !added) {
         (void)connection.Exec("ROLLBACK", {});
-        *redo = !careful;
-        if (careful) outcome.result = added.error();
+        *redo = true;
         return outcomes;
       }
       if (auto committed = connection.Exec("COMMIT", {}); !committed) {
