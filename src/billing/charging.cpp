@@ -6,10 +6,23 @@
 #include <utility>
 #include <variant>
 
+#include "billing/detail/committed_facts.hpp"
 #include "billing/detail/store.hpp"
 #include "billing/statements.hpp"
 
 namespace clozit::billing {
+namespace detail {
+
+// Reservation views as Reserve returned them, by reservation id.
+class OpenReservations : public CommittedFacts<Reservation> {
+ public:
+  OpenReservations() : CommittedFacts<Reservation>(kCapacity) {}
+
+ private:
+  static constexpr size_t kCapacity = 100'000;  // as OpenPendings
+};
+
+}  // namespace detail
 namespace {
 
 using storage::Row;
@@ -233,6 +246,18 @@ std::string_view ReservationStateName(ReservationState state) {
   return "unknown";
 }
 
+Charging::Charging(storage::Database& db, Ledger& ledger, privacy::AuditLog& audit, const Clock& clock, Random& random,
+                   ChargingSettings settings)
+    : db_(db),
+      ledger_(ledger),
+      audit_(audit),
+      clock_(clock),
+      random_(random),
+      settings_(settings),
+      open_(std::make_unique<detail::OpenReservations>()) {}
+
+Charging::~Charging() = default;
+
 Result<Reservation> Charging::Reserve(const ReserveRequest& request) {
   const TimePoint now = clock_.Now();
   CLOZIT_TRY(ValidateTenant(request.tenant_id));
@@ -302,6 +327,7 @@ Result<Reservation> Charging::Reserve(const ReserveRequest& request) {
     result.expires_at = detail::Truncate(request.expires_at);
     result.created_at = detail::Truncate(now);
     result.hold_transfer_id = hold.id;
+    open_->RememberAfterCommit(tx, id, result);
     return Ok();
   }));
   return result;
@@ -317,6 +343,7 @@ Result<Reservation> Charging::Extend(const ExtendRequest& request) {
   }
   Reservation result;
   CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
+    open_->Forget(request.reservation_id);  // it gets a new hold
     CLOZIT_ASSIGN_OR_RETURN(Stored stored, RequireById(tx, request.tenant_id, request.reservation_id, now));
     const std::string& id = request.reservation_id;
     CLOZIT_ASSIGN_OR_RETURN(auto done, tx.Query("SELECT additional, expires_at FROM billing_reservation_extensions "
@@ -383,7 +410,22 @@ Result<Reservation> Charging::Settle(const TenantId& tenant_id, const std::strin
   const std::string tenant = tenant_id.str();
   Reservation result;
   CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
-    CLOZIT_ASSIGN_OR_RETURN(Stored stored, RequireById(tx, tenant_id, reservation_id, now, true));
+    // Optimistic, a reservation this process made and still knows open is settled without reading it: that it
+    // is still open is a condition of the hold's status UPDATE (the ledger's), which fails the write if not.
+    // Anything the known view would refuse is decided from the database instead.
+    Stored stored;
+    bool known = false;
+    if (!tx.careful()) {
+      if (auto open = open_->Find(reservation_id);
+          open && open->tenant_id == tenant_id && open->expires_at > now && total <= open->held) {
+        stored.view = std::move(*open);
+        known = true;
+      }
+    }
+    open_->Forget(reservation_id);
+    if (!known) {
+      CLOZIT_ASSIGN_OR_RETURN(stored, RequireById(tx, tenant_id, reservation_id, now, true));
+    }
     const Reservation& view = stored.view;
     if (view.state == ReservationState::kSettled) {
       if (view.usage != items) {
@@ -436,6 +478,9 @@ Result<Reservation> Charging::Settle(const TenantId& tenant_id, const std::strin
       CLOZIT_ASSIGN_OR_RETURN(after.available, after.available.Add(view.held));
       CLOZIT_ASSIGN_OR_RETURN(after.available, after.available.Subtract(total));
       CLOZIT_TRY(RecordBalanceEvents(tx, tenant, after, now, random_));
+    } else if (known) {
+      // Read after this write's statements, so as they leave it: the settle's one round trip.
+      CLOZIT_TRY(RecordBalanceEvents(tx, tenant, now, random_));
     }
     result = view;
     result.state = ReservationState::kSettled;
@@ -452,6 +497,7 @@ Result<Reservation> Charging::Void(const TenantId& tenant_id, const std::string&
   CLOZIT_TRY(ValidateTenant(tenant_id));
   Reservation result;
   CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
+    open_->Forget(reservation_id);
     CLOZIT_ASSIGN_OR_RETURN(Stored stored, RequireById(tx, tenant_id, reservation_id, now));
     if (stored.view.state == ReservationState::kSettled) return StateConflict(stored.view, "void");
     if (stored.hold_state == PendingState::kPending) {

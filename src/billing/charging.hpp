@@ -29,6 +29,7 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -43,6 +44,9 @@
 #include "storage/database.hpp"
 
 namespace clozit::billing {
+namespace detail {
+class OpenReservations;
+}  // namespace detail
 
 struct ReservationTag {
   static constexpr const char* kPrefix = "rsv";
@@ -149,8 +153,10 @@ struct ExpiryReport {
 class Charging {
  public:
   Charging(storage::Database& db, Ledger& ledger, privacy::AuditLog& audit, const Clock& clock, Random& random,
-           ChargingSettings settings = {})
-      : db_(db), ledger_(ledger), audit_(audit), clock_(clock), random_(random), settings_(settings) {}
+           ChargingSettings settings = {});
+  ~Charging();
+  Charging(const Charging&) = delete;
+  Charging& operator=(const Charging&) = delete;
 
   Result<Reservation> Reserve(const ReserveRequest& request);
   Result<Reservation> Extend(const ExtendRequest& request);
@@ -175,6 +181,9 @@ class Charging {
   const Clock& clock_;
   Random& random_;
   const ChargingSettings settings_;
+  /// Reservations this process made and has not settled, voided or extended since: a settle of one reads
+  /// nothing but the balance it leaves (detail/committed_facts.hpp).
+  std::unique_ptr<detail::OpenReservations> open_;
 };
 
 }  // namespace clozit::billing

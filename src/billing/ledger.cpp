@@ -92,7 +92,11 @@ std::string_view PendingStateName(PendingState state) {
 }
 
 Ledger::Ledger(storage::Database& db, const Clock& clock, Random& random)
-    : db_(db), clock_(clock), random_(random), directory_(std::make_unique<detail::AccountDirectory>()) {}
+    : db_(db),
+      clock_(clock),
+      random_(random),
+      directory_(std::make_unique<detail::AccountDirectory>()),
+      pendings_(std::make_unique<detail::OpenPendings>()) {}
 
 Ledger::~Ledger() = default;
 
@@ -147,7 +151,7 @@ Result<std::vector<Transfer>> Ledger::CreateTransfers(Tx& tx, const std::vector<
   if (batch.size() > kMaxBatchSize) {
     return Error::InvalidArgument("transfers", "a batch holds at most " + std::to_string(kMaxBatchSize) + " transfers");
   }
-  detail::Engine engine(tx, now, random_, *directory_);
+  detail::Engine engine(tx, now, random_, *directory_, *pendings_);
   std::vector<Transfer> applied;
   applied.reserve(batch.size());
   for (size_t index = 0; index < batch.size(); ++index) {

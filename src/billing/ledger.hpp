@@ -48,6 +48,7 @@
 namespace clozit::billing {
 namespace detail {
 class AccountDirectory;
+class OpenPendings;
 }  // namespace detail
 
 /// The ledger of credits (TigerBeetle's `ledger`: one unit of account).
@@ -244,6 +245,7 @@ class Ledger {
   const Clock& clock_;
   Random& random_;
   std::unique_ptr<detail::AccountDirectory> directory_;
+  std::unique_ptr<detail::OpenPendings> pendings_;
 };
 
 }  // namespace clozit::billing

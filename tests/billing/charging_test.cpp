@@ -12,6 +12,56 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// Counts the reads (Tx::Query) of the writes that go through it, to show which ones a hot path does without.
+class ReadCountingDatabase final : public storage::Database {
+ public:
+  explicit ReadCountingDatabase(storage::Database& inner) : inner_(inner) {}
+
+  int reads() const { return reads_; }
+  void ResetReads() { reads_ = 0; }
+
+  storage::Dialect dialect() const override { return inner_.dialect(); }
+  Result<void> Write(const std::function<Result<void>(storage::Tx&)>& work) override {
+    return inner_.Write([&](storage::Tx& tx) -> Result<void> {
+      CountingTx counting(tx, reads_);
+      auto result = work(counting);
+      for (auto& done : counting.TakeAfterCommit()) tx.AfterCommit(std::move(done));
+      return result;
+    });
+  }
+  Result<void> Read(const std::function<Result<void>(storage::Tx&)>& work) override { return inner_.Read(work); }
+  Result<void> Ping() override { return inner_.Ping(); }
+
+ private:
+  class CountingTx final : public storage::Tx {
+   public:
+    CountingTx(storage::Tx& inner, int& reads) : inner_(inner), reads_(reads) { set_careful(inner.careful()); }
+    Result<storage::Rows> Query(std::string_view sql, const storage::Params& params) override {
+      ++reads_;
+      return inner_.Query(sql, params);
+    }
+    Result<int64_t> Exec(std::string_view sql, const storage::Params& params) override {
+      return inner_.Exec(sql, params);
+    }
+    Result<void> ExecLater(std::string_view sql, const storage::Params& params, int64_t expected) override {
+      return inner_.ExecLater(sql, params, expected);
+    }
+    Result<void> AddLater(std::string_view sql, const std::string& key, const std::vector<int64_t>& deltas,
+                          AdditionParams params) override {
+      return inner_.AddLater(sql, key, deltas, params);
+    }
+    Result<void> ExecScript(std::string_view sql) override { return inner_.ExecScript(sql); }
+    storage::Dialect dialect() const override { return inner_.dialect(); }
+
+   private:
+    storage::Tx& inner_;
+    int& reads_;
+  };
+
+  storage::Database& inner_;
+  int reads_ = 0;
+};
+
 class ChargingTest : public BillingTest {
  protected:
   void SetUp() override {
@@ -311,6 +361,109 @@ TEST_P(ChargingTest, RequestsAreValidated) {
   auto unknown = charging_->Grant(grant);
   ASSERT_FALSE(unknown.ok());
   EXPECT_EQ(unknown.error().code, ErrorCode::kNotFound);
+  ExpectClean();
+}
+
+// A second node on the same database: its own ledger and charging, so none of this node's in-memory facts.
+struct OtherNode {
+  OtherNode(storage::Database& db, const Clock& clock, Random& random, privacy::AuditLog& audit)
+      : ledger(db, clock, random), charging(db, ledger, audit, clock, random) {}
+  Ledger ledger;
+  Charging charging;
+};
+
+TEST_P(ChargingTest, ASettleOfAReservationThisNodeMadeReadsOnlyTheBalanceItLeaves) {
+  ReadCountingDatabase counted(*db_);
+  Ledger ledger(counted, clock_, random_);
+  Charging charging(counted, ledger, *audit_, clock_, random_);
+  // The first settle of a node also meets its platform accounts (reads them once, then knows them).
+  auto warm = charging.Reserve({tenant_, Cr(1), "test call", "call-0", clock_.Now() + 10min});
+  ASSERT_TRUE(warm.ok());
+  ASSERT_TRUE(charging.Settle(tenant_, warm->id.str(), {{UsageCategory::kCallMinutes, Cr(1)}}).ok());
+  // Two reservations on the one lot, settled in the other order, so each settle meets the lot as the other
+  // left it: the history rows it writes must still chain (seq, amounts after).
+  auto first = charging.Reserve({tenant_, Cr(30), "test call", "call-1", clock_.Now() + 10min});
+  auto second = charging.Reserve({tenant_, Cr(20), "test call", "call-2", clock_.Now() + 10min});
+  ASSERT_TRUE(first.ok() && second.ok());
+  counted.ResetReads();
+  auto settled = charging.Settle(tenant_, second->id.str(), {{UsageCategory::kCallMinutes, Cr(5)}});
+  ASSERT_TRUE(settled.ok()) << settled.error().message;
+  EXPECT_EQ(counted.reads(), 1);  // the balance, for the low-balance events
+  counted.ResetReads();
+  settled = charging.Settle(tenant_, first->id.str(), {{UsageCategory::kCallMinutes, Cr(7)}});
+  ASSERT_TRUE(settled.ok()) << settled.error().message;
+  EXPECT_EQ(counted.reads(), 1);
+  EXPECT_EQ(settled->charged, Cr(7));
+  EXPECT_EQ(Available(), Cr(87));
+
+  // A replay has no facts left to go by: it reads, and answers the same.
+  counted.ResetReads();
+  auto replay = charging.Settle(tenant_, first->id.str(), {{UsageCategory::kCallMinutes, Cr(7)}});
+  ASSERT_TRUE(replay.ok()) << replay.error().message;
+  EXPECT_EQ(replay->charged, Cr(7));
+  EXPECT_GT(counted.reads(), 1);
+
+  auto lots = ledger_->ListLots(TenantCreditsAccount(tenant_.str()).id, false);
+  ASSERT_TRUE(lots.ok() && lots->size() == 1u);
+  auto history = ledger_->LotHistory(lots->front().id);
+  ASSERT_TRUE(history.ok());
+  int64_t remaining = 0, reserved = 0;
+  for (size_t index = 0; index < history->size(); ++index) {
+    const LotChange& change = (*history)[index];
+    remaining += change.delta_remaining.micros();
+    reserved += change.delta_reserved.micros();
+    EXPECT_EQ(change.seq, static_cast<int64_t>(index) + 1);
+    EXPECT_EQ(change.remaining_after.micros(), remaining) << "history row " << change.seq;
+    EXPECT_EQ(change.reserved_after.micros(), reserved) << "history row " << change.seq;
+  }
+  EXPECT_EQ(remaining, Cr(87).micros());
+  EXPECT_EQ(reserved, 0);
+  ExpectClean();
+}
+
+TEST_P(ChargingTest, WhatThisNodeKnowsOfAReservationGivesWayToWhatAnotherNodeDidToIt) {
+  OtherNode other(*db_, clock_, random_, *audit_);
+  const std::vector<UsageItem> four = {{UsageCategory::kCallMinutes, Cr(4)}};
+
+  // Voided there: the settle here is refused exactly as the other node refuses it.
+  auto voided = Reserve(tenant_, Cr(10), "call-1");
+  ASSERT_TRUE(voided.ok());
+  ASSERT_TRUE(other.charging.Void(tenant_, voided->id.str()).ok());
+  auto refused = charging_->Settle(tenant_, voided->id.str(), four);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::kConflict);
+  auto refused_there = other.charging.Settle(tenant_, voided->id.str(), four);
+  ASSERT_FALSE(refused_there.ok());
+  EXPECT_EQ(refused.error().message, refused_there.error().message);
+
+  // Extended there: the larger hold is settled here.
+  auto extended = Reserve(tenant_, Cr(10), "call-2");
+  ASSERT_TRUE(extended.ok());
+  ExtendRequest more;
+  more.tenant_id = tenant_;
+  more.reservation_id = extended->id.str();
+  more.additional = Cr(10);
+  more.idempotency_key = "more-1";
+  ASSERT_TRUE(other.charging.Extend(more).ok());
+  auto settled = charging_->Settle(tenant_, extended->id.str(), {{UsageCategory::kCallMinutes, Cr(15)}});
+  ASSERT_TRUE(settled.ok()) << settled.error().message;
+  EXPECT_EQ(settled->charged, Cr(15));
+
+  // Settled there: the same settlement here is a replay, another one a conflict.
+  auto elsewhere = Reserve(tenant_, Cr(10), "call-3");
+  ASSERT_TRUE(elsewhere.ok());
+  ASSERT_TRUE(other.charging.Settle(tenant_, elsewhere->id.str(), four).ok());
+  auto replay = charging_->Settle(tenant_, elsewhere->id.str(), four);
+  ASSERT_TRUE(replay.ok()) << replay.error().message;
+  EXPECT_EQ(replay->charged, Cr(4));
+  auto elsewhere_two = Reserve(tenant_, Cr(10), "call-4");
+  ASSERT_TRUE(elsewhere_two.ok());
+  ASSERT_TRUE(other.charging.Settle(tenant_, elsewhere_two->id.str(), four).ok());
+  auto conflict = charging_->Settle(tenant_, elsewhere_two->id.str(), {{UsageCategory::kCallMinutes, Cr(5)}});
+  ASSERT_FALSE(conflict.ok());
+  EXPECT_EQ(conflict.error().code, ErrorCode::kConflict);
+
+  EXPECT_EQ(Available(), Cr(100 - 15 - 4 - 4));
   ExpectClean();
 }
 

@@ -1,5 +1,7 @@
 // Eight threads reserve against one tenant's balance at once: the balance
 // limit (pending debits included) must hold however the writes interleave.
+// Two nodes race to settle and void the same reservations: one resolution
+// wins each, whatever each node remembers of them.
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -82,6 +84,71 @@ TEST_P(ConcurrencyTest, EightThreadsReservingNeverOverspend) {
   EXPECT_GE(balance->available.micros(), 0);
   EXPECT_EQ(balance->reserved, held_open);
   EXPECT_EQ(balance->available.micros(), Cr(100).micros() - held_open.micros() - charged.micros());
+  ExpectClean();
+}
+
+TEST_P(ConcurrencyTest, TwoNodesRacingToResolveTheSameReservationsAgreeOnEach) {
+  constexpr int kReservations = 48;
+  constexpr int kThreadsPerNode = 4;
+  TenantId tenant = NewTenant();
+  GrantOk(tenant, Cr(1000));
+  // This node (charging_) made the reservations and remembers them; the other node knows nothing of them.
+  Ledger other_ledger(*db_, clock_, random_);
+  Charging other(*db_, other_ledger, *audit_, clock_, random_);
+  std::vector<Reservation> reservations;
+  for (int i = 0; i < kReservations; ++i) {
+    auto reservation = Reserve(tenant, Cr(10), "race-" + std::to_string(i));
+    ASSERT_TRUE(reservation.ok()) << reservation.error().message;
+    reservations.push_back(*reservation);
+  }
+  auto usage = [](int i) { return std::vector<UsageItem>{{UsageCategory::kCallMinutes, Cr(1 + i % 9)}}; };
+
+  // Even reservations: both nodes settle them alike (one settles, the other replays). Odd ones: this node
+  // settles, the other voids (one wins, the other is refused).
+  std::vector<Result<Reservation>> here(kReservations, Error::Internal("not run"));
+  std::vector<Result<Reservation>> there(kReservations, Error::Internal("not run"));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2 * kThreadsPerNode; ++t) {
+    threads.emplace_back([&, t] {
+      const bool this_node = t < kThreadsPerNode;
+      for (int i = t % kThreadsPerNode; i < kReservations; i += kThreadsPerNode) {
+        const std::string id = reservations[static_cast<size_t>(i)].id.str();
+        if (this_node) {
+          here[static_cast<size_t>(i)] = Retrying([&] { return charging_->Settle(tenant, id, usage(i)); });
+        } else if (i % 2 == 0) {
+          there[static_cast<size_t>(i)] = Retrying([&] { return other.Settle(tenant, id, usage(i)); });
+        } else {
+          there[static_cast<size_t>(i)] = Retrying([&] { return other.Void(tenant, id); });
+        }
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+
+  Credits charged;
+  for (int i = 0; i < kReservations; ++i) {
+    const auto& a = here[static_cast<size_t>(i)];
+    const auto& b = there[static_cast<size_t>(i)];
+    const Credits used = usage(i).front().amount;
+    if (i % 2 == 0) {
+      ASSERT_TRUE(a.ok() && b.ok()) << i << ": " << (a.ok() ? b.error().message : a.error().message);
+      EXPECT_EQ(a->charged, used);
+      EXPECT_EQ(b->charged, used);
+      charged = *charged.Add(used);
+      continue;
+    }
+    ASSERT_NE(a.ok(), b.ok()) << i << ": exactly one of settle and void wins";
+    const auto& loser = a.ok() ? b : a;
+    EXPECT_EQ(loser.error().code, ErrorCode::kConflict) << i << ": " << loser.error().message;
+    auto stored = charging_->GetReservation(tenant, reservations[static_cast<size_t>(i)].id.str());
+    ASSERT_TRUE(stored.ok());
+    EXPECT_EQ(stored->state, a.ok() ? ReservationState::kSettled : ReservationState::kVoided) << i;
+    if (a.ok()) charged = *charged.Add(used);
+  }
+  auto balance = charging_->Balance(tenant);
+  ASSERT_TRUE(balance.ok());
+  EXPECT_EQ(balance->reserved, Credits());
+  EXPECT_EQ(balance->available.micros(), Cr(1000).micros() - charged.micros());
   ExpectClean();
 }
 

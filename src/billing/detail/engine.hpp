@@ -17,10 +17,27 @@
 
 namespace clozit::billing::detail {
 
+/// A pending transfer this process created, with the earmarks it made, while no resolution of it has been
+/// tried here: rows that never change, so its resolution need not read them back. That it is still pending
+/// is the status UPDATE's condition (resolved_by IS NULL), and a resolution reads no lot (AddToLotRecording),
+/// so one from these facts reads nothing.
+struct OpenPending {
+  Transfer transfer;
+  std::vector<LotChange> earmarks;  // in order
+};
+
+class OpenPendings : public CommittedFacts<OpenPending> {
+ public:
+  OpenPendings() : CommittedFacts<OpenPending>(kCapacity) {}
+
+ private:
+  static constexpr size_t kCapacity = 100'000;  // a call's hold lives minutes; this is many nodes' worth
+};
+
 class Engine {
  public:
-  Engine(storage::Tx& tx, TimePoint now, Random& random, AccountDirectory& directory)
-      : tx_(tx), now_(now), random_(random), directory_(directory) {}
+  Engine(storage::Tx& tx, TimePoint now, Random& random, AccountDirectory& directory, OpenPendings& pendings)
+      : tx_(tx), now_(now), random_(random), directory_(directory), pendings_(pendings) {}
 
   /// Applies `spec`, or returns the stored transfer when `spec` repeats it.
   Result<Transfer> Apply(const TransferSpec& spec);
@@ -29,6 +46,9 @@ class Engine {
   Result<void> Validate(const TransferSpec& spec) const;
   Result<Transfer> ApplyNew(const TransferSpec& spec);
   Result<Transfer> ApplyResolution(const TransferSpec& spec);
+  /// `from_facts`: `found` came from OpenPendings, not from this transaction; a refusal is then decided again
+  /// from the database.
+  Result<Transfer> Resolve(const TransferSpec& spec, const PendingWithStatus& found, bool from_facts);
   Result<Account> LoadAccount(const std::string& id, const char* field);
   /// Claims the transfer's id by inserting it: nullopt when this write now owns it, else the stored transfer
   /// that `spec` repeats. Optimistic (Tx::careful false), the id is assumed new and the INSERT goes out with
@@ -37,16 +57,18 @@ class Engine {
   /// The stored transfer when `spec` repeats it (kAlreadyExists when it differs), nullopt when there is none.
   Result<std::optional<Transfer>> Repeated(const TransferSpec& spec);
   Result<void> AddToBalances(const Account& account, const BalanceDelta& delta, Credits amount);
-  Result<void> TakeFromLots(const Transfer& transfer, const Account& account);
+  /// Returns the history rows it wrote (a pending transfer's earmarks).
+  Result<std::vector<LotChange>> TakeFromLots(const Transfer& transfer, const Account& account);
   Result<void> OpenLot(const Transfer& transfer, const Account& account);
-  /// `earmarks` as read with the pending transfer, in this transaction and before anything changed their lots.
+  /// `earmarks`: the pending transfer's history rows with a positive delta_reserved, in order.
   Result<void> ResolveEarmarks(const Transfer& resolution, const Transfer& pending,
-                               const std::vector<Earmark>& earmarks, Credits posted);
+                               const std::vector<LotChange>& earmarks, Credits posted);
 
   storage::Tx& tx_;
   const TimePoint now_;
   Random& random_;
   AccountDirectory& directory_;
+  OpenPendings& pendings_;
 };
 
 /// kAlreadyExists naming the first field where `spec` differs from the stored transfer, or Ok.

@@ -237,20 +237,10 @@ Result<void> AddToBalancesLater(Tx& tx, const Account& account, const BalanceDel
   return tx.ExecLater(kAddToBalancesSql, AddToBalancesParams(account, d), 1);
 }
 
-std::optional<Account> AccountDirectory::Find(const std::string& id) const {
-  std::lock_guard lock(mutex_);
-  auto found = accounts_.find(id);
-  if (found == accounts_.end()) return std::nullopt;
-  return found->second;
-}
-
 void AccountDirectory::RememberAfterCommit(Tx& tx, const Account& account) {
   Account fixed = account;
   fixed.debits_pending = fixed.debits_posted = fixed.credits_pending = fixed.credits_posted = Credits();
-  tx.AfterCommit([this, fixed = std::move(fixed)] {
-    std::lock_guard lock(mutex_);
-    accounts_.try_emplace(fixed.id, fixed);
-  });
+  CommittedFacts<Account>::RememberAfterCommit(tx, fixed.id, fixed);
 }
 
 Result<std::optional<Transfer>> FindTransfer(Tx& tx, const std::string& id) {
@@ -335,10 +325,10 @@ const std::string& PendingWithStatusSql() {
     return "SELECT " + Qualified(kTransferColumns, "t") +
            ", p.transfer_id, p.state, p.expires_at, p.resolved_by, p.resolved_at, " +
            Qualified(kLotChangeColumns, "h") +
-           ", l.remaining, l.reserved, l.version FROM ledger_transfers t "
+           " FROM ledger_transfers t "
            "LEFT JOIN ledger_pending p ON p.transfer_id = t.id "
            "LEFT JOIN ledger_lot_history h ON h.transfer_id = t.id AND h.delta_reserved > 0 "
-           "LEFT JOIN ledger_lots l ON l.id = h.lot_id WHERE t.id = $1 ORDER BY h.ordinal";
+           "WHERE t.id = $1 ORDER BY h.ordinal";
   }();
   return sql;
 }
@@ -362,16 +352,8 @@ Result<std::optional<PendingWithStatus>> FindPendingWithStatus(Tx& tx, const std
   if (!rows.front().IsNull(kTransferColumnCount))
     found.status = PendingStatusFromRow(rows.front(), kTransferColumnCount);
   constexpr size_t kChange = kTransferColumnCount + kPendingStatusColumnCount;
-  constexpr size_t kLot = kChange + kLotChangeColumnCount;
   for (const Row& row : rows) {
-    if (row.IsNull(kChange)) continue;
-    Earmark earmark;
-    earmark.change = LotChangeFromRow(row, kChange);
-    earmark.lot.id = earmark.change.lot_id;
-    earmark.lot.remaining = C(row, kLot);
-    earmark.lot.reserved = C(row, kLot + 1);
-    earmark.lot.version = row.Int(kLot + 2);
-    found.earmarks.push_back(std::move(earmark));
+    if (!row.IsNull(kChange)) found.earmarks.push_back(LotChangeFromRow(row, kChange));
   }
   return std::optional<PendingWithStatus>(std::move(found));
 }
@@ -430,20 +412,26 @@ Result<void> SaveLotAmounts(Tx& tx, const Lot& lot) {
                       {lot.id, lot.remaining.micros(), lot.reserved.micros(), lot.version}, 1);
 }
 
-Result<void> AddToLot(Tx& tx, const Lot& after, int64_t delta_remaining, int64_t delta_reserved) {
-  return tx.ExecLater(after.remaining.micros() == 0
-                          ? "UPDATE ledger_lots SET remaining = remaining + $2, reserved = reserved + $3, "
-                            "version = version + 1, exhausted = 1 WHERE id = $1"
-                          : "UPDATE ledger_lots SET remaining = remaining + $2, reserved = reserved + $3, "
-                            "version = version + 1 WHERE id = $1",
-                      {after.id, delta_remaining, delta_reserved}, 1);
-}
-
 Result<void> InsertLotChange(Tx& tx, const LotChange& c) {
   return tx.ExecLater(
       Sql("INSERT INTO ledger_lot_history (", kLotChangeColumns, ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
       {c.lot_id, c.seq, c.transfer_id, c.ordinal, c.change, c.delta_remaining.micros(), c.delta_reserved.micros(),
        c.remaining_after.micros(), c.reserved_after.micros(), Ms(c.at)},
+      1);
+}
+
+Result<void> AddToLotRecording(Tx& tx, const LotChange& c) {
+  CLOZIT_TRY(tx.ExecLater(
+      "UPDATE ledger_lots SET remaining = remaining + $2, reserved = reserved + $3, version = version + 1, "
+      "exhausted = CASE WHEN remaining + $2 = 0 THEN 1 ELSE exhausted END "
+      "WHERE id = $1 AND remaining + $2 >= 0 AND reserved + $3 >= 0",
+      {c.lot_id, c.delta_remaining.micros(), c.delta_reserved.micros()}, 1));
+  return tx.ExecLater(
+      Sql("INSERT INTO ledger_lot_history (", kLotChangeColumns,
+          ") SELECT id, version, CAST($2 AS TEXT), $3, CAST($4 AS TEXT), $5, $6, remaining, reserved, $7 "
+          "FROM ledger_lots "
+          "WHERE id = $1"),
+      {c.lot_id, c.transfer_id, c.ordinal, c.change, c.delta_remaining.micros(), c.delta_reserved.micros(), Ms(c.at)},
       1);
 }
 

@@ -3,13 +3,12 @@
 // beyond it.
 #pragma once
 
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
+#include "billing/detail/committed_facts.hpp"
 #include "billing/ledger.hpp"
 #include "storage/database.hpp"
 
@@ -48,16 +47,15 @@ Result<void> AddToBalancesLater(storage::Tx& tx, const Account& account, const B
 /// The immutable fields of ledger accounts (id, ledger, tenant, code, flags) that committed writes saw, so
 /// a transfer need not read its accounts. Balances are never kept here (their `Account` copies are zero):
 /// other writes and other nodes change them. An account, once created, is never deleted or altered, so
-/// an entry stays true on every node and across restarts. Thread-safe.
-class AccountDirectory {
+/// an entry stays true on every node and across restarts.
+class AccountDirectory : public CommittedFacts<Account> {
  public:
-  std::optional<Account> Find(const std::string& id) const;
+  AccountDirectory() : CommittedFacts<Account>(kCapacity) {}
   /// Remembers `account` once `tx` commits (never if it rolls back, which would undo a creation).
   void RememberAfterCommit(storage::Tx& tx, const Account& account);
 
  private:
-  mutable std::mutex mutex_;
-  std::unordered_map<std::string, Account> accounts_;  // guarded by mutex_
+  static constexpr size_t kCapacity = 200'000;  // a tenant has one account; the platform's are a few dozen
 };
 
 Result<std::optional<Transfer>> FindTransfer(storage::Tx& tx, const std::string& id);
@@ -65,17 +63,12 @@ Result<std::optional<Transfer>> FindTransfer(storage::Tx& tx, const std::string&
 Result<bool> ClaimTransfer(storage::Tx& tx, const Transfer& transfer);
 /// The same INSERT through Tx::ExecLater, for an optimistic write (Tx::careful): a taken id fails the write.
 Result<void> ClaimTransferLater(storage::Tx& tx, const Transfer& transfer);
-/// An earmark a pending transfer made, with its lot's amounts and version as they are now.
-struct Earmark {
-  LotChange change;
-  Lot lot;  // only id, remaining, reserved and version are filled
-};
 /// A pending transfer with its status and its earmarks (history rows with a positive delta_reserved, in
 /// order), in one statement: a resolution needs all three (nullopt status: no status row).
 struct PendingWithStatus {
   Transfer transfer;
   std::optional<PendingStatus> status;
-  std::vector<Earmark> earmarks;
+  std::vector<LotChange> earmarks;
 };
 Result<std::optional<PendingWithStatus>> FindPendingWithStatus(storage::Tx& tx, const std::string& transfer_id);
 
@@ -101,11 +94,14 @@ Result<void> InsertLot(storage::Tx& tx, const Lot& lot);
 /// Writes the lot's remaining, reserved and version (through Tx::ExecLater: the lot was just read), and marks
 /// it exhausted when nothing remains (a lot's remaining never grows back).
 Result<void> SaveLotAmounts(storage::Tx& tx, const Lot& lot);
-/// Adds to a lot's remaining and reserved amounts and bumps its version (through Tx::ExecLater). `after` is
-/// the lot as the change leaves it (its id and remaining count: a lot left with nothing is marked exhausted).
-Result<void> AddToLot(storage::Tx& tx, const Lot& after, int64_t delta_remaining, int64_t delta_reserved);
 /// Through Tx::ExecLater: history rows are only ever inserted.
 Result<void> InsertLotChange(storage::Tx& tx, const LotChange& change);
+/// Adds the change's deltas to its lot (bumping its version, marking it exhausted when nothing remains) and
+/// records the change in the lot's history, without reading the lot: the history row's seq and amounts after
+/// are the lot's own as the UPDATE leaves it (INSERT … SELECT), and the UPDATE changes no row rather than take
+/// either amount below zero. Both through Tx::ExecLater, so that fails the write. Ignores `change.seq` and
+/// its amounts after.
+Result<void> AddToLotRecording(storage::Tx& tx, const LotChange& change);
 Result<std::vector<LotChange>> LotChanges(storage::Tx& tx, const std::string& lot_id);
 
 }  // namespace clozit::billing::detail

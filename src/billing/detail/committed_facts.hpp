@@ -1,0 +1,54 @@
+// Facts that committed writes of this process established, kept in memory so a hot path need not read them
+// back: accounts' fixed fields, an open pending transfer's rows, an open reservation. Only ever a shortcut:
+// an entry is remembered once its transaction commits (never from one that rolls back), and whoever acts on
+// an entry that may have gone stale (another node, an operator) writes statements that fail on a stale one,
+// so the write runs again carefully and reads the database (storage::Tx::careful). Thread-safe.
+#pragma once
+
+#include <cstddef>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+#include "storage/database.hpp"
+
+namespace clozit::billing::detail {
+
+template <typename T>
+class CommittedFacts {
+ public:
+  /// Past `capacity` entries an arbitrary one is dropped for each new one: a fact nobody asks for again (an
+  /// account seen once, a reservation another node settled) must not grow the process without bound.
+  explicit CommittedFacts(size_t capacity) : capacity_(capacity) {}
+
+  std::optional<T> Find(const std::string& key) const {
+    std::lock_guard lock(mutex_);
+    auto found = facts_.find(key);
+    if (found == facts_.end()) return std::nullopt;
+    return found->second;
+  }
+
+  /// Remembers `fact` under `key` once `tx` commits, replacing what was there.
+  void RememberAfterCommit(storage::Tx& tx, std::string key, T fact) {
+    tx.AfterCommit([this, key = std::move(key), fact = std::move(fact)] {
+      std::lock_guard lock(mutex_);
+      if (facts_.size() >= capacity_ && !facts_.contains(key)) facts_.erase(facts_.begin());
+      facts_.insert_or_assign(key, fact);
+    });
+  }
+
+  /// At once, not after commit: forgetting a fact that stays true only costs a read.
+  void Forget(const std::string& key) {
+    std::lock_guard lock(mutex_);
+    facts_.erase(key);
+  }
+
+ private:
+  const size_t capacity_;
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, T> facts_;  // guarded by mutex_
+};
+
+}  // namespace clozit::billing::detail
