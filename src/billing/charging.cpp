@@ -19,7 +19,7 @@ class OpenReservations : public CommittedFacts<Reservation> {
   OpenReservations() : CommittedFacts<Reservation>(kCapacity) {}
 
  private:
-  static constexpr size_t kCapacity = 100'000;  // as OpenPendings
+  static constexpr size_t kCapacity = 20'000;  // as OpenPendings
 };
 
 }  // namespace detail
@@ -415,7 +415,9 @@ Result<Reservation> Charging::Settle(const TenantId& tenant_id, const std::strin
     // Anything the known view would refuse is decided from the database instead.
     Stored stored;
     bool known = false;
-    if (!tx.careful()) {
+    // Not for a settle without usage: it writes no transfer of its own whose id would collide with another
+    // node's settle of the reservation, so only a read can tell that one happened.
+    if (!tx.careful() && !items.empty()) {
       if (auto open = open_->Find(reservation_id);
           open && open->tenant_id == tenant_id && open->expires_at > now && total <= open->held) {
         stored.view = std::move(*open);

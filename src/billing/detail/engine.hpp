@@ -31,7 +31,8 @@ class OpenPendings : public CommittedFacts<OpenPending> {
   OpenPendings() : CommittedFacts<OpenPending>(kCapacity) {}
 
  private:
-  static constexpr size_t kCapacity = 100'000;  // a call's hold lives minutes; this is many nodes' worth
+  // Open calls' holds, with room to spare: a call's hold lives minutes, and past this the oldest settle by reading.
+  static constexpr size_t kCapacity = 20'000;
 };
 
 class Engine {
