@@ -413,18 +413,16 @@ Result<Reservation> Charging::Settle(const TenantId& tenant_id, const std::strin
     // Optimistic, a reservation this process made and still knows open is settled without reading it: that it
     // is still open is a condition of the hold's status UPDATE (the ledger's), which fails the write if not.
     // Anything the known view would refuse is decided from the database instead.
-    Stored stored;
-    bool known = false;
     // Not for a settle without usage: it writes no transfer of its own whose id would collide with another
     // node's settle of the reservation, so only a read can tell that one happened.
-    if (!tx.careful() && !items.empty()) {
-      if (auto open = open_->Find(reservation_id);
-          open && open->tenant_id == tenant_id && open->expires_at > now && total <= open->held) {
-        stored.view = std::move(*open);
-        known = true;
-      }
+    Stored stored;
+    bool known = false;
+    if (auto open = open_->Take(reservation_id); open && !tx.careful() && !items.empty() &&
+                                                 open->tenant_id == tenant_id && open->expires_at > now &&
+                                                 total <= open->held) {
+      stored.view = std::move(*open);
+      known = true;
     }
-    open_->Forget(reservation_id);
     if (!known) {
       CLOZIT_ASSIGN_OR_RETURN(stored, RequireById(tx, tenant_id, reservation_id, now, true));
     }

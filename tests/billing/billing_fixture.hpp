@@ -30,6 +30,16 @@ inline std::string Join(const std::vector<std::string>& lines) {
   return text;
 }
 
+// A second node: its own connection(s) to the same database, its own ledger and charging, so none of the
+// first node's in-memory facts and none of its write batches.
+struct OtherNode {
+  OtherNode(std::unique_ptr<storage::Database> opened, const Clock& clock, Random& random, privacy::AuditLog& audit)
+      : db(std::move(opened)), ledger(*db, clock, random), charging(*db, ledger, audit, clock, random) {}
+  std::unique_ptr<storage::Database> db;
+  Ledger ledger;
+  Charging charging;
+};
+
 class BillingTest : public storage::test::BackendTest {
  protected:
   void SetUp() override {

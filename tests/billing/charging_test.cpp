@@ -441,16 +441,6 @@ TEST_P(ChargingTest, ASettleOfAReservationThisNodeMadeReadsOnlyTheBalanceItLeave
   ExpectClean();
 }
 
-// A second node: its own connection(s) to the same database, its own ledger and charging, so none of this
-// node's in-memory facts and none of its write batches.
-struct OtherNode {
-  OtherNode(std::unique_ptr<storage::Database> opened, const Clock& clock, Random& random, privacy::AuditLog& audit)
-      : db(std::move(opened)), ledger(*db, clock, random), charging(*db, ledger, audit, clock, random) {}
-  std::unique_ptr<storage::Database> db;
-  Ledger ledger;
-  Charging charging;
-};
-
 // Each case starts right after the fixture's optimistic writes, so this node's settle tries its facts first.
 class StaleFactsTest : public ChargingTest {
  protected:

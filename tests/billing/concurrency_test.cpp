@@ -94,10 +94,8 @@ TEST_P(ConcurrencyTest, TwoNodesRacingToResolveTheSameReservationsAgreeOnEach) {
   GrantOk(tenant, Cr(1000));
   // This node (charging_) made the reservations and remembers them; the other node, on connections and write
   // batches of its own, knows nothing of them.
-  auto other_db = OpenDatabase();
-  ASSERT_NE(other_db, nullptr);
-  Ledger other_ledger(*other_db, clock_, random_);
-  Charging other(*other_db, other_ledger, *audit_, clock_, random_);
+  OtherNode node(OpenDatabase(), clock_, random_, *audit_);
+  Charging& other = node.charging;
   std::vector<Reservation> reservations;
   for (int i = 0; i < kReservations; ++i) {
     auto reservation = Reserve(tenant, Cr(10), "race-" + std::to_string(i));

@@ -49,6 +49,17 @@ class CommittedFacts {
     EraseLocked(key);
   }
 
+  /// Find and Forget in one step, without copying the fact: for a fact used once.
+  std::optional<T> Take(const std::string& key) {
+    std::lock_guard lock(mutex_);
+    auto found = facts_.find(key);
+    if (found == facts_.end()) return std::nullopt;
+    std::optional<T> fact(std::move(found->second.fact));
+    order_.erase(found->second.position);
+    facts_.erase(found);
+    return fact;
+  }
+
  private:
   struct Entry {
     T fact;

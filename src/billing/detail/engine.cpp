@@ -308,7 +308,10 @@ Result<Transfer> Engine::ApplyNew(const TransferSpec& spec) {
     CLOZIT_ASSIGN_OR_RETURN(earmarks, TakeFromLots(transfer, debit));
   }
   if (credit_lots) CLOZIT_TRY(OpenLot(transfer, credit));
-  if (pending) pendings_.RememberAfterCommit(tx_, transfer.id, OpenPending{transfer, std::move(earmarks)});
+  if (pending) {
+    PendingStatus status{transfer.id, PendingState::kPending, transfer.expires_at, {}, {}};
+    pendings_.RememberAfterCommit(tx_, transfer.id, PendingWithStatus{transfer, status, std::move(earmarks)});
+  }
   return transfer;
 }
 
@@ -395,15 +398,10 @@ Result<void> Engine::OpenLot(const Transfer& transfer, const Account& account) {
 }
 
 Result<Transfer> Engine::ApplyResolution(const TransferSpec& spec) {
-  std::optional<OpenPending> open;
-  if (!tx_.careful()) open = pendings_.Find(spec.pending_id);
-  // Whatever becomes of this resolution, the facts may be stale after it: the next one reads.
-  pendings_.Forget(spec.pending_id);
-  if (open) {
-    PendingWithStatus known{std::move(open->transfer), std::nullopt, std::move(open->earmarks)};
-    known.status = PendingStatus{known.transfer.id, PendingState::kPending, known.transfer.expires_at, {}, {}};
-    return Resolve(spec, known, true);
-  }
+  // Taken whatever becomes of this resolution (the facts may be stale after it: the next one reads); used
+  // only optimistically.
+  std::optional<PendingWithStatus> open = pendings_.Take(spec.pending_id);
+  if (open && !tx_.careful()) return Resolve(spec, *open, true);
   CLOZIT_ASSIGN_OR_RETURN(auto found, FindPendingWithStatus(tx_, spec.pending_id));
   if (!found) {
     CLOZIT_ASSIGN_OR_RETURN(auto stored, Repeated(spec));

@@ -17,18 +17,13 @@
 
 namespace clozit::billing::detail {
 
-/// A pending transfer this process created, with the earmarks it made, while no resolution of it has been
-/// tried here: rows that never change, so its resolution need not read them back. That it is still pending
-/// is the status UPDATE's condition (resolved_by IS NULL), and a resolution reads no lot (AddToLotRecording),
-/// so one from these facts reads nothing.
-struct OpenPending {
-  Transfer transfer;
-  std::vector<LotChange> earmarks;  // in order
-};
-
-class OpenPendings : public CommittedFacts<OpenPending> {
+/// Pending transfers this process created, with their earmarks, while no resolution of each has been tried
+/// here: rows that never change, so a resolution need not read them back. That one is still pending is the
+/// status UPDATE's condition (resolved_by IS NULL), and a resolution reads no lot (AddToLotRecording), so one
+/// from these facts reads nothing.
+class OpenPendings : public CommittedFacts<PendingWithStatus> {
  public:
-  OpenPendings() : CommittedFacts<OpenPending>(kCapacity) {}
+  OpenPendings() : CommittedFacts<PendingWithStatus>(kCapacity) {}
 
  private:
   // Open calls' holds, with room to spare: a call's hold lives minutes, and past this the oldest settle by reading.
