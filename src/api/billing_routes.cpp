@@ -221,7 +221,8 @@ Result<Credits> CreditsField(const json& body, const std::string& field) {
     return *parsed;
   }
   if (value.is_number_integer()) {
-    auto parsed = Credits::FromWhole(value.get<int64_t>());
+    CLOZIT_ASSIGN_OR_RETURN(auto whole, OptionalInt(body, field));
+    auto parsed = Credits::FromWhole(*whole);
     if (!parsed) return Error::InvalidArgument(field, field + " is out of range");
     return *parsed;
   }
@@ -277,6 +278,13 @@ Result<std::vector<billing::UsageItem>> UsageField(const json& body) {
     items.push_back({*parsed, amount});
   }
   return items;
+}
+
+// A granted lot's lifetime: 1 day to 10 years from now, or none.
+Result<std::optional<TimePoint>> ExpiresInDays(const json& body, const Clock& clock) {
+  CLOZIT_ASSIGN_OR_RETURN(auto days, OptionalInt(body, "expires_in_days", 1, 3660));
+  if (!days) return std::optional<TimePoint>();
+  return std::optional<TimePoint>(clock.Now() + std::chrono::days(*days));
 }
 
 Result<std::string> ReasonField(const json& body) {
@@ -555,19 +563,14 @@ void Api::AddBillingRoutes() {
          billing::PurchaseRequest request;
          request.tenant_id = TenantId(c.request.Param("id"));
          CLOZIT_ASSIGN_OR_RETURN(request.credits, CreditsField(body, "credits"));
-         if (!body.contains("price_minor") || !body.at("price_minor").is_number_integer()) {
+         CLOZIT_ASSIGN_OR_RETURN(auto price_minor, OptionalInt(body, "price_minor", 0));
+         if (!price_minor) {
            return Error::InvalidArgument("price_minor", "price_minor (an integer of minor currency units) is required");
          }
-         request.price_minor = body.at("price_minor").get<int64_t>();
+         request.price_minor = *price_minor;
          CLOZIT_ASSIGN_OR_RETURN(request.currency, RequiredString(body, "currency"));
          CLOZIT_ASSIGN_OR_RETURN(request.payment_reference, RequiredString(body, "payment_reference"));
-         if (body.contains("expires_in_days") && !body.at("expires_in_days").is_null()) {
-           if (!body.at("expires_in_days").is_number_integer() || body.at("expires_in_days").get<int64_t>() < 1 ||
-               body.at("expires_in_days").get<int64_t>() > 3660) {
-             return Error::InvalidArgument("expires_in_days", "expires_in_days must be an integer 1-3660");
-           }
-           request.expires_at = clock.Now() + std::chrono::days(body.at("expires_in_days").get<int64_t>());
-         }
+         CLOZIT_ASSIGN_OR_RETURN(request.expires_at, ExpiresInDays(body, clock));
          auto key = c.request.headers.Get("Idempotency-Key");
          if (!key || key->empty()) {
            return Error::InvalidArgument("Idempotency-Key", "a credit grant moves money: send an Idempotency-Key");
@@ -642,33 +645,31 @@ void Api::AddBillingRoutes() {
                       return JsonOf(b->purchases.RejectRefund(c.request.Param("id"), reason, c.actor));
                     }});
 
-  specs_.push_back(
-      {"POST", "/v1/admin/adjustment-requests/{id}/approve", Access::kOperator, Role::kViewer, false,
-       [need, &clock](Context& c) -> Result<http::Response> {
-         CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
-         CLOZIT_ASSIGN_OR_RETURN(json body, ParseObject(c.request));
-         billing::AdjustmentDecision decision;
-         CLOZIT_ASSIGN_OR_RETURN(std::string resolution, RequiredString(body, "resolution"));
-         auto parsed = billing::ParseAdjustmentResolution(resolution);
-         if (!parsed) {
-           return Error::InvalidArgument("resolution", "resolution must be credit_adjustment or replacement_credits");
-         }
-         decision.resolution = *parsed;
-         if (body.contains("amounts") && !body.at("amounts").is_null()) {
-           if (!body.at("amounts").is_object()) {
-             return Error::InvalidArgument("amounts", "amounts maps charge ids to credits");
-           }
-           for (const auto& [charge, value] : body.at("amounts").items()) {
-             CLOZIT_ASSIGN_OR_RETURN(Credits amount, CreditsField(json{{"amount", value}}, "amount"));
-             decision.amounts.emplace_back(charge, amount);
-           }
-         }
-         CLOZIT_ASSIGN_OR_RETURN(decision.reason, ReasonField(body));
-         if (body.contains("expires_in_days") && body.at("expires_in_days").is_number_integer()) {
-           decision.expires_at = clock.Now() + std::chrono::days(body.at("expires_in_days").get<int64_t>());
-         }
-         return JsonOf(b->purchases.ApproveAdjustment(c.request.Param("id"), decision, c.actor));
-       }});
+  specs_.push_back({"POST", "/v1/admin/adjustment-requests/{id}/approve", Access::kOperator, Role::kViewer, false,
+                    [need, &clock](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+                      CLOZIT_ASSIGN_OR_RETURN(json body, ParseObject(c.request));
+                      billing::AdjustmentDecision decision;
+                      CLOZIT_ASSIGN_OR_RETURN(std::string resolution, RequiredString(body, "resolution"));
+                      auto parsed = billing::ParseAdjustmentResolution(resolution);
+                      if (!parsed) {
+                        return Error::InvalidArgument("resolution",
+                                                      "resolution must be credit_adjustment or replacement_credits");
+                      }
+                      decision.resolution = *parsed;
+                      if (body.contains("amounts") && !body.at("amounts").is_null()) {
+                        if (!body.at("amounts").is_object()) {
+                          return Error::InvalidArgument("amounts", "amounts maps charge ids to credits");
+                        }
+                        for (const auto& [charge, value] : body.at("amounts").items()) {
+                          CLOZIT_ASSIGN_OR_RETURN(Credits amount, CreditsField(json{{"amount", value}}, "amount"));
+                          decision.amounts.emplace_back(charge, amount);
+                        }
+                      }
+                      CLOZIT_ASSIGN_OR_RETURN(decision.reason, ReasonField(body));
+                      CLOZIT_ASSIGN_OR_RETURN(decision.expires_at, ExpiresInDays(body, clock));
+                      return JsonOf(b->purchases.ApproveAdjustment(c.request.Param("id"), decision, c.actor));
+                    }});
 
   specs_.push_back({"POST", "/v1/admin/adjustment-requests/{id}/reject", Access::kOperator, Role::kViewer, false,
                     [need](Context& c) -> Result<http::Response> {

@@ -1,6 +1,7 @@
 #include "api/json_body.hpp"
 
 #include <charconv>
+#include <limits>
 
 namespace clozit::api {
 
@@ -29,6 +30,27 @@ Result<std::optional<std::string>> OptionalString(const nlohmann::json& body, co
   return std::optional<std::string>(it->get<std::string>());
 }
 
+Result<std::optional<int64_t>> OptionalInt(const nlohmann::json& body, const std::string& field, int64_t min,
+                                           int64_t max) {
+  auto it = body.find(field);
+  if (it == body.end() || it->is_null()) return std::optional<int64_t>();
+  auto range = [&] {
+    if (min == std::numeric_limits<int64_t>::min() && max == std::numeric_limits<int64_t>::max()) {
+      return Error::InvalidArgument(field, field + " is out of range");
+    }
+    return Error::InvalidArgument(
+        field, field + " must be an integer from " + std::to_string(min) + " to " + std::to_string(max));
+  };
+  if (!it->is_number_integer()) return Error::InvalidArgument(field, field + " must be an integer");
+  // nlohmann keeps integers above INT64_MAX unsigned; get<int64_t> would wrap them to negatives.
+  if (it->is_number_unsigned() && it->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    return range();
+  }
+  int64_t value = it->get<int64_t>();
+  if (value < min || value > max) return range();
+  return std::optional<int64_t>(value);
+}
+
 Result<PageRequest> ParsePage(const http::Request& request) {
   PageRequest page;
   if (auto limit = request.QueryParam("limit")) {
@@ -40,8 +62,9 @@ Result<PageRequest> ParsePage(const http::Request& request) {
     page.limit = value;
   }
   if (auto cursor = request.QueryParam("cursor")) {
-    bool ok = cursor->size() <= 64;
-    for (char c : *cursor) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
+    // Ids, or base64url where a cursor holds more than an id (statements).
+    bool ok = cursor->size() <= 512;
+    for (char c : *cursor) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-');
     if (!ok) return Error::InvalidArgument("cursor", "malformed cursor");
     page.cursor = *cursor;
   }

@@ -139,13 +139,6 @@ Result<std::optional<bool>> OptionalBool(const json& body, const std::string& fi
   return std::optional<bool>(it->get<bool>());
 }
 
-Result<std::optional<int64_t>> OptionalInt(const json& body, const std::string& field) {
-  auto it = body.find(field);
-  if (it == body.end() || it->is_null()) return std::optional<int64_t>();
-  if (!it->is_number_integer()) return Error::InvalidArgument(field, field + " must be an integer");
-  return std::optional<int64_t>(it->get<int64_t>());
-}
-
 Result<telephony::ProviderAccountInput> AccountInput(const http::Request& request) {
   CLOZIT_ASSIGN_OR_RETURN(json body, ParseObject(request));
   telephony::ProviderAccountInput input;

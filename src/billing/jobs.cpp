@@ -21,32 +21,39 @@ BillingJobsReport BillingJobs::RunOnce(TimePoint now) {
   auto failed = [&report](const char* job, const Error& error) {
     report.errors.push_back(std::string(job) + ": " + error.message);
   };
-  // Each job in batches until a batch comes back short, so one run catches up on a backlog.
+  // Each job in batches until a batch comes back short, so one run catches up on a backlog. What a batch
+  // leaves due (short of credits, or failed) is skipped by the next batch of the run.
+  int64_t skip = 0;
   for (int batch = 0; batch < settings_.max_batches; ++batch) {
-    auto fees = billing_.number_fees.ChargeDueFees(settings_.batch);
+    auto fees = billing_.number_fees.ChargeDueFees(settings_.batch, skip);
     if (!fees) {
       failed("number fees", fees.error());
       break;
     }
-    const size_t handled = fees->charged.size() + fees->past_due.size() + fees->release_due.size();
+    const size_t handled =
+        fees->charged.size() + fees->past_due.size() + fees->release_due.size() + fees->failed.size();
+    skip += static_cast<int64_t>(fees->past_due.size() + fees->failed.size());
     for (auto& item : fees->charged) report.fees.charged.push_back(std::move(item));
     for (auto& item : fees->past_due) report.fees.past_due.push_back(std::move(item));
     for (auto& item : fees->release_due) report.fees.release_due.push_back(std::move(item));
-    // Numbers still past due come back every batch: stop once a batch makes no progress.
-    if (handled < static_cast<size_t>(settings_.batch) || fees->charged.size() + fees->release_due.size() == 0) break;
+    for (auto& item : fees->failed) report.errors.push_back("number fee " + item);
+    if (handled < static_cast<size_t>(settings_.batch)) break;
   }
+  skip = 0;
   for (int batch = 0; batch < settings_.max_batches; ++batch) {
-    auto renewals = billing_.subscriptions.RenewDue(settings_.batch);
+    auto renewals = billing_.subscriptions.RenewDue(settings_.batch, skip);
     if (!renewals) {
       failed("subscription renewals", renewals.error());
       break;
     }
-    const size_t progress = renewals->renewed.size() + renewals->ended.size();
-    const size_t handled = progress + renewals->past_due.size();
+    const size_t handled =
+        renewals->renewed.size() + renewals->ended.size() + renewals->past_due.size() + renewals->failed.size();
+    skip += static_cast<int64_t>(renewals->past_due.size() + renewals->failed.size());
     for (auto& sub : renewals->renewed) report.renewals.renewed.push_back(std::move(sub));
     for (auto& sub : renewals->past_due) report.renewals.past_due.push_back(std::move(sub));
     for (auto& sub : renewals->ended) report.renewals.ended.push_back(std::move(sub));
-    if (handled < static_cast<size_t>(settings_.batch) || progress == 0) break;
+    for (auto& item : renewals->failed) report.errors.push_back("subscription " + item);
+    if (handled < static_cast<size_t>(settings_.batch)) break;
   }
   for (int batch = 0; batch < settings_.max_batches; ++batch) {
     auto expiry = billing_.charging.ExpireStale(settings_.batch);

@@ -39,7 +39,7 @@ struct BillingJobsReport {
   FeeRunReport fees;
   SubscriptionRenewals renewals;
   ExpiryReport expiry;
-  std::vector<std::string> errors;  // one line per failed job
+  std::vector<std::string> errors;  // one line per failed job, subscription or number (left due for the next run)
 };
 
 class BillingJobs {

@@ -298,20 +298,21 @@ Result<NumberHolding> NumberFees::ReleaseNumber(const TenantId& tenant_id, const
   return result;
 }
 
-Result<FeeRunReport> NumberFees::ChargeDueFees(int64_t limit) {
+Result<FeeRunReport> NumberFees::ChargeDueFees(int64_t limit, int64_t skip) {
   const TimePoint now = detail::Truncate(clock_.Now());
   CLOZIT_ASSIGN_OR_RETURN(auto due, db_.Query("SELECT tenant_id, number_id FROM billing_number_holdings "
                                               "WHERE status IN ('active', 'past_due') AND next_fee_at <= $1 "
-                                              "ORDER BY next_fee_at, tenant_id, number_id LIMIT $2",
-                                              {detail::Ms(now), limit}));
+                                              "ORDER BY next_fee_at, tenant_id, number_id LIMIT $2 OFFSET $3",
+                                              {detail::Ms(now), limit, skip}));
   FeeRunReport report;
-  // One transaction per number: one tenant short of credits holds up no one else.
+  // One transaction per number: one tenant short of credits, or one number that cannot be priced, holds up no
+  // one else.
   for (const Row& row : due) {
     const TenantId tenant_id(row.Text(0));
     const std::string number_id = row.Text(1);
     const std::string tenant = tenant_id.str();
     FeeRunReport one;
-    CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
+    auto wrote = db_.Write([&](Tx& tx) -> Result<void> {
       one = {};
       CLOZIT_ASSIGN_OR_RETURN(StoredHolding stored, RequireHolding(tx, tenant_id, number_id));
       NumberHolding h = stored.view;
@@ -366,7 +367,11 @@ Result<FeeRunReport> NumberFees::ChargeDueFees(int64_t limit) {
            detail::MsOrNull(h.next_fee_at), detail::MsOrNull(h.grace_until), detail::MsOrNull(h.release_due_at),
            detail::Ms(now)}));
       return Ok();
-    }));
+    });
+    if (!wrote) {
+      report.failed.push_back(number_id + ": " + wrote.error().message);
+      continue;
+    }
     for (auto& item : one.charged) report.charged.push_back(std::move(item));
     for (auto& item : one.past_due) report.past_due.push_back(std::move(item));
     for (auto& item : one.release_due) report.release_due.push_back(std::move(item));

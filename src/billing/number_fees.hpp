@@ -103,6 +103,7 @@ struct FeeRunReport {
   std::vector<FeeRunItem> charged;
   std::vector<FeeRunItem> past_due;     // newly or still short of credits
   std::vector<FeeRunItem> release_due;  // flagged for release by this run
+  std::vector<std::string> failed;      // "<number id>: <error>"; each stays due and is tried again next run
 };
 
 class NumberFees {
@@ -120,7 +121,9 @@ class NumberFees {
   Result<NumberHolding> ChargeNumberPurchase(const NumberPurchase& p);
   Result<void> AbortNumberPurchase(const TenantId& tenant_id, const std::string& number_id);
   Result<NumberHolding> ReleaseNumber(const TenantId& tenant_id, const std::string& number_id);
-  Result<FeeRunReport> ChargeDueFees(int64_t limit = 500);
+  /// Up to `limit` numbers whose fee is due, after the first `skip` of them (those an earlier batch of the same
+  /// run left due: past due or failed), so that they do not starve the rest.
+  Result<FeeRunReport> ChargeDueFees(int64_t limit = 500, int64_t skip = 0);
   Result<std::vector<NumberHolding>> ReleaseDue(int64_t limit = 500);
 
   Result<NumberHolding> GetHolding(const TenantId& tenant_id, const std::string& number_id);

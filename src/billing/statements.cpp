@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -10,6 +11,7 @@
 
 #include "billing/chart.hpp"
 #include "billing/detail/store.hpp"
+#include "common/encoding.hpp"
 
 namespace clozit::billing {
 namespace {
@@ -61,16 +63,24 @@ Result<std::string> FilterSql(const StatementFilter& filter) {
   return sql;
 }
 
-// Cursor: "<created_at ms>~<transfer id>" of the last entry returned.
+// Cursor: "<created_at ms>~<transfer id>" of the last entry returned, base64url-encoded, so that it travels
+// in a query string as it is whatever characters the transfer id has.
+std::string MakeCursor(const StatementEntry& last) {
+  std::string text = std::to_string(detail::Ms(last.at)) + "~" + last.id;
+  return Base64Url({reinterpret_cast<const uint8_t*>(text.data()), text.size()});
+}
+
 Result<std::pair<int64_t, std::string>> ParseCursor(const std::string& cursor) {
-  auto tilde = cursor.find('~');
-  if (tilde == std::string::npos || tilde == 0) return Error::InvalidArgument("cursor", "malformed cursor");
+  auto malformed = [] { return Error::InvalidArgument("cursor", "malformed cursor"); };
+  auto bytes = DecodeBase64Url(cursor);
+  if (!bytes) return malformed();
+  std::string text(bytes->begin(), bytes->end());
+  auto tilde = text.find('~');
+  if (tilde == std::string::npos || tilde == 0 || tilde + 1 == text.size()) return malformed();
   int64_t at = 0;
-  for (size_t i = 0; i < tilde; ++i) {
-    if (cursor[i] < '0' || cursor[i] > '9') return Error::InvalidArgument("cursor", "malformed cursor");
-    at = at * 10 + (cursor[i] - '0');
-  }
-  return std::make_pair(at, cursor.substr(tilde + 1));
+  auto [end, ec] = std::from_chars(text.data(), text.data() + tilde, at);
+  if (ec != std::errc() || end != text.data() + tilde || at < 0) return malformed();
+  return std::make_pair(at, text.substr(tilde + 1));
 }
 
 StatementEntry EntryFrom(const Row& row, const std::string& credits_account) {
@@ -149,7 +159,7 @@ Result<Page<StatementEntry>> Statements::Transactions(const TenantId& tenant_id,
       out.items.push_back(EntryFrom(rows[i], account));
     }
     if (static_cast<int64_t>(rows.size()) > page.limit) {
-      out.next_cursor = std::to_string(detail::Ms(out.items.back().at)) + "~" + out.items.back().id;
+      out.next_cursor = MakeCursor(out.items.back());
     }
     return Ok();
   }));

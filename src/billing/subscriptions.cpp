@@ -320,17 +320,18 @@ Result<Subscription> Subscriptions::Change(const TenantId& tenant_id, const std:
   return result;
 }
 
-Result<SubscriptionRenewals> Subscriptions::RenewDue(int64_t limit) {
+Result<SubscriptionRenewals> Subscriptions::RenewDue(int64_t limit, int64_t skip) {
   const TimePoint now = detail::Truncate(clock_.Now());
   CLOZIT_ASSIGN_OR_RETURN(auto due, db_.Query("SELECT id FROM billing_subscriptions WHERE status <> 'canceled' "
-                                              "AND period_end <= $1 ORDER BY period_end, id LIMIT $2",
-                                              {detail::Ms(now), limit}));
+                                              "AND period_end <= $1 ORDER BY period_end, id LIMIT $2 OFFSET $3",
+                                              {detail::Ms(now), limit, skip}));
   SubscriptionRenewals report;
-  // One transaction per subscription: one tenant short of credits holds up no one else.
+  // One transaction per subscription: one tenant short of credits, or one subscription that cannot be priced,
+  // holds up no one else.
   for (const Row& row : due) {
     const std::string id = row.Text(0);
     std::optional<std::pair<int, Subscription>> outcome;  // 0 renewed, 1 past due, 2 ended
-    CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
+    auto wrote = db_.Write([&](Tx& tx) -> Result<void> {
       outcome.reset();
       CLOZIT_ASSIGN_OR_RETURN(auto found, Find(tx, "WHERE s.id = $1", {id}));
       if (!found || found->view.status == SubscriptionStatus::kCanceled || found->view.current_period_end > now) {
@@ -386,7 +387,11 @@ Result<SubscriptionRenewals> Subscriptions::RenewDue(int64_t limit) {
       CLOZIT_ASSIGN_OR_RETURN(auto renewed, Find(tx, "WHERE s.id = $1", {id}));
       outcome.emplace(0, renewed->view);
       return Ok();
-    }));
+    });
+    if (!wrote) {
+      report.failed.push_back(id + ": " + wrote.error().message);
+      continue;
+    }
     if (!outcome) continue;
     auto& [kind, sub] = *outcome;
     (kind == 0 ? report.renewed : kind == 1 ? report.past_due : report.ended).push_back(std::move(sub));

@@ -70,6 +70,7 @@ struct SubscriptionRenewals {
   std::vector<Subscription> renewed;
   std::vector<Subscription> past_due;
   std::vector<Subscription> ended;
+  std::vector<std::string> failed;  // "<subscription id>: <error>"; each stays due and is tried again next run
 };
 
 class Subscriptions {
@@ -84,7 +85,9 @@ class Subscriptions {
   Result<Subscription> Get(const TenantId& tenant_id);
   Result<Subscription> Cancel(const TenantId& tenant_id, const privacy::Actor& actor);
   Result<Subscription> Change(const TenantId& tenant_id, const std::string& plan_code, const privacy::Actor& actor);
-  Result<SubscriptionRenewals> RenewDue(int64_t limit = 500);
+  /// Up to `limit` due subscriptions, after the first `skip` of them (those an earlier batch of the same run
+  /// left due: past due or failed), so that they do not starve the rest.
+  Result<SubscriptionRenewals> RenewDue(int64_t limit = 500, int64_t skip = 0);
 
  private:
   storage::Database& db_;

@@ -35,12 +35,15 @@ Result<Credits> Credits::Parse(std::string_view text) {
       return Overflow();
   }
   if (__builtin_mul_overflow(micros, kMicrosPerCredit, &micros)) return Overflow();
+  int64_t fraction_micros = 0;
   int64_t scale = kMicrosPerCredit / 10;
   for (char c : fraction) {
     if (c < '0' || c > '9') return bad();
-    micros += (c - '0') * scale;  // cannot overflow: at most 999999 added to a value already bounded
+    fraction_micros += (c - '0') * scale;
     scale /= 10;
   }
+  // The whole part alone can sit just below INT64_MAX, so its fraction can still overflow.
+  if (__builtin_add_overflow(micros, fraction_micros, &micros)) return Overflow();
   return Credits(negative ? -micros : micros);
 }
 

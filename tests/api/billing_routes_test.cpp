@@ -112,6 +112,73 @@ TEST_F(BillingRoutesTest, GrantBalanceStatementsRefundAndAdjustment) {
   EXPECT_TRUE(breaches->empty());
 }
 
+TEST_F(BillingRoutesTest, TransactionsArePagedByTheCursorTheyHandOut) {
+  auto owner = SignUp();
+  const std::string tenant_id = Send("GET", "/v1/tenant", "", owner.Headers(false)).data.value("id", "");
+  Headers ops = OperatorLogin();
+  for (int i = 0; i < 3; ++i) {
+    json grant = {{"credits", std::to_string(i + 1)},
+                  {"price_minor", 100},
+                  {"currency", "EUR"},
+                  {"payment_reference", "ch_" + std::to_string(i)}};
+    ASSERT_EQ(Send("POST", "/v1/admin/tenants/" + tenant_id + "/credit-grants", grant.dump(),
+                   With(ops, "Idempotency-Key", "page-" + std::to_string(i)))
+                  .status,
+              201);
+  }
+  std::vector<std::string> seen;
+  std::string cursor;
+  for (int page = 0; page < 5; ++page) {
+    auto got = Send("GET", "/v1/credits/transactions?limit=1" + (cursor.empty() ? "" : "&cursor=" + cursor), "",
+                    owner.Headers(false));
+    ASSERT_EQ(got.status, 200) << got.body;
+    for (const auto& entry : got.data["data"]) seen.push_back(entry.value("amount", ""));
+    if (got.data["next_cursor"].is_null()) break;
+    cursor = got.data["next_cursor"].get<std::string>();
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"3", "2", "1"}));
+
+  for (const char* bad : {"not-a-cursor", "MTIzNA", "OTk5OTk5OTk5OTk5OTk5OTk5OTk5fnRyZl8x", "a~b"}) {
+    auto got = Send("GET", std::string("/v1/credits/transactions?cursor=") + bad, "", owner.Headers(false));
+    EXPECT_EQ(got.status, 400) << bad << " " << got.body;
+    EXPECT_EQ(got.data.value("field", ""), "cursor") << bad;
+  }
+}
+
+TEST_F(BillingRoutesTest, NumbersOutOfRangeAreRefusedNamingTheField) {
+  auto owner = SignUp();
+  const std::string tenant_id = Send("GET", "/v1/tenant", "", owner.Headers(false)).data.value("id", "");
+  Headers ops = OperatorLogin();
+  auto threshold =
+      Send("PUT", "/v1/credits/low-balance-threshold", json{{"threshold", "9223372036854.9"}}.dump(), owner.Headers());
+  EXPECT_EQ(threshold.status, 400) << threshold.body;
+  EXPECT_EQ(threshold.data.value("field", ""), "threshold");
+
+  const std::string grants = "/v1/admin/tenants/" + tenant_id + "/credit-grants";
+  json grant = {{"credits", "1"}, {"price_minor", 100}, {"currency", "EUR"}, {"payment_reference", "ch_1"}};
+  struct Case {
+    const char* field;
+    json value;
+  };
+  for (const Case& bad :
+       {Case{"credits", "9223372036854.9"}, Case{"credits", json(18446744073709551615ULL)},
+        Case{"price_minor", json(18446744073709551615ULL)}, Case{"price_minor", -1},
+        Case{"expires_in_days", json(INT64_MAX)}, Case{"expires_in_days", 0}, Case{"expires_in_days", "30"}}) {
+    json body = grant;
+    body[bad.field] = bad.value;
+    auto got = Send("POST", grants, body.dump(), With(ops, "Idempotency-Key", "range-" + body.dump()));
+    EXPECT_EQ(got.status, 400) << bad.field << " " << bad.value.dump() << " " << got.body;
+    EXPECT_EQ(got.data.value("field", ""), bad.field) << bad.value.dump();
+  }
+
+  for (const json& days : {json(INT64_MAX), json("abc"), json(100000)}) {
+    auto got = Send("POST", "/v1/admin/adjustment-requests/adj_01J0000000000000000000000/approve",
+                    json{{"resolution", "replacement_credits"}, {"expires_in_days", days}}.dump(), ops);
+    EXPECT_EQ(got.status, 400) << days.dump() << " " << got.body;
+    EXPECT_EQ(got.data.value("field", ""), "expires_in_days");
+  }
+}
+
 TEST_F(BillingRoutesTest, PriceBookIsReadByTenantsAndVersionedByOperators) {
   auto owner = SignUp();
   Headers ops = OperatorLogin();

@@ -84,6 +84,75 @@ TEST_P(BillingJobsTest, TheThreadRunsOnTheClocksIntervalAndStopsCleanly) {
   ExpectClean();
 }
 
+TEST_P(BillingJobsTest, OneSubscriptionOrNumberThatCannotBePricedHoldsUpNoOther) {
+  const privacy::Actor owner{"user", "usr_owner"};
+  TenantId broken = NewTenant();
+  TenantId fine = NewTenant();
+  for (const TenantId& tenant : {broken, fine}) {
+    GrantOk(tenant, Cr(200));
+    ASSERT_TRUE(billing_->subscriptions.Subscribe(tenant, "starter", "s", owner).ok());
+    ASSERT_TRUE(billing_->number_fees.ChargeNumberPurchase({tenant, "num_a", "+14155550100", "US", "local", "n"}).ok());
+  }
+  // What an operator's price book without that plan or country leaves behind.
+  ASSERT_TRUE(
+      db_->Write([&](storage::Tx& tx) -> Result<void> {
+           CLOZIT_TRY(tx.Exec("UPDATE billing_subscriptions SET next_plan_code = 'retired' WHERE tenant_id = $1",
+                              {broken.str()}));
+           CLOZIT_TRY(
+               tx.Exec("UPDATE billing_number_holdings SET country = 'ZZ' WHERE tenant_id = $1", {broken.str()}));
+           return Ok();
+         })
+          .ok());
+
+  clock_.Advance(std::chrono::hours(24 * 32));
+  BillingJobs jobs(*billing_, clock_, {std::chrono::hours(1)});
+  auto run = jobs.RunOnce(clock_.Now());
+  ASSERT_EQ(run.renewals.renewed.size(), 1u);
+  EXPECT_EQ(run.renewals.renewed[0].tenant_id, fine);
+  ASSERT_EQ(run.fees.charged.size(), 1u);
+  EXPECT_EQ(run.fees.charged[0].tenant_id, fine);
+  ASSERT_EQ(run.errors.size(), 2u);
+  EXPECT_NE(run.errors[0].find("number fee num_a: "), std::string::npos) << run.errors[0];
+  EXPECT_NE(run.errors[1].find("subscription sub_"), std::string::npos) << run.errors[1];
+  // Still due, and tried again by the next run.
+  EXPECT_EQ(jobs.RunOnce(clock_.Now()).errors.size(), 2u);
+  ExpectClean();
+}
+
+TEST_P(BillingJobsTest, WhatStaysPastDueDoesNotStarveTheRestOfTheQueue) {
+  const privacy::Actor owner{"user", "usr_owner"};
+  // Three subscriptions and numbers that fall due first and cannot be paid, then one of each that can.
+  std::vector<TenantId> broke;
+  for (int i = 0; i < 3; ++i) {
+    broke.push_back(NewTenant());
+    // The first cycle and the number's first month; the cycle's included credits expire at its end.
+    GrantOk(broke.back(), Cr(50));
+    ASSERT_TRUE(billing_->subscriptions.Subscribe(broke.back(), "starter", "s", owner).ok());
+    ASSERT_TRUE(
+        billing_->number_fees.ChargeNumberPurchase({broke.back(), "num_a", "+14155550100", "US", "local", "n"}).ok());
+    clock_.Advance(std::chrono::minutes(1));
+  }
+  TenantId paying = NewTenant();
+  GrantOk(paying, Cr(500));
+  ASSERT_TRUE(billing_->subscriptions.Subscribe(paying, "starter", "s", owner).ok());
+  ASSERT_TRUE(billing_->number_fees.ChargeNumberPurchase({paying, "num_a", "+14155550100", "US", "local", "n"}).ok());
+
+  clock_.Advance(std::chrono::hours(24 * 32));
+  BillingJobsSettings settings;
+  settings.interval = std::chrono::hours(1);
+  settings.batch = 2;
+  BillingJobs jobs(*billing_, clock_, settings);
+  auto run = jobs.RunOnce(clock_.Now());
+  EXPECT_TRUE(run.errors.empty()) << run.errors.front();
+  EXPECT_EQ(run.renewals.past_due.size(), 3u);
+  ASSERT_EQ(run.renewals.renewed.size(), 1u);
+  EXPECT_EQ(run.renewals.renewed[0].tenant_id, paying);
+  EXPECT_EQ(run.fees.past_due.size(), 3u);
+  ASSERT_EQ(run.fees.charged.size(), 1u);
+  EXPECT_EQ(run.fees.charged[0].tenant_id, paying);
+  ExpectClean();
+}
+
 CLOZIT_INSTANTIATE_BACKENDS(BillingJobsTest);
 
 }  // namespace

@@ -22,6 +22,17 @@ TEST(Credits, RefusesMalformedAmounts) {
   }
 }
 
+TEST(Credits, ParseRefusesAFractionThatOverflowsTheWholePart) {
+  EXPECT_EQ(Credits::Parse("9223372036854.775807")->micros(), INT64_MAX);
+  EXPECT_EQ(Credits::Parse("-9223372036854.775807")->micros(), -INT64_MAX);
+  for (const char* bad : {"9223372036854.775808", "9223372036854.9", "-9223372036854.9"}) {
+    auto parsed = Credits::Parse(bad);
+    ASSERT_FALSE(parsed.ok()) << bad;
+    EXPECT_EQ(parsed.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_EQ(parsed.error().field, "amount");
+  }
+}
+
 TEST(Credits, ArithmeticRefusesOverflow) {
   auto max = Credits::FromMicros(INT64_MAX);
   EXPECT_FALSE(max.Add(Credits::FromMicros(1)).ok());
