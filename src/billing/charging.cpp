@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdio>
+#include <set>
 #include <string>
 #include <utility>
 #include <variant>
@@ -200,6 +201,15 @@ Error StateConflict(const Reservation& view, std::string_view action) {
   }
   return Error::Make(ErrorCode::kConflict,
                      "cannot " + std::string(action) + " reservation " + view.id.str() + ": it " + why);
+}
+
+// The outbox row that customer webhooks deliver (billing_events): a hold that lapsed gave its credits back
+// without a settle, so the call it paid for may still need reconciling.
+Result<void> RecordExpired(Tx& tx, const std::string& tenant, const std::string& reservation_id, Credits released,
+                           TimePoint expired_at, TimePoint now, Random& random) {
+  const std::string details = "{\"released\":" + JsonString(released.ToString()) +
+                              ",\"expired_at\":" + JsonString(FormatRfc3339(expired_at)) + "}";
+  return RecordBillingEvent(tx, tenant, "reservation.expired", reservation_id, details, now, random);
 }
 
 // One item per category with a non-zero amount, in category order.
@@ -507,12 +517,15 @@ Result<Reservation> Charging::Void(const TenantId& tenant_id, const std::string&
         // Lapsed but not yet swept: expire it exactly as the sweep would, so the two cannot disagree.
         release.id = release.pending_id + "/expire";
         release.kind = TransferKind::kExpirePending;
+        CLOZIT_TRY(
+            RecordExpired(tx, tenant_id.str(), reservation_id, stored.view.held, stored.view.expires_at, now, random_));
       } else {
         release.id = release.pending_id + "/void";
         release.kind = TransferKind::kVoidPending;
         release.code = "void";
       }
       CLOZIT_TRY(ledger_.CreateTransfers(tx, {release}, now));
+      CLOZIT_TRY(RecordBalanceEvents(tx, tenant_id.str(), now, random_));  // the hold's credits are back
       CLOZIT_ASSIGN_OR_RETURN(stored, RequireById(tx, tenant_id, reservation_id, now));
     }
     result = std::move(stored.view);
@@ -580,6 +593,7 @@ Result<Lot> Charging::Grant(const GrantRequest& request) {
           ",\"kind\":" + JsonString(LotKindName(request.kind)) + ",\"transfer_id\":" + JsonString(grant.id) +
           ",\"expires_at\":" + (request.expires_at ? JsonString(FormatRfc3339(*request.expires_at)) : "null") + "}";
       CLOZIT_TRY(audit_.Record(tx, request.actor, {"credits.grant", "credit_lot", result.id, details}, tenant));
+      CLOZIT_TRY(RecordBalanceEvents(tx, tenant, now, random_));
     }
     return Ok();
   }));
@@ -623,11 +637,19 @@ Result<ExpiryReport> Charging::ExpireStale(int64_t limit) {
       if (rows.empty()) continue;  // a pending transfer that is not a reservation's hold
       report.reservations.push_back(
           {rows.front().Text(0), TenantId(rows.front().Text(1)), expired.amount, FromUnixMillis(rows.front().Int(2))});
+      const ExpiredReservation& last = report.reservations.back();
+      CLOZIT_TRY(
+          RecordExpired(tx, last.tenant_id.str(), last.reservation_id, last.released, last.expired_at, now, random_));
     }
     CLOZIT_ASSIGN_OR_RETURN(auto lots, ledger_.ExpireLots(tx, now, limit));
     for (const Transfer& expired : lots) {
       report.lots.push_back({expired.reference, TenantId(expired.tenant_id), expired.amount});
     }
+    // Released holds re-arm the balance events, expired lots may cross the threshold or deplete.
+    std::set<std::string> tenants;
+    for (const auto& reservation : report.reservations) tenants.insert(reservation.tenant_id.str());
+    for (const auto& lot : report.lots) tenants.insert(lot.tenant_id.str());
+    for (const std::string& tenant : tenants) CLOZIT_TRY(RecordBalanceEvents(tx, tenant, now, random_));
     return Ok();
   }));
   return report;

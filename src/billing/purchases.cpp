@@ -470,6 +470,7 @@ Result<Purchase> Purchases::RecordPurchase(Tx& tx, const PurchaseRequest& reques
                   {"payment_reference", request.payment_reference},
                   {"lot_id", lots.front().Text(0)}};
   CLOZIT_TRY(audit_.Record(tx, request.actor, {"credits.purchase", "purchase", id, details.dump()}, tenant));
+  CLOZIT_TRY(RecordBalanceEvents(tx, tenant, now, random_));
   CLOZIT_ASSIGN_OR_RETURN(auto stored, FindPurchase(tx, "WHERE p.id = $1", {id}));
   return *stored;
 }
@@ -898,6 +899,7 @@ Result<AdjustmentRequest> Purchases::ApproveAdjustment(const std::string& id, co
                     {"reason", decision.reason}};
     CLOZIT_TRY(
         audit_.Record(tx, actor, {"adjustment_request.approve", "adjustment_request", id, details.dump()}, tenant));
+    CLOZIT_TRY(RecordBalanceEvents(tx, tenant, now, random_));
     CLOZIT_ASSIGN_OR_RETURN(result, RequireAdjustment(tx, id, ""));
     return Ok();
   }));

@@ -27,7 +27,7 @@ std::string CategoryPredicate(std::string_view category) {
   if (category == "purchase") return "code = 'grant.purchase'";
   if (category == "grant") return "(code LIKE 'grant.%' AND code <> 'grant.purchase')";
   if (category == "usage") return "code LIKE 'usage.%'";
-  if (category == "refund") return "code = 'refund'";
+  if (category == "refund") return "(code = 'refund' OR code LIKE 'refund.%')";
   if (category == "adjustment") return "code LIKE 'adjustment.%'";
   if (category == "expiry") return "code = 'lot_expiry'";
   if (category == "fee") return "(code LIKE 'fee.%' OR code LIKE 'subscription.%')";
@@ -39,7 +39,7 @@ std::string CategoryOf(const std::string& code) {
   if (code == "grant.purchase") return "purchase";
   if (starts("grant.")) return "grant";
   if (starts("usage.")) return "usage";
-  if (code == "refund") return "refund";
+  if (code == "refund" || starts("refund.")) return "refund";  // refund.provider: refunded outside Clozit
   if (starts("adjustment.")) return "adjustment";
   if (code == "lot_expiry") return "expiry";
   if (starts("fee.") || starts("subscription.")) return "fee";

@@ -274,10 +274,16 @@ TEST_P(ChargingTest, StaleReservationsExpireAndAreReported) {
   EXPECT_EQ(swept->reservations.front().tenant_id, tenant_);
   EXPECT_EQ(swept->reservations.front().released, Cr(30));
   EXPECT_EQ(Available(), Cr(70));
+  // Reported to the tenant too: the outbox of its webhooks holds one event per expired reservation.
+  const std::string expired_events =
+      "SELECT COUNT(*) FROM billing_events WHERE kind = 'reservation.expired' AND subject_id = $1";
+  EXPECT_EQ(Count(expired_events, {stale->id.str()}), 1);
+  EXPECT_EQ(Count(expired_events, {live->id.str()}), 0);
   // Voiding an expired reservation is a harmless no-op.
   auto voided = charging_->Void(tenant_, stale->id.str());
   ASSERT_TRUE(voided.ok()) << voided.error().message;
   EXPECT_EQ(voided->state, ReservationState::kExpired);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM billing_events WHERE kind = 'reservation.expired'"), 1);
   ExpectClean();
 }
 
@@ -292,6 +298,7 @@ TEST_P(ChargingTest, VoidingALapsedReservationBeforeTheSweepExpiresItOnce) {
   ASSERT_TRUE(swept.ok());
   EXPECT_TRUE(swept->reservations.empty());
   EXPECT_EQ(Available(), Cr(100));
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM billing_events WHERE kind = 'reservation.expired'"), 1);
   ExpectClean();
 }
 

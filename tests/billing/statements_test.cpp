@@ -1,8 +1,11 @@
 // Statements: transactions with categories and cursor pages, usage per day and
 // month, CSV export, low-balance and depleted events.
+#include <algorithm>
 #include <chrono>
 
 #include "billing/chart.hpp"
+#include "billing/payments.hpp"
+#include "billing/purchases.hpp"
 #include "billing/statements.hpp"
 #include "billing_fixture.hpp"
 
@@ -126,10 +129,54 @@ TEST_P(StatementsTest, LowBalanceAndDepletedAreRecordedOncePerCrossing) {
   EXPECT_EQ(Kinds(tenant).size(), 1u);
   Use(tenant, UsageCategory::kCallMinutes, Cr(3));  // nothing left
   EXPECT_EQ(Kinds(tenant), std::vector<std::string>({"balance.low", "credits.depleted"}));
-  GrantOk(tenant, Cr(20));
-  Use(tenant, UsageCategory::kCallMinutes, Cr(1));  // back above: re-armed
-  Use(tenant, UsageCategory::kCallMinutes, Cr(16));
+  GrantOk(tenant, Cr(20));                           // back above: re-armed by the grant itself
+  Use(tenant, UsageCategory::kCallMinutes, Cr(17));  // 3 left
   EXPECT_EQ(Kinds(tenant), std::vector<std::string>({"balance.low", "credits.depleted", "balance.low"}));
+  ExpectClean();
+}
+
+TEST_P(StatementsTest, EveryWayCreditsComeAndGoReArmsOrRecordsTheEvents) {
+  TenantId tenant = NewTenant();
+  GrantOk(tenant, Cr(10));
+  ASSERT_TRUE(statements_->SetLowBalanceThreshold(tenant, Cr(5), {"user", "usr_x"}).ok());
+  // Events of one write share an instant, so their order is not fixed: counted, not listed.
+  auto count = [&](const char* kind) {
+    auto kinds = Kinds(tenant);
+    return std::count(kinds.begin(), kinds.end(), kind);
+  };
+  Use(tenant, UsageCategory::kCallMinutes, Cr(10));
+  EXPECT_EQ(count("balance.low"), 1);
+  EXPECT_EQ(count("credits.depleted"), 1);
+
+  // A purchase re-arms both: spending all of it in one settle records both again.
+  PurchaseRequest purchase;
+  purchase.tenant_id = tenant;
+  purchase.credits = Cr(20);
+  purchase.price_minor = 2000;
+  purchase.currency = "EUR";
+  purchase.payment_reference = "ch_1";
+  purchase.idempotency_key = "p1";
+  FakePaymentProvider provider;
+  Purchases purchases(*db_, *ledger_, *charging_, provider, *audit_, clock_, random_);
+  ASSERT_TRUE(purchases.RecordPurchase(purchase).ok());
+  Use(tenant, UsageCategory::kCallMinutes, Cr(20));
+  EXPECT_EQ(count("balance.low"), 2);
+  EXPECT_EQ(count("credits.depleted"), 2);
+
+  // A hold that lapses gives its credits back (re-armed); credits that expire can deplete the balance.
+  GrantOk(tenant, Cr(8), LotKind::kPromotional, clock_.Now() + 2h);
+  auto held = Reserve(tenant, Cr(8), "lapsing", 30min);
+  ASSERT_TRUE(held.ok()) << held.error().message;
+  EXPECT_EQ(Kinds(tenant).size(), 4u);
+  clock_.Advance(1h);
+  ASSERT_TRUE(charging_->ExpireStale().ok());
+  EXPECT_EQ(Kinds(tenant).size(), 4u);  // 8 available: neither low nor depleted
+  clock_.Advance(2h);
+  auto expiry = charging_->ExpireStale();
+  ASSERT_TRUE(expiry.ok());
+  EXPECT_EQ(expiry->lots.size(), 1u);
+  EXPECT_EQ(count("balance.low"), 3);
+  EXPECT_EQ(count("credits.depleted"), 3);
   ExpectClean();
 }
 

@@ -426,6 +426,15 @@ TEST_P(StripeFlowTest, ARefundOutsideClozitTakesBackWhatIsLeftAndRecordsTheShort
   EXPECT_EQ(shortfalls->items[0].removed, Cr(30));
   EXPECT_EQ(shortfalls->items[0].shortfall, Cr(20));
   EXPECT_EQ(shortfalls->items[0].refunded_minor, 500);
+  // The tenant's statement shows it as a refund, and the refund filter finds it.
+  StatementFilter refunds;
+  refunds.categories = {"refund"};
+  auto shown = billing_->statements.Transactions(tenant, refunds, {});
+  ASSERT_TRUE(shown.ok()) << shown.error().message;
+  ASSERT_EQ(shown->items.size(), 1u);
+  EXPECT_EQ(shown->items[0].category, "refund");
+  EXPECT_EQ(shown->items[0].code, "refund.provider");
+  EXPECT_EQ(shown->items[0].amount, Cr(-30));
 
   // Redelivered, and a stale copy under another id: nothing twice.
   EXPECT_EQ(DeliverOk(half), "duplicate");
