@@ -353,8 +353,8 @@ Result<Principal> Accounts::AuthenticateSession(const std::string& token) {
   if (token.empty() || token.size() > 128) return unauthenticated();
   CLOZIT_ASSIGN_OR_RETURN(
       auto rows, db_.Query("SELECT s.id, s.principal_kind, s.principal_id, s.tenant_id, s.csrf_token, s.last_seen_at, "
-                           "s.expires_at, s.revoked_at, u.role FROM sessions s LEFT JOIN users u ON "
-                           "u.id = s.principal_id WHERE s.token_hash = $1",
+                           "s.expires_at, s.revoked_at, u.role, t.status FROM sessions s LEFT JOIN users u ON "
+                           "u.id = s.principal_id LEFT JOIN tenants t ON t.id = s.tenant_id WHERE s.token_hash = $1",
                            {Sha256Hex(token)}));
   if (rows.empty()) return unauthenticated();
   const Row& row = rows[0];
@@ -366,6 +366,7 @@ Result<Principal> Accounts::AuthenticateSession(const std::string& token) {
   Principal principal{
       is_operator ? Principal::Kind::kOperator : Principal::Kind::kUser,           row.Text(2), TenantId(row.Text(3)),
       is_operator ? Role::kOwner : ParseRole(row.Text(8)).value_or(Role::kViewer), row.Text(0), row.Text(4)};
+  principal.suspended = !is_operator && !row.IsNull(9) && row.Text(9) == "suspended";
   // Sliding idle expiry without a write per request: refresh at most once a minute.
   if (now - row.Int(5) > 60'000) {
     auto touched = db_.Write([&](Tx& tx) -> Result<void> {
@@ -385,8 +386,9 @@ Result<Principal> Accounts::AuthenticateApiKey(const std::string& bearer) {
   auto separator = bearer.find('_', kApiKeyPrefix.size());
   if (separator == std::string::npos) return unauthenticated();
   std::string prefix = bearer.substr(0, separator);
-  CLOZIT_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT id, tenant_id, secret_hash, role, revoked_at, last_used_at FROM "
-                                               "api_keys WHERE prefix = $1",
+  CLOZIT_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT k.id, k.tenant_id, k.secret_hash, k.role, k.revoked_at, "
+                                               "k.last_used_at, t.status FROM api_keys k LEFT JOIN tenants t "
+                                               "ON t.id = k.tenant_id WHERE k.prefix = $1",
                                                {prefix}));
   if (rows.empty() || !rows[0].IsNull(4) || !ConstantTimeEquals(rows[0].Text(2), Sha256Hex(bearer))) {
     return unauthenticated();
@@ -400,15 +402,60 @@ Result<Principal> Accounts::AuthenticateApiKey(const std::string& bearer) {
     });
     (void)touched;  // last_used_at is informational
   }
-  return Principal{Principal::Kind::kApiKey, rows[0].Text(0), TenantId(rows[0].Text(1)),
-                   ParseRole(rows[0].Text(3)).value_or(Role::kViewer)};
+  Principal principal{Principal::Kind::kApiKey, rows[0].Text(0), TenantId(rows[0].Text(1)),
+                      ParseRole(rows[0].Text(3)).value_or(Role::kViewer)};
+  principal.suspended = !rows[0].IsNull(6) && rows[0].Text(6) == "suspended";
+  return principal;
 }
 
+namespace {
+constexpr const char* kTenantColumns = "id, name, status, COALESCE(suspension_reason, ''), created_at";
+
+Tenant TenantFromRow(const Row& row) {
+  return Tenant{TenantId(row.Text(0)), row.Text(1), row.Text(2), row.Text(3), FromUnixMillis(row.Int(4))};
+}
+
+bool IsSuspensionReason(std::string_view reason) {
+  return reason == "spam" || reason == "illegal_calling" || reason == "fraud" || reason == "non_payment" ||
+         reason == "other";
+}
+}  // namespace
+
 Result<Tenant> Accounts::GetTenant(const TenantId& tenant) {
-  CLOZIT_ASSIGN_OR_RETURN(auto rows,
-                          db_.Query("SELECT id, name, status, created_at FROM tenants WHERE id = $1", {tenant.str()}));
+  CLOZIT_ASSIGN_OR_RETURN(
+      auto rows, db_.Query(std::string("SELECT ") + kTenantColumns + " FROM tenants WHERE id = $1", {tenant.str()}));
   if (rows.empty()) return NotFound("tenant");
-  return Tenant{TenantId(rows[0].Text(0)), rows[0].Text(1), rows[0].Text(2), FromUnixMillis(rows[0].Int(3))};
+  return TenantFromRow(rows[0]);
+}
+
+Result<Tenant> Accounts::SuspendTenant(const TenantId& tenant, const std::string& reason, const std::string& note,
+                                       const privacy::Actor& actor) {
+  if (!IsSuspensionReason(reason)) {
+    return Error::InvalidArgument("reason", "reason must be spam, illegal_calling, fraud, non_payment or other");
+  }
+  if (note.size() > 1000) return Error::InvalidArgument("note", "note is longer than 1000 characters");
+  CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
+    CLOZIT_ASSIGN_OR_RETURN(
+        int64_t changed,
+        tx.Exec("UPDATE tenants SET status = 'suspended', suspension_reason = $2, updated_at = $3 WHERE id = $1",
+                {tenant.str(), reason, ToUnixMillis(clock_.Now())}));
+    if (changed == 0) return NotFound("tenant");
+    return audit_.Record(tx, actor,
+                         {"tenant.suspend", "tenant", tenant.str(), Details({{"reason", reason}, {"note", note}})});
+  }));
+  return GetTenant(tenant);
+}
+
+Result<Tenant> Accounts::ReinstateTenant(const TenantId& tenant, const privacy::Actor& actor) {
+  CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
+    CLOZIT_ASSIGN_OR_RETURN(
+        int64_t changed,
+        tx.Exec("UPDATE tenants SET status = 'active', suspension_reason = NULL, updated_at = $2 WHERE id = $1",
+                {tenant.str(), ToUnixMillis(clock_.Now())}));
+    if (changed == 0) return NotFound("tenant");
+    return audit_.Record(tx, actor, {"tenant.reinstate", "tenant", tenant.str(), "{}"});
+  }));
+  return GetTenant(tenant);
 }
 
 Result<Tenant> Accounts::RenameTenant(const TenantId& tenant, const std::string& name_input,
@@ -707,13 +754,10 @@ Result<Operator> Accounts::CreateOperator(const std::string& email_input, const 
 }
 
 Result<Page<Tenant>> Accounts::ListTenants(const PageRequest& page) {
-  CLOZIT_ASSIGN_OR_RETURN(auto rows,
-                          db_.Query("SELECT id, name, status, created_at FROM tenants WHERE ($1 = '' OR id < "
-                                    "$1) ORDER BY id DESC LIMIT $2",
-                                    {page.cursor, page.limit + 1}));
-  return MakePage<Tenant>(rows, page, [](const Row& row) {
-    return Tenant{TenantId(row.Text(0)), row.Text(1), row.Text(2), FromUnixMillis(row.Int(3))};
-  });
+  CLOZIT_ASSIGN_OR_RETURN(auto rows, db_.Query(std::string("SELECT ") + kTenantColumns +
+                                                   " FROM tenants WHERE ($1 = '' OR id < $1) ORDER BY id DESC LIMIT $2",
+                                               {page.cursor, page.limit + 1}));
+  return MakePage<Tenant>(rows, page, TenantFromRow);
 }
 
 }  // namespace clozit::accounts

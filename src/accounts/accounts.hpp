@@ -36,7 +36,8 @@ std::optional<Role> ParseRole(std::string_view text);
 struct Tenant {
   TenantId id;
   std::string name;
-  std::string status;  // active | suspended
+  std::string status;             // active | suspended
+  std::string suspension_reason;  // when suspended: spam | illegal_calling | fraud | non_payment | other
   TimePoint created_at;
 };
 
@@ -59,6 +60,7 @@ struct Principal {
   Role role = Role::kViewer;
   std::string session_id;  // for cookie sessions
   std::string csrf_token;  // for cookie sessions
+  bool suspended = false;  // its tenant is suspended: it may read and sign out, not change anything
   std::string ActorKind() const;
 };
 
@@ -172,6 +174,12 @@ class Accounts {
   Result<Operator> CreateOperator(const std::string& email, const std::string& name, const std::string& password,
                                   const privacy::Actor& actor);
   Result<Page<Tenant>> ListTenants(const PageRequest& page);
+  /// Suspends a tenant for `reason` (spam, illegal_calling, fraud, non_payment, other): its users and API keys
+  /// may still read and sign out but change nothing, and the first three forfeit refunds (policy P5). Suspending
+  /// again replaces the reason.
+  Result<Tenant> SuspendTenant(const TenantId& tenant, const std::string& reason, const std::string& note,
+                               const privacy::Actor& actor);
+  Result<Tenant> ReinstateTenant(const TenantId& tenant, const privacy::Actor& actor);
 
   /// Validation shared with the API layer (for early, field-specific errors).
   static Result<std::string> NormalizeEmail(std::string_view email, const std::string& field);

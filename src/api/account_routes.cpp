@@ -247,6 +247,19 @@ void Api::AddAdminRoutes() {
   specs_.push_back({"GET", "/v1/admin/tenants/{id}", Access::kOperator, Role::kViewer, false,
                     [&accounts](Context& c) { return JsonOr(accounts.GetTenant(TenantId(c.request.Param("id")))); }});
 
+  specs_.push_back({"PUT", "/v1/admin/tenants/{id}/suspension", Access::kOperator, Role::kViewer, false,
+                    [&accounts](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(json body, ParseObject(c.request));
+                      CLOZIT_ASSIGN_OR_RETURN(std::string reason, RequiredString(body, "reason"));
+                      CLOZIT_ASSIGN_OR_RETURN(auto note, OptionalString(body, "note"));
+                      return JsonOr(
+                          accounts.SuspendTenant(TenantId(c.request.Param("id")), reason, note.value_or(""), c.actor));
+                    }});
+
+  specs_.push_back(
+      {"DELETE", "/v1/admin/tenants/{id}/suspension", Access::kOperator, Role::kViewer, false,
+       [&accounts](Context& c) { return JsonOr(accounts.ReinstateTenant(TenantId(c.request.Param("id")), c.actor)); }});
+
   specs_.push_back({"GET", "/v1/admin/audit-log", Access::kOperator, Role::kViewer, false,
                     [this](Context& c) -> Result<http::Response> {
                       CLOZIT_ASSIGN_OR_RETURN(auto page, ParsePage(c.request));

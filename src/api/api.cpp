@@ -115,6 +115,11 @@ http::Response Api::RunPipeline(const RouteSpec& spec, http::Request& request) {
       return problem(Error::Make(ErrorCode::kPermissionDenied,
                                  "this action needs the " + std::string(accounts::RoleName(spec.min_role)) + " role"));
     }
+    // A suspended tenant keeps read access (its data stays its own to see and export) and can sign out.
+    if (principal->suspended && IsStateChanging(request.method) && spec.pattern != "/v1/logout") {
+      return problem(Error::Make(ErrorCode::kPermissionDenied,
+                                 "this account is suspended: it can read its data but not change anything"));
+    }
     auto decision = per_principal_.Take(principal->id);
     if (!decision.allowed) return limited(decision);
     context.actor.kind = principal->ActorKind();

@@ -12,6 +12,8 @@ nlohmann::json ToJson(const accounts::Tenant& tenant) {
           {"object", "tenant"},
           {"name", tenant.name},
           {"status", tenant.status},
+          {"suspension_reason",
+           tenant.suspension_reason.empty() ? nlohmann::json(nullptr) : nlohmann::json(tenant.suspension_reason)},
           {"created_at", FormatRfc3339(tenant.created_at)}};
 }
 

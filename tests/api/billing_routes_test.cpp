@@ -179,6 +179,54 @@ TEST_F(BillingRoutesTest, NumbersOutOfRangeAreRefusedNamingTheField) {
   }
 }
 
+TEST_F(BillingRoutesTest, ASuspendedTenantReadsButChangesNothingAndFraudForfeitsItsRefunds) {
+  auto owner = SignUp();
+  const std::string tenant_id = Send("GET", "/v1/tenant", "", owner.Headers(false)).data.value("id", "");
+  Headers ops = OperatorLogin();
+  json grant = {{"credits", "100"}, {"price_minor", 4900}, {"currency", "EUR"}, {"payment_reference", "ch_9"}};
+  auto granted = Send("POST", "/v1/admin/tenants/" + tenant_id + "/credit-grants", grant.dump(),
+                      With(ops, "Idempotency-Key", "s1"));
+  ASSERT_EQ(granted.status, 201) << granted.body;
+  const std::string purchase = json{{"purchase_id", granted.data.value("id", "")}}.dump();
+  auto asked = Send("POST", "/v1/refund-requests", purchase, owner.Headers());
+  ASSERT_EQ(asked.status, 201) << asked.body;
+  const std::string approve = "/v1/admin/refund-requests/" + asked.data.value("id", "") + "/approve";
+  const std::string suspension = "/v1/admin/tenants/" + tenant_id + "/suspension";
+
+  auto bad = Send("PUT", suspension, json{{"reason", "rude"}}.dump(), ops);
+  EXPECT_EQ(bad.status, 400) << bad.body;
+  EXPECT_EQ(bad.data.value("field", ""), "reason");
+  EXPECT_EQ(
+      Send("PUT", "/v1/admin/tenants/ten_01J0000000000000000000000/suspension", json{{"reason", "fraud"}}.dump(), ops)
+          .status,
+      404);
+  auto suspended = Send("PUT", suspension, json{{"reason", "fraud"}, {"note", "chargebacks"}}.dump(), ops);
+  ASSERT_EQ(suspended.status, 200) << suspended.body;
+  EXPECT_EQ(suspended.data.value("status", ""), "suspended");
+  EXPECT_EQ(suspended.data.value("suspension_reason", ""), "fraud");
+
+  // Reading stays open; every change is refused, whoever asks and however it is signed.
+  EXPECT_EQ(Send("GET", "/v1/credits", "", owner.Headers(false)).status, 200);
+  EXPECT_EQ(Send("POST", "/v1/refund-requests", purchase, owner.Headers()).status, 403);
+  EXPECT_EQ(Send("PUT", "/v1/credits/low-balance-threshold", json{{"threshold", "5"}}.dump(), owner.Headers()).status,
+            403);
+  // P5: fraud forfeits refunds, even one asked for before the suspension.
+  auto refused = Send("POST", approve, "", ops);
+  EXPECT_EQ(refused.status, 409) << refused.body;
+  EXPECT_NE(refused.body.find("account_suspended_for_abuse"), std::string::npos) << refused.body;
+
+  // A suspension for non-payment does not forfeit them; lifting it restores changes.
+  ASSERT_EQ(Send("PUT", suspension, json{{"reason", "non_payment"}}.dump(), ops).status, 200);
+  auto approved = Send("POST", approve, "", ops);
+  EXPECT_EQ(approved.status, 200) << approved.body;
+  auto lifted = Send("DELETE", suspension, "", ops);
+  ASSERT_EQ(lifted.status, 200) << lifted.body;
+  EXPECT_EQ(lifted.data.value("status", ""), "active");
+  EXPECT_TRUE(lifted.data["suspension_reason"].is_null());
+  EXPECT_EQ(Send("PUT", "/v1/credits/low-balance-threshold", json{{"threshold", "5"}}.dump(), owner.Headers()).status,
+            200);
+}
+
 TEST_F(BillingRoutesTest, PriceBookIsReadByTenantsAndVersionedByOperators) {
   auto owner = SignUp();
   Headers ops = OperatorLogin();

@@ -231,6 +231,7 @@ TEST_F(OpenApiTest, RequestBodiesAreDocumentedForRoutesThatReadThem) {
       {"POST /v1/admin/refund-requests/{id}/reject", {"reason"}},
       {"POST /v1/admin/adjustment-requests/{id}/approve", {"resolution"}},
       {"POST /v1/admin/adjustment-requests/{id}/reject", {"reason"}},
+      {"PUT /v1/admin/tenants/{id}/suspension", {"reason"}},
       {"POST /v1/subscription", {"plan"}},
       {"POST /v1/subscription/change", {"plan"}},
       {"POST /v1/admin/price-books", {"calls", "ai", "voice", "campaign", "numbers", "plans"}},
