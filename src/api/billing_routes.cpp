@@ -287,6 +287,15 @@ Result<std::optional<TimePoint>> ExpiresInDays(const json& body, const Clock& cl
   return std::optional<TimePoint>(clock.Now() + std::chrono::days(*days));
 }
 
+// `status` of a request list: pending, approved, rejected or refused; absent, any.
+Result<std::string> StatusParam(const http::Request& request) {
+  std::string status = request.QueryParam("status").value_or("");
+  if (!status.empty() && !billing::ParseRequestStatus(status)) {
+    return Error::InvalidArgument("status", "status must be pending, approved, rejected or refused");
+  }
+  return status;
+}
+
 Result<std::string> ReasonField(const json& body) {
   CLOZIT_ASSIGN_OR_RETURN(auto reason, OptionalString(body, "reason"));
   return reason.value_or("");
@@ -670,6 +679,28 @@ void Api::AddBillingRoutes() {
                       CLOZIT_ASSIGN_OR_RETURN(decision.expires_at, ExpiresInDays(body, clock));
                       return JsonOf(b->purchases.ApproveAdjustment(c.request.Param("id"), decision, c.actor));
                     }});
+
+  // The operators' review queues: every tenant's requests, optionally by status, and one with its evidence.
+  auto review_queue = [&](const std::string& path, auto list, auto get) {
+    specs_.push_back(
+        {"GET", path, Access::kOperator, Role::kViewer, false, [need, list](Context& c) -> Result<http::Response> {
+           CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+           CLOZIT_ASSIGN_OR_RETURN(auto page, ParsePage(c.request));
+           CLOZIT_ASSIGN_OR_RETURN(auto status, StatusParam(c.request));
+           const TenantId tenant(c.request.QueryParam("tenant_id").value_or(""));
+           CLOZIT_ASSIGN_OR_RETURN(auto items, (b->purchases.*list)(tenant, page, status));
+           return ListResponse(items);
+         }});
+    specs_.push_back({"GET", path + "/{id}", Access::kOperator, Role::kViewer, false,
+                      [need, get](Context& c) -> Result<http::Response> {
+                        CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
+                        return JsonOf((b->purchases.*get)(TenantId(""), c.request.Param("id")));
+                      }});
+  };
+  review_queue("/v1/admin/refund-requests", &billing::Purchases::ListRefundRequests,
+               &billing::Purchases::GetRefundRequest);
+  review_queue("/v1/admin/adjustment-requests", &billing::Purchases::ListAdjustmentRequests,
+               &billing::Purchases::GetAdjustmentRequest);
 
   specs_.push_back({"POST", "/v1/admin/adjustment-requests/{id}/reject", Access::kOperator, Role::kViewer, false,
                     [need](Context& c) -> Result<http::Response> {

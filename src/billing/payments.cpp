@@ -7,14 +7,24 @@ Result<RefundReceipt> FakePaymentProvider::Refund(const RefundCall& call) {
   calls_.push_back(call);
   if (fail_next_ > 0) {
     --fail_next_;
-    return Error::Make(ErrorCode::kUnavailable, fail_message_);
+    return Error::Make(fail_code_, fail_message_);
   }
   if (call.amount_minor <= 0) return Error::InvalidArgument("amount", "refund amount must be positive");
   auto found = by_key_.find(call.idempotency_key);
-  if (found != by_key_.end()) return found->second;
+  if (found != by_key_.end()) {
+    // Like Stripe: a key replays its first request's answer, and refuses other parameters.
+    if (refunds_[found->second.index].amount_minor != call.amount_minor) {
+      return Error::Make(ErrorCode::kIdempotencyMismatch, "idempotency key reused with another amount");
+    }
+    return found->second.receipt;
+  }
   RefundReceipt receipt{"re_fake_" + std::to_string(refunds_.size() + 1), call.amount_minor};
+  by_key_.emplace(call.idempotency_key, Made{receipt, refunds_.size()});
   refunds_.push_back(call);
-  by_key_.emplace(call.idempotency_key, receipt);
+  if (lose_next_reply_) {
+    lose_next_reply_ = false;
+    return Error::Make(ErrorCode::kUnavailable, "payment provider timed out");
+  }
   return receipt;
 }
 
@@ -22,7 +32,7 @@ Result<CheckoutSession> FakePaymentProvider::CreateCheckoutSession(const Checkou
   std::lock_guard lock(mu_);
   if (fail_next_ > 0) {
     --fail_next_;
-    return Error::Make(ErrorCode::kUnavailable, fail_message_);
+    return Error::Make(fail_code_, fail_message_);
   }
   auto found = sessions_by_key_.find(call.idempotency_key);
   if (found != sessions_by_key_.end()) return found->second;
@@ -32,10 +42,16 @@ Result<CheckoutSession> FakePaymentProvider::CreateCheckoutSession(const Checkou
   return session;
 }
 
-void FakePaymentProvider::FailNext(int calls, std::string message) {
+void FakePaymentProvider::FailNext(int calls, std::string message, ErrorCode code) {
   std::lock_guard lock(mu_);
   fail_next_ = calls;
   fail_message_ = std::move(message);
+  fail_code_ = code;
+}
+
+void FakePaymentProvider::LoseNextReply() {
+  std::lock_guard lock(mu_);
+  lose_next_reply_ = true;
 }
 
 std::vector<RefundCall> FakePaymentProvider::calls() const {

@@ -64,7 +64,11 @@ class FakePaymentProvider : public PaymentProvider {
   std::string name() const override { return "fake"; }
   Result<RefundReceipt> Refund(const RefundCall& call) override;
   Result<CheckoutSession> CreateCheckoutSession(const CheckoutCall& call) override;
-  void FailNext(int calls, std::string message = "payment provider unavailable");
+  /// The next `calls` calls fail with `code` (kUnavailable: the outcome is unknown to the caller).
+  void FailNext(int calls, std::string message = "payment provider unavailable",
+                ErrorCode code = ErrorCode::kUnavailable);
+  /// The next refund is made, but its answer is lost on the way back (kUnavailable), as a timeout would.
+  void LoseNextReply();
   std::vector<RefundCall> calls() const;
   /// Refunds actually made (a replay with the same idempotency key counts once).
   std::vector<RefundCall> refunds() const;
@@ -73,9 +77,15 @@ class FakePaymentProvider : public PaymentProvider {
   mutable std::mutex mu_;
   int fail_next_ = 0;
   std::string fail_message_;
+  ErrorCode fail_code_ = ErrorCode::kUnavailable;
+  bool lose_next_reply_ = false;
   std::vector<RefundCall> calls_;
   std::vector<RefundCall> refunds_;
-  std::map<std::string, RefundReceipt> by_key_;
+  struct Made {
+    RefundReceipt receipt;
+    size_t index = 0;  // in refunds_
+  };
+  std::map<std::string, Made> by_key_;
   std::map<std::string, CheckoutSession> sessions_by_key_;
 };
 

@@ -91,14 +91,6 @@ constexpr std::string_view kSelectRefund =
     "r.decided_by, r.decided_at, r.created_at, r.updated_at, r.hold_transfer_id, p.currency "
     "FROM billing_refund_requests r LEFT JOIN billing_purchases p ON p.id = r.purchase_id ";
 
-std::optional<RequestStatus> ParseStatus(std::string_view text) {
-  for (RequestStatus s :
-       {RequestStatus::kPending, RequestStatus::kApproved, RequestStatus::kRejected, RequestStatus::kRefused}) {
-    if (RequestStatusName(s) == text) return s;
-  }
-  return std::nullopt;
-}
-
 std::optional<RefundReason> ParseReason(std::string_view text) {
   for (int i = 0; i <= static_cast<int>(RefundReason::kAlreadyRequested); ++i) {
     auto reason = static_cast<RefundReason>(i);
@@ -120,7 +112,7 @@ StoredRefund RefundFrom(const Row& row) {
   r.subject_id = row.Text(2);
   r.purchase_id = row.Text(3);
   r.reason = row.Text(4);
-  r.status = ParseStatus(row.Text(5)).value_or(RequestStatus::kPending);
+  r.status = ParseRequestStatus(row.Text(5)).value_or(RequestStatus::kPending);
   r.reason_code = ParseReason(row.Text(6)).value_or(RefundReason::kUnknownTransaction);
   r.requested_credits = Credits::FromMicros(row.Int(7));
   if (!row.IsNull(8)) r.refunded_credits = Credits::FromMicros(row.Int(8));
@@ -284,7 +276,7 @@ Result<std::optional<AdjustmentRequest>> FindAdjustment(Tx& tx, const std::strin
   a.id = AdjustmentRequestId(row.Text(0));
   a.tenant_id = TenantId(row.Text(1));
   a.description = row.Text(2);
-  a.status = ParseStatus(row.Text(3)).value_or(RequestStatus::kPending);
+  a.status = ParseRequestStatus(row.Text(3)).value_or(RequestStatus::kPending);
   a.resolution = ResolutionFrom(row.Text(4));
   a.restored = Credits::FromMicros(row.Int(5));
   a.lot_id = row.Text(6);
@@ -370,6 +362,14 @@ std::string_view RequestStatusName(RequestStatus status) {
       return "refused";
   }
   return "unknown";
+}
+
+std::optional<RequestStatus> ParseRequestStatus(std::string_view name) {
+  for (RequestStatus s :
+       {RequestStatus::kPending, RequestStatus::kApproved, RequestStatus::kRejected, RequestStatus::kRefused}) {
+    if (RequestStatusName(s) == name) return s;
+  }
+  return std::nullopt;
 }
 
 std::string_view AdjustmentResolutionName(AdjustmentResolution resolution) {
@@ -552,14 +552,15 @@ Result<RefundRequest> Purchases::GetRefundRequest(const TenantId& tenant_id, con
   return result;
 }
 
-Result<Page<RefundRequest>> Purchases::ListRefundRequests(const TenantId& tenant_id, const PageRequest& page) {
+Result<Page<RefundRequest>> Purchases::ListRefundRequests(const TenantId& tenant_id, const PageRequest& page,
+                                                          const std::string& status) {
   Page<RefundRequest> out;
   CLOZIT_TRY(db_.Read([&](Tx& tx) -> Result<void> {
     out = {};
-    CLOZIT_ASSIGN_OR_RETURN(
-        auto rows, tx.Query(std::string(kSelectRefund) +
-                                "WHERE r.tenant_id = $1 AND ($2 = '' OR r.id < $2) ORDER BY r.id DESC LIMIT $3",
-                            {tenant_id.str(), page.cursor, page.limit + 1}));
+    CLOZIT_ASSIGN_OR_RETURN(auto rows, tx.Query(std::string(kSelectRefund) +
+                                                    "WHERE ($1 = '' OR r.tenant_id = $1) AND ($2 = '' OR r.id < $2) "
+                                                    "AND ($4 = '' OR r.status = $4) ORDER BY r.id DESC LIMIT $3",
+                                                {tenant_id.str(), page.cursor, page.limit + 1, status}));
     for (size_t i = 0; i < rows.size() && static_cast<int64_t>(i) < page.limit; ++i) {
       out.items.push_back(RefundFrom(rows[i]).view);
     }
@@ -634,13 +635,18 @@ Result<RefundRequest> Purchases::ApproveRefund(const std::string& id, const priv
   Result<RefundReceipt> receipt = RefundReceipt{"", 0};
   if (call.amount_minor > 0) receipt = provider_.Refund(call);
 
-  // 3a. Failure: release the earmark; the request stays pending with the error.
+  // 3a. Failure: the request stays pending with the error. A refusal releases the earmark. An unknown outcome
+  // (unreachable, timed out, rate limited: the provider may have refunded) keeps it, so that the retry reuses
+  // the hold and asks again with the same amount under the same idempotency key, and the provider answers
+  // with what it did instead of refunding twice or refusing the key; the hold lapses with the key (24 h).
   if (!receipt) {
     const Error provider_error = receipt.error();
+    const bool outcome_unknown =
+        provider_error.code == ErrorCode::kUnavailable || provider_error.code == ErrorCode::kRateLimited;
     CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
       const TimePoint now = clock_.Now();
       CLOZIT_ASSIGN_OR_RETURN(auto pending, detail::FindPending(tx, hold_id));
-      if (pending && pending->state == PendingState::kPending) {
+      if (!outcome_unknown && pending && pending->state == PendingState::kPending) {
         TransferSpec release;
         release.id = hold_id + "/void";
         release.kind = TransferKind::kVoidPending;
@@ -790,13 +796,15 @@ Result<AdjustmentRequest> Purchases::GetAdjustmentRequest(const TenantId& tenant
   return result;
 }
 
-Result<Page<AdjustmentRequest>> Purchases::ListAdjustmentRequests(const TenantId& tenant_id, const PageRequest& page) {
+Result<Page<AdjustmentRequest>> Purchases::ListAdjustmentRequests(const TenantId& tenant_id, const PageRequest& page,
+                                                                  const std::string& status) {
   Page<AdjustmentRequest> out;
   CLOZIT_TRY(db_.Read([&](Tx& tx) -> Result<void> {
     out = {};
-    CLOZIT_ASSIGN_OR_RETURN(auto rows, tx.Query("SELECT id FROM billing_adjustment_requests WHERE tenant_id = $1 "
-                                                "AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3",
-                                                {tenant_id.str(), page.cursor, page.limit + 1}));
+    CLOZIT_ASSIGN_OR_RETURN(auto rows, tx.Query("SELECT id FROM billing_adjustment_requests WHERE ($1 = '' OR "
+                                                "tenant_id = $1) AND ($2 = '' OR id < $2) AND ($4 = '' OR "
+                                                "status = $4) ORDER BY id DESC LIMIT $3",
+                                                {tenant_id.str(), page.cursor, page.limit + 1, status}));
     for (size_t i = 0; i < rows.size() && static_cast<int64_t>(i) < page.limit; ++i) {
       CLOZIT_ASSIGN_OR_RETURN(auto request, RequireAdjustment(tx, rows[i].Text(0), tenant_id.str()));
       out.items.push_back(std::move(request));

@@ -107,6 +107,7 @@ std::string_view RefundReasonName(RefundReason reason);
 
 enum class RequestStatus { kPending, kApproved, kRejected, kRefused };
 std::string_view RequestStatusName(RequestStatus status);
+std::optional<RequestStatus> ParseRequestStatus(std::string_view name);
 
 struct RefundRequest {
   RefundRequestId id;
@@ -187,7 +188,10 @@ class Purchases {
   Result<RefundRequest> RequestRefund(const TenantId& tenant_id, const std::string& subject_id,
                                       const std::string& reason, const privacy::Actor& actor);
   Result<RefundRequest> GetRefundRequest(const TenantId& tenant_id, const std::string& id);
-  Result<Page<RefundRequest>> ListRefundRequests(const TenantId& tenant_id, const PageRequest& page);
+  /// An empty tenant_id (operators) lists every tenant's; a non-empty status ("pending": the review queue)
+  /// lists only those in it.
+  Result<Page<RefundRequest>> ListRefundRequests(const TenantId& tenant_id, const PageRequest& page,
+                                                 const std::string& status = {});
   /// Operator actions: `tenant_id` empty means any tenant.
   Result<RefundRequest> ApproveRefund(const std::string& id, const privacy::Actor& actor);
   Result<RefundRequest> RejectRefund(const std::string& id, const std::string& reason, const privacy::Actor& actor);
@@ -195,7 +199,9 @@ class Purchases {
   Result<AdjustmentRequest> RequestAdjustment(const TenantId& tenant_id, const std::vector<std::string>& transfer_ids,
                                               const std::string& description, const privacy::Actor& actor);
   Result<AdjustmentRequest> GetAdjustmentRequest(const TenantId& tenant_id, const std::string& id);
-  Result<Page<AdjustmentRequest>> ListAdjustmentRequests(const TenantId& tenant_id, const PageRequest& page);
+  /// As ListRefundRequests.
+  Result<Page<AdjustmentRequest>> ListAdjustmentRequests(const TenantId& tenant_id, const PageRequest& page,
+                                                         const std::string& status = {});
   Result<AdjustmentRequest> ApproveAdjustment(const std::string& id, const AdjustmentDecision& decision,
                                               const privacy::Actor& actor);
   Result<AdjustmentRequest> RejectAdjustment(const std::string& id, const std::string& reason,

@@ -81,6 +81,20 @@ TEST_F(BillingRoutesTest, GrantBalanceStatementsRefundAndAdjustment) {
   EXPECT_EQ(asked.data.value("refundable_credits", ""), "100");
   const std::string refund_id = asked.data.value("id", "");
   EXPECT_EQ(Send("GET", "/v1/refund-requests/" + refund_id, "", owner.Headers(false)).status, 200);
+  // The operators' review queue shows it, across tenants and by status.
+  auto queue = Send("GET", "/v1/admin/refund-requests?status=pending", "", ops);
+  ASSERT_EQ(queue.status, 200) << queue.body;
+  ASSERT_EQ(queue.data["data"].size(), 1u);
+  EXPECT_EQ(queue.data["data"][0].value("id", ""), refund_id);
+  EXPECT_EQ(Send("GET", "/v1/admin/refund-requests?status=approved", "", ops).data["data"].size(), 0u);
+  EXPECT_EQ(Send("GET", "/v1/admin/refund-requests?tenant_id=" + tenant_id, "", ops).data["data"].size(), 1u);
+  EXPECT_EQ(Send("GET", "/v1/admin/refund-requests/" + refund_id, "", ops).data.value("tenant_id", ""), tenant_id);
+  auto bad_status = Send("GET", "/v1/admin/refund-requests?status=open", "", ops);
+  EXPECT_EQ(bad_status.status, 400);
+  EXPECT_EQ(bad_status.data.value("field", ""), "status");
+  EXPECT_EQ(Send("GET", "/v1/admin/refund-requests", "", owner.Headers(false)).status, 401);
+  EXPECT_EQ(Send("GET", "/v1/admin/adjustment-requests?status=pending", "", ops).status, 200);
+  EXPECT_EQ(Send("GET", "/v1/admin/adjustment-requests/adj_01J0000000000000000000000", "", ops).status, 404);
   // A tenant cannot approve its own refund.
   EXPECT_EQ(Send("POST", "/v1/admin/refund-requests/" + refund_id + "/approve", "", owner.Headers()).status, 401);
   auto approved = Send("POST", "/v1/admin/refund-requests/" + refund_id + "/approve", "", ops);

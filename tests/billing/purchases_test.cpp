@@ -246,18 +246,18 @@ TEST_P(PurchasesTest, AnAccountSuspendedForFraudGetsNoRefundButOtherSuspensionsD
   ExpectClean();
 }
 
-TEST_P(PurchasesTest, AProviderFailureChangesNothingAndLeavesTheRequestPendingWithTheError) {
+TEST_P(PurchasesTest, AProviderRefusalReleasesTheEarmarkAndLeavesTheRequestPendingWithTheError) {
   TenantId tenant = NewTenant();
   Purchase purchase = Buy(tenant, Cr(100), 10000);
   RefundRequest request = Ask(tenant, purchase.id.str());
-  provider_.FailNext(1, "card network timeout");
+  provider_.FailNext(1, "card declined", ErrorCode::kConflict);
   auto failed = purchases_->ApproveRefund(request.id.str(), kOperator);
   ASSERT_FALSE(failed.ok());
   EXPECT_EQ(failed.error().code, ErrorCode::kUnavailable);
   auto stored = purchases_->GetRefundRequest(tenant, request.id.str());
   ASSERT_TRUE(stored.ok());
   EXPECT_EQ(stored->status, RequestStatus::kPending);
-  EXPECT_EQ(stored->last_error, "card network timeout");
+  EXPECT_EQ(stored->last_error, "card declined");
   EXPECT_EQ(Available(tenant), Cr(100));
   EXPECT_TRUE(provider_.refunds().empty());
   ExpectClean();
@@ -267,6 +267,32 @@ TEST_P(PurchasesTest, AProviderFailureChangesNothingAndLeavesTheRequestPendingWi
   EXPECT_EQ(approved->refunded_credits, Cr(100));
   EXPECT_EQ(approved->attempts, 2);
   EXPECT_EQ(Available(tenant), Credits());
+  ExpectClean();
+}
+
+TEST_P(PurchasesTest, AnUnknownOutcomeKeepsTheEarmarkSoTheRetryAsksForTheSameAmountAndRefundsOnce) {
+  TenantId tenant = NewTenant();
+  Purchase purchase = Buy(tenant, Cr(100), 10000);
+  RefundRequest request = Ask(tenant, purchase.id.str());
+  // The provider refunds but its answer is lost: the credits must not become spendable again, or the
+  // retry would ask for less under the same key (refused) or a new key (refunded twice).
+  provider_.LoseNextReply();
+  auto lost = purchases_->ApproveRefund(request.id.str(), kOperator);
+  ASSERT_FALSE(lost.ok());
+  EXPECT_EQ(lost.error().code, ErrorCode::kUnavailable);
+  EXPECT_EQ(purchases_->GetRefundRequest(tenant, request.id.str())->last_error, "payment provider timed out");
+  EXPECT_EQ(Available(tenant), Credits());
+  EXPECT_FALSE(Reserve(tenant, Cr(30), "spend-while-unknown").ok());
+  ExpectClean();
+  auto approved = purchases_->ApproveRefund(request.id.str(), kOperator);
+  ASSERT_TRUE(approved.ok()) << approved.error().message;
+  EXPECT_EQ(approved->refunded_credits, Cr(100));
+  EXPECT_EQ(approved->refunded_minor, 10000);
+  EXPECT_EQ(approved->attempts, 1);
+  ASSERT_EQ(provider_.refunds().size(), 1u);
+  EXPECT_EQ(provider_.calls().size(), 2u);
+  EXPECT_EQ(provider_.calls()[0].idempotency_key, provider_.calls()[1].idempotency_key);
+  EXPECT_EQ(provider_.calls()[0].amount_minor, provider_.calls()[1].amount_minor);
   ExpectClean();
 }
 
