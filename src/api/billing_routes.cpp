@@ -177,12 +177,21 @@ json ToJson(const billing::Subscription& sub) {
 }
 
 // The Idempotency-Key a money POST must carry.
-Result<std::string> RequiredKey(const http::Request& request, const char* what) {
+Result<std::string> RequiredKey(const http::Request& request, const std::string& what) {
   auto key = request.headers.Get("Idempotency-Key");
-  if (!key || key->empty()) {
-    return Error::InvalidArgument("Idempotency-Key", std::string(what) + " moves money: send an Idempotency-Key");
-  }
+  if (!key || key->empty()) return Error::InvalidArgument("Idempotency-Key", what + ": send an Idempotency-Key");
   return std::string(*key);
+}
+
+// Billing names the key it was given "idempotency_key"; over HTTP it is the header.
+template <typename T>
+Result<T> KeyFromHeader(Result<T> result) {
+  if (!result && result.error().field == "idempotency_key") {
+    Error error = result.error();
+    error.field = "Idempotency-Key";
+    return error;
+  }
+  return result;
 }
 
 // A price-book version from the path; anything but a positive integer names no version.
@@ -236,7 +245,12 @@ Result<std::optional<TimePoint>> DateParam(const http::Request& request, const s
   int y = 0;
   unsigned m = 0, d = 0;
   char tail = 0;
-  if (std::sscanf(text->c_str(), "%4d-%2u-%2u%c", &y, &m, &d, &tail) != 3) {
+  bool shaped = text->size() == 10;
+  for (size_t i = 0; shaped && i < text->size(); ++i) {
+    const char c = (*text)[i];
+    shaped = (i == 4 || i == 7) ? c == '-' : (c >= '0' && c <= '9');
+  }
+  if (!shaped || std::sscanf(text->c_str(), "%4d-%2u-%2u%c", &y, &m, &d, &tail) != 3) {
     return Error::InvalidArgument(name, name + " must be a date YYYY-MM-DD");
   }
   std::chrono::year_month_day ymd{std::chrono::year(y), std::chrono::month(m), std::chrono::day(d)};
@@ -335,7 +349,9 @@ void Api::AddBillingRoutes() {
                       CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
                       CLOZIT_ASSIGN_OR_RETURN(auto filter, ParseFilter(c.request));
                       CLOZIT_ASSIGN_OR_RETURN(auto csv, b->statements.TransactionsCsv(c.principal->tenant_id, filter));
-                      return http::Response::Text(200, std::move(csv), "text/csv; charset=utf-8");
+                      http::Response response = http::Response::Text(200, std::move(csv), "text/csv; charset=utf-8");
+                      response.headers.Set("Content-Disposition", "attachment; filename=\"clozit-transactions.csv\"");
+                      return response;
                     }});
 
   specs_.push_back(
@@ -506,8 +522,8 @@ void Api::AddBillingRoutes() {
          CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
          CLOZIT_ASSIGN_OR_RETURN(json body, ParseObject(c.request));
          CLOZIT_ASSIGN_OR_RETURN(std::string plan, RequiredString(body, "plan"));
-         CLOZIT_ASSIGN_OR_RETURN(std::string key, RequiredKey(c.request, "subscribing"));
-         return JsonOf(b->subscriptions.Subscribe(c.principal->tenant_id, plan, key, c.actor), 201);
+         CLOZIT_ASSIGN_OR_RETURN(std::string key, RequiredKey(c.request, "subscribing moves money"));
+         return JsonOf(KeyFromHeader(b->subscriptions.Subscribe(c.principal->tenant_id, plan, key, c.actor)), 201);
        }});
 
   specs_.push_back({"POST", "/v1/subscription/cancel", Access::kTenant, Role::kAdmin, false,
@@ -521,7 +537,7 @@ void Api::AddBillingRoutes() {
                       CLOZIT_ASSIGN_OR_RETURN(auto* b, need());
                       CLOZIT_ASSIGN_OR_RETURN(json body, ParseObject(c.request));
                       CLOZIT_ASSIGN_OR_RETURN(std::string plan, RequiredString(body, "plan"));
-                      CLOZIT_ASSIGN_OR_RETURN(std::string key, RequiredKey(c.request, "changing plan"));
+                      CLOZIT_ASSIGN_OR_RETURN(std::string key, RequiredKey(c.request, "changing plan moves money"));
                       (void)key;  // the pipeline replays a retry with the same key
                       return JsonOf(b->subscriptions.Change(c.principal->tenant_id, plan, c.actor));
                     }});
@@ -580,13 +596,9 @@ void Api::AddBillingRoutes() {
          CLOZIT_ASSIGN_OR_RETURN(request.currency, RequiredString(body, "currency"));
          CLOZIT_ASSIGN_OR_RETURN(request.payment_reference, RequiredString(body, "payment_reference"));
          CLOZIT_ASSIGN_OR_RETURN(request.expires_at, ExpiresInDays(body, clock));
-         auto key = c.request.headers.Get("Idempotency-Key");
-         if (!key || key->empty()) {
-           return Error::InvalidArgument("Idempotency-Key", "a credit grant moves money: send an Idempotency-Key");
-         }
-         request.idempotency_key = std::string(*key);
+         CLOZIT_ASSIGN_OR_RETURN(request.idempotency_key, RequiredKey(c.request, "a credit grant moves money"));
          request.actor = c.actor;
-         return JsonOf(b->purchases.RecordPurchase(request), 201);
+         return JsonOf(KeyFromHeader(b->purchases.RecordPurchase(request)), 201);
        }});
 
   // Reservations on a tenant's behalf (operators; the crash test drives charging through these). Charging is
@@ -606,18 +618,9 @@ void Api::AddBillingRoutes() {
     CLOZIT_ASSIGN_OR_RETURN(request.purpose, RequiredString(body, "purpose"));
     CLOZIT_ASSIGN_OR_RETURN(std::string expires_at, RequiredString(body, "expires_at"));
     CLOZIT_ASSIGN_OR_RETURN(request.expires_at, contacts::ParseTimestamp(expires_at, "expires_at"));
-    auto key = c.request.headers.Get("Idempotency-Key");
-    if (!key || key->empty()) {
-      return Error::InvalidArgument("Idempotency-Key", "a reservation holds credits: send an Idempotency-Key");
-    }
-    request.idempotency_key = std::string(*key);
+    CLOZIT_ASSIGN_OR_RETURN(request.idempotency_key, RequiredKey(c.request, "a reservation holds credits"));
     if (!TenantId::Valid(request.tenant_id.str())) return Error::NotFound("tenant not found");
-    auto reservation = b->charging.Reserve(request);
-    if (!reservation && reservation.error().code == ErrorCode::kInvalidArgument &&
-        reservation.error().field == "idempotency_key") {
-      return Error::InvalidArgument("Idempotency-Key", reservation.error().message);
-    }
-    return JsonOf(reservation, 201);
+    return JsonOf(KeyFromHeader(b->charging.Reserve(request)), 201);
   });
   operator_self_idempotent(
       "/v1/admin/tenants/{id}/reservations/{reservation_id}/settle", [need](Context& c) -> Result<http::Response> {

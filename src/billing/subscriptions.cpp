@@ -195,9 +195,9 @@ Result<Subscription> Subscriptions::Subscribe(const TenantId& tenant_id, const s
     CLOZIT_ASSIGN_OR_RETURN(PlanPrice plan, PlanAt(price_book_, tx, plan_code, now, &version));
     CLOZIT_ASSIGN_OR_RETURN(auto live, FindLive(tx, tenant));
     if (live) {
-      return Error::Make(ErrorCode::kConflict,
-                         "the tenant already has a " + std::string(SubscriptionStatusName(live->view.status)) +
-                             " subscription to " + live->view.plan_code + "; change the plan instead");
+      return Error::Make(ErrorCode::kConflict, "the tenant already has a subscription to " + live->view.plan_code +
+                                                   " (" + std::string(SubscriptionStatusName(live->view.status)) +
+                                                   "); change the plan instead");
     }
     Subscription sub;
     sub.id = SubscriptionId::New(clock_, random_);

@@ -185,6 +185,30 @@ TEST_F(BillingRoutesTest, NumbersOutOfRangeAreRefusedNamingTheField) {
     EXPECT_EQ(got.data.value("field", ""), bad.field) << bad.value.dump();
   }
 
+  // The key comes from the header, and errors about it name the header.
+  auto long_key = Send("POST", grants, grant.dump(), With(ops, "Idempotency-Key", std::string(230, 'k')));
+  EXPECT_EQ(long_key.status, 400) << long_key.body;
+  EXPECT_EQ(long_key.data.value("field", ""), "Idempotency-Key");
+  ASSERT_EQ(Send("POST", grants, grant.dump(), With(ops, "Idempotency-Key", "grant-ok")).status, 201);
+  const std::string reserve = "/v1/admin/tenants/" + tenant_id + "/reservations";
+  json hold = {
+      {"estimate", "0.5"}, {"purpose", "call"}, {"expires_at", FormatRfc3339(clock_.Now() + std::chrono::minutes(10))}};
+  auto held = Send("POST", reserve, hold.dump(), With(ops, "Idempotency-Key", "r1"));
+  ASSERT_EQ(held.status, 201) << held.body;
+  hold["estimate"] = "0.75";
+  auto reused = Send("POST", reserve, hold.dump(), With(ops, "Idempotency-Key", "r1"));
+  EXPECT_EQ(reused.status, 422) << reused.body;
+  EXPECT_EQ(reused.data.value("field", ""), "Idempotency-Key");
+
+  for (const char* date : {"2026-1-1", "-001-01-01", "2026-01-01x", "2026-02-30"}) {
+    auto got = Send("GET", std::string("/v1/credits/transactions?from=") + date, "", owner.Headers(false));
+    EXPECT_EQ(got.status, 400) << date;
+    EXPECT_EQ(got.data.value("field", ""), "from") << date;
+  }
+  auto csv = Send("GET", "/v1/credits/transactions.csv", "", owner.Headers(false));
+  EXPECT_EQ(csv.status, 200);
+  EXPECT_EQ(csv.Header("Content-Disposition"), "attachment; filename=\"clozit-transactions.csv\"");
+
   for (const json& days : {json(INT64_MAX), json("abc"), json(100000)}) {
     auto got = Send("POST", "/v1/admin/adjustment-requests/adj_01J0000000000000000000000/approve",
                     json{{"resolution", "replacement_credits"}, {"expires_in_days", days}}.dump(), ops);
