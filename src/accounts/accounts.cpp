@@ -708,6 +708,11 @@ Result<SessionCreated> Accounts::AcceptInvitation(const AcceptInvitationInput& i
     if (!row.IsNull(5) || !row.IsNull(6) || row.Int(4) <= now) {
       return Error::Make(ErrorCode::kConflict, "invitation is no longer valid", "token");
     }
+    // A suspended tenant gains no users (ADR 0027).
+    CLOZIT_ASSIGN_OR_RETURN(auto status, tx.QueryOne("SELECT status FROM tenants WHERE id = $1", {row.Text(1)}));
+    if (status.Text(0) == "suspended") {
+      return Error::Make(ErrorCode::kPermissionDenied, "this account is suspended: invitations cannot be accepted");
+    }
     Role role = ParseRole(row.Text(3)).value_or(Role::kViewer);
     CLOZIT_TRY(tx.Exec("UPDATE invitations SET accepted_at = $2 WHERE id = $1", {row.Text(0), now}));
     auto inserted = tx.Exec(

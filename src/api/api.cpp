@@ -2,6 +2,8 @@
 
 #include <strings.h>
 
+#include <set>
+
 #include <nlohmann/json.hpp>
 
 #include "api/idempotency.hpp"
@@ -21,6 +23,18 @@ namespace {
 
 bool IsStateChanging(const std::string& method) {
   return method == "POST" || method == "PUT" || method == "PATCH" || method == "DELETE";
+}
+
+// What a suspended tenant may still change (ADR 0027): sign out, contain a leak (revoke a key, remove a user),
+// honour the people it called (do-not-call, consent revocation, erasure), and pay its way out of non-payment.
+bool AllowedWhileSuspended(const std::string& method, const std::string& pattern) {
+  static const std::set<std::pair<std::string, std::string>> kAllowed = {
+      {"POST", "/v1/logout"},          {"DELETE", "/v1/api-keys/{id}"},
+      {"DELETE", "/v1/users/{id}"},    {"POST", "/v1/dnc"},
+      {"POST", "/v1/dnc/opt-outs"},    {"POST", "/v1/contacts/{id}/consent-revocation"},
+      {"DELETE", "/v1/contacts/{id}"}, {"POST", "/v1/purchases/checkout"},
+  };
+  return kAllowed.count({method, pattern}) > 0;
 }
 
 std::optional<std::string> BearerToken(const http::Request& request) {
@@ -115,8 +129,8 @@ http::Response Api::RunPipeline(const RouteSpec& spec, http::Request& request) {
       return problem(Error::Make(ErrorCode::kPermissionDenied,
                                  "this action needs the " + std::string(accounts::RoleName(spec.min_role)) + " role"));
     }
-    // A suspended tenant keeps read access (its data stays its own to see and export) and can sign out.
-    if (principal->suspended && IsStateChanging(request.method) && spec.pattern != "/v1/logout") {
+    // A suspended tenant keeps read access (its data stays its own to see and export).
+    if (principal->suspended && IsStateChanging(request.method) && !AllowedWhileSuspended(spec.method, spec.pattern)) {
       return problem(Error::Make(ErrorCode::kPermissionDenied,
                                  "this account is suspended: it can read its data but not change anything"));
     }

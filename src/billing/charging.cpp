@@ -647,6 +647,9 @@ Result<ExpiryReport> Charging::ExpireStale(int64_t limit) {
     }
     // Released holds re-arm the balance events, expired lots may cross the threshold or deplete.
     std::set<std::string> tenants;
+    for (const Transfer& expired : holds) {
+      if (!expired.tenant_id.empty()) tenants.insert(expired.tenant_id);  // reservations' and refunds' holds
+    }
     for (const auto& reservation : report.reservations) tenants.insert(reservation.tenant_id.str());
     for (const auto& lot : report.lots) tenants.insert(lot.tenant_id.str());
     for (const std::string& tenant : tenants) CLOZIT_TRY(RecordBalanceEvents(tx, tenant, now, random_));

@@ -47,10 +47,12 @@ void FakePaymentProvider::FailNext(int calls, std::string message, ErrorCode cod
   fail_next_ = calls;
   fail_message_ = std::move(message);
   fail_code_ = code;
+  lose_next_reply_ = false;
 }
 
 void FakePaymentProvider::LoseNextReply() {
   std::lock_guard lock(mu_);
+  fail_next_ = 0;
   lose_next_reply_ = true;
 }
 

@@ -64,7 +64,8 @@ class FakePaymentProvider : public PaymentProvider {
   std::string name() const override { return "fake"; }
   Result<RefundReceipt> Refund(const RefundCall& call) override;
   Result<CheckoutSession> CreateCheckoutSession(const CheckoutCall& call) override;
-  /// The next `calls` calls fail with `code` (kUnavailable: the outcome is unknown to the caller).
+  /// The next `calls` calls fail with `code` (kUnavailable: the outcome is unknown to the caller). Each of
+  /// FailNext and LoseNextReply replaces the trouble set before; FailNext(0) clears it.
   void FailNext(int calls, std::string message = "payment provider unavailable",
                 ErrorCode code = ErrorCode::kUnavailable);
   /// The next refund is made, but its answer is lost on the way back (kUnavailable), as a timeout would.

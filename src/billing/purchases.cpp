@@ -641,8 +641,10 @@ Result<RefundRequest> Purchases::ApproveRefund(const std::string& id, const priv
   // with what it did instead of refunding twice or refusing the key; the hold lapses with the key (24 h).
   if (!receipt) {
     const Error provider_error = receipt.error();
-    const bool outcome_unknown =
-        provider_error.code == ErrorCode::kUnavailable || provider_error.code == ErrorCode::kRateLimited;
+    // A reused key that the provider refuses means a first request under it stands: in doubt too.
+    const bool outcome_unknown = provider_error.code == ErrorCode::kUnavailable ||
+                                 provider_error.code == ErrorCode::kRateLimited ||
+                                 provider_error.code == ErrorCode::kIdempotencyMismatch;
     CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
       const TimePoint now = clock_.Now();
       CLOZIT_ASSIGN_OR_RETURN(auto pending, detail::FindPending(tx, hold_id));
@@ -710,6 +712,16 @@ Result<RefundRequest> Purchases::RejectRefund(const std::string& id, const std::
     const TimePoint now = clock_.Now();
     CLOZIT_ASSIGN_OR_RETURN(StoredRefund stored, RequireRefund(tx, id, ""));
     if (stored.view.status != RequestStatus::kPending) return NotPending("refund request", id, stored.view.status);
+    // A refund whose outcome at the provider is unknown holds its credits: only another approval learns whether
+    // the money went back, so it cannot be rejected meanwhile.
+    if (!stored.hold_transfer_id.empty()) {
+      CLOZIT_ASSIGN_OR_RETURN(auto pending, detail::FindPending(tx, stored.hold_transfer_id));
+      if (pending && pending->state == PendingState::kPending && (!pending->expires_at || *pending->expires_at > now)) {
+        return Error::Make(ErrorCode::kConflict, "refund request " + id + " is in doubt at the payment provider (" +
+                                                     stored.view.last_error +
+                                                     "): approve it again to learn the outcome");
+      }
+    }
     CLOZIT_TRY(
         tx.Exec("UPDATE billing_refund_requests SET status = 'rejected', decision_reason = $2, "
                 "decided_by = $3, decided_at = $4, updated_at = $4 WHERE id = $1",

@@ -230,6 +230,11 @@ TEST_F(BillingRoutesTest, ASuspendedTenantReadsButChangesNothingAndFraudForfeits
   ASSERT_EQ(asked.status, 201) << asked.body;
   const std::string approve = "/v1/admin/refund-requests/" + asked.data.value("id", "") + "/approve";
   const std::string suspension = "/v1/admin/tenants/" + tenant_id + "/suspension";
+  auto key = Send("POST", "/v1/api-keys", json{{"name", "dialer"}, {"role", "admin"}}.dump(), owner.Headers());
+  ASSERT_EQ(key.status, 201) << key.body;
+  const Headers bearer = {{"Authorization", "Bearer " + key.data.value("secret", "")}};
+  auto spare = Send("POST", "/v1/api-keys", json{{"name", "leaked"}}.dump(), owner.Headers());
+  ASSERT_EQ(spare.status, 201) << spare.body;
 
   auto bad = Send("PUT", suspension, json{{"reason", "rude"}}.dump(), ops);
   EXPECT_EQ(bad.status, 400) << bad.body;
@@ -243,11 +248,18 @@ TEST_F(BillingRoutesTest, ASuspendedTenantReadsButChangesNothingAndFraudForfeits
   EXPECT_EQ(suspended.data.value("status", ""), "suspended");
   EXPECT_EQ(suspended.data.value("suspension_reason", ""), "fraud");
 
-  // Reading stays open; every change is refused, whoever asks and however it is signed.
+  // Reading stays open; changes are refused, whoever asks and however it is signed.
   EXPECT_EQ(Send("GET", "/v1/credits", "", owner.Headers(false)).status, 200);
+  EXPECT_EQ(Send("GET", "/v1/credits", "", bearer).status, 200);
   EXPECT_EQ(Send("POST", "/v1/refund-requests", purchase, owner.Headers()).status, 403);
   EXPECT_EQ(Send("PUT", "/v1/credits/low-balance-threshold", json{{"threshold", "5"}}.dump(), owner.Headers()).status,
             403);
+  EXPECT_EQ(Send("PUT", "/v1/credits/low-balance-threshold", json{{"threshold", "5"}}.dump(), bearer).status, 403);
+  // Except what contains a leak or honours the people it called.
+  auto revoked = Send("DELETE", "/v1/api-keys/" + spare.data.value("id", ""), "", owner.Headers());
+  EXPECT_LT(revoked.status, 300) << revoked.body;
+  auto opt_out = Send("POST", "/v1/dnc", json{{"number", "+14155552671"}}.dump(), bearer);
+  EXPECT_NE(opt_out.status, 403) << opt_out.body;
   // P5: fraud forfeits refunds, even one asked for before the suspension.
   auto refused = Send("POST", approve, "", ops);
   EXPECT_EQ(refused.status, 409) << refused.body;

@@ -296,13 +296,22 @@ void PropertyTest::Walk(int64_t default_steps) {
         continue;
       }
       // A refusal releases the earmark, an unknown outcome keeps it; either way the retry refunds the same.
-      if (dice.Chance(30)) {
-        provider.FailNext(1, "provider trouble", dice.Chance(50) ? ErrorCode::kUnavailable : ErrorCode::kConflict);
-      }
+      const int trouble = dice.Chance(30) ? static_cast<int>(dice.Between(1, 3)) : 0;
+      if (trouble == 1) provider.FailNext(1, "card declined", ErrorCode::kConflict);  // refused
+      if (trouble == 2) provider.FailNext(1, "provider unreachable");                 // not sent, outcome unknown
+      if (trouble == 3) provider.LoseNextReply();                                     // refunded, reply lost
       auto approved = purchases.ApproveRefund(asked->id.str(), staff);
       provider.FailNext(0);  // unused when the refund was worth nothing in money (not sent to the provider)
       if (!approved.ok()) {
         ASSERT_EQ(approved.error().code, ErrorCode::kUnavailable) << approved.error().message;
+        // Refused: the credits are the tenant's again; in doubt: still held for the refund.
+        auto between = charging_->Balance(b.tenant);
+        ASSERT_TRUE(between.ok());
+        Credits lot_available;
+        for (const auto& lot : between->lots) {
+          if (lot.lot_id == b.purchase.lot_id) lot_available = lot.available;
+        }
+        ASSERT_EQ(lot_available, trouble == 1 ? unused : Credits());
         approved = purchases.ApproveRefund(asked->id.str(), staff);
       }
       ASSERT_TRUE(approved.ok()) << approved.error().message;

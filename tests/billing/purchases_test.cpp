@@ -283,6 +283,10 @@ TEST_P(PurchasesTest, AnUnknownOutcomeKeepsTheEarmarkSoTheRetryAsksForTheSameAmo
   EXPECT_EQ(purchases_->GetRefundRequest(tenant, request.id.str())->last_error, "payment provider timed out");
   EXPECT_EQ(Available(tenant), Credits());
   EXPECT_FALSE(Reserve(tenant, Cr(30), "spend-while-unknown").ok());
+  // Nor can it be rejected while in doubt: only asking the provider again settles it.
+  auto rejected = purchases_->RejectRefund(request.id.str(), "changed my mind", kOperator);
+  ASSERT_FALSE(rejected.ok());
+  EXPECT_EQ(rejected.error().code, ErrorCode::kConflict);
   ExpectClean();
   auto approved = purchases_->ApproveRefund(request.id.str(), kOperator);
   ASSERT_TRUE(approved.ok()) << approved.error().message;

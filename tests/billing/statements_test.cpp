@@ -135,6 +135,20 @@ TEST_P(StatementsTest, LowBalanceAndDepletedAreRecordedOncePerCrossing) {
   ExpectClean();
 }
 
+TEST_P(StatementsTest, AVoidedHoldReArmsTheLowBalanceEvent) {
+  TenantId tenant = NewTenant();
+  GrantOk(tenant, Cr(10));
+  ASSERT_TRUE(statements_->SetLowBalanceThreshold(tenant, Cr(5), {"user", "usr_x"}).ok());
+  auto held = Reserve(tenant, Cr(6), "big-hold");
+  ASSERT_TRUE(held.ok()) << held.error().message;
+  Use(tenant, UsageCategory::kCallMinutes, Cr(1));  // 3 available beside the hold: low
+  EXPECT_EQ(Kinds(tenant), std::vector<std::string>({"balance.low"}));
+  ASSERT_TRUE(charging_->Void(tenant, held->id.str()).ok());  // 9 available: re-armed
+  Use(tenant, UsageCategory::kCallMinutes, Cr(5));            // 4 available: low again
+  EXPECT_EQ(Kinds(tenant), std::vector<std::string>({"balance.low", "balance.low"}));
+  ExpectClean();
+}
+
 TEST_P(StatementsTest, EveryWayCreditsComeAndGoReArmsOrRecordsTheEvents) {
   TenantId tenant = NewTenant();
   GrantOk(tenant, Cr(10));
