@@ -69,8 +69,6 @@ Credits CreditsShare(Credits credits, int64_t part, int64_t whole) {
   return Credits::FromMicros(static_cast<int64_t>(static_cast<__int128>(credits.micros()) * part / whole));
 }
 
-const privacy::Actor kProviderActor{"system", "payment_provider"};
-
 }  // namespace
 
 Result<std::vector<CreditPack>> ParseCreditPacks(std::string_view text) {
@@ -199,7 +197,7 @@ Result<EventOutcome> Checkouts::CompletePaid(Tx& tx, const PaidCheckout& paid, c
   request.payment_reference = paid.payment_reference;
   request.provider = provider_.name();
   request.idempotency_key = "checkout/" + paid.purchase_id;
-  request.actor = kProviderActor;
+  request.actor = kPaymentProviderActor;
   CLOZIT_ASSIGN_OR_RETURN(Purchase purchase, purchases_.RecordPurchase(tx, request, checkout->purchase_id, now));
   CLOZIT_TRY(
       tx.Exec("UPDATE billing_checkouts SET status = 'completed', payment_reference = $2, session_id = $3, "
@@ -304,8 +302,8 @@ Result<EventOutcome> Checkouts::ApplyProviderRefund(Tx& tx, const ProviderRefund
   json details = {{"event_id", event_id},          {"refunded_outside_minor", external_minor},
                   {"currency", refund.currency},   {"credits_due", due.ToString()},
                   {"removed", removed.ToString()}, {"shortfall", shortfall.ToString()}};
-  CLOZIT_TRY(audit_.Record(tx, kProviderActor, {"purchase.refunded_outside", "purchase", purchase_id, details.dump()},
-                           tenant));
+  CLOZIT_TRY(audit_.Record(tx, kPaymentProviderActor,
+                           {"purchase.refunded_outside", "purchase", purchase_id, details.dump()}, tenant));
   if (shortfall.micros() > 0) {
     spdlog::warn(
         "purchase {} was refunded outside Clozit; {} credits were already used and are recorded as a "
@@ -315,6 +313,11 @@ Result<EventOutcome> Checkouts::ApplyProviderRefund(Tx& tx, const ProviderRefund
   return EventOutcome{"processed", "refunded outside Clozit: " + std::to_string(external_minor) + " " +
                                        refund.currency + "; took back " + removed.ToString() + " credits, shortfall " +
                                        shortfall.ToString()};
+}
+
+Result<EventOutcome> Checkouts::ApplyReportedRefund(Tx& tx, const ReportedRefund& refund, TimePoint now) {
+  CLOZIT_ASSIGN_OR_RETURN(ReportedRefundOutcome applied, purchases_.ApplyReportedRefund(tx, refund, now));
+  return EventOutcome{applied.applied ? "processed" : "ignored", std::move(applied.detail)};
 }
 
 Result<Page<RefundShortfall>> Checkouts::ListShortfalls(const PageRequest& page) {

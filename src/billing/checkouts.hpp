@@ -142,6 +142,9 @@ class Checkouts {
   Result<EventOutcome> ApplyProviderRefund(storage::Tx& tx, const ProviderRefund& refund, const std::string& event_id,
                                            TimePoint now);
 
+  /// Inside the caller's transaction: a refund the provider made (or failed) for one of Clozit's refund requests.
+  Result<EventOutcome> ApplyReportedRefund(storage::Tx& tx, const ReportedRefund& refund, TimePoint now);
+
   /// Newest first.
   Result<Page<RefundShortfall>> ListShortfalls(const PageRequest& page);
 

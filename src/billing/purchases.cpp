@@ -1,5 +1,6 @@
 #include "billing/purchases.hpp"
 
+#include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -607,24 +608,7 @@ Result<RefundRequest> Purchases::ApproveRefund(const std::string& id, const priv
       return Error::Make(ErrorCode::kConflict, "refund request " + id + " can no longer be approved: " +
                                                    std::string(RefundReasonName(eligibility.reason)));
     }
-    CLOZIT_ASSIGN_OR_RETURN(Account refunds, ledger_.OpenAccount(tx, RefundsAccount(PlatformShard(tenant))));
-    TransferSpec hold;
-    hold.id = id + "/refund/" + std::to_string(request.attempts + 1);
-    hold.kind = TransferKind::kPending;
-    hold.debit_account_id = TenantCreditsAccount(tenant).id;
-    hold.credit_account_id = refunds.id;
-    hold.amount = eligibility.refundable;
-    hold.expires_at = now + kRefundHoldTtl;
-    hold.code = "refund";
-    hold.reference = id;
-    hold.tenant_id = tenant;
-    hold.debit_lot_id = purchase->lot_id;
-    CLOZIT_TRY(ledger_.CreateTransfers(tx, {hold}, now));
-    CLOZIT_TRY(
-        tx.Exec("UPDATE billing_refund_requests SET hold_transfer_id = $2, attempts = attempts + 1, "
-                "updated_at = $3 WHERE id = $1",
-                {id, hold.id, detail::Ms(now)}));
-    hold_id = hold.id;
+    CLOZIT_ASSIGN_OR_RETURN(hold_id, HoldForRefund(tx, request, *purchase, eligibility.refundable, now));
     call = {purchase->payment_reference, ProRata(purchase->price_minor, eligibility.refundable, purchase->credits),
             purchase->currency, id};
     return Ok();
@@ -649,12 +633,7 @@ Result<RefundRequest> Purchases::ApproveRefund(const std::string& id, const priv
       const TimePoint now = clock_.Now();
       CLOZIT_ASSIGN_OR_RETURN(auto pending, detail::FindPending(tx, hold_id));
       if (!outcome_unknown && pending && pending->state == PendingState::kPending) {
-        TransferSpec release;
-        release.id = hold_id + "/void";
-        release.kind = TransferKind::kVoidPending;
-        release.pending_id = hold_id;
-        release.code = "refund.failed";
-        CLOZIT_TRY(ledger_.CreateTransfers(tx, {release}, now));
+        CLOZIT_TRY(ReleaseRefundHold(tx, hold_id, now));
       }
       CLOZIT_TRY(tx.Exec("UPDATE billing_refund_requests SET last_error = $2, updated_at = $3 WHERE id = $1",
                          {id, provider_error.message, detail::Ms(now)}));
@@ -671,37 +650,162 @@ Result<RefundRequest> Purchases::ApproveRefund(const std::string& id, const priv
   // 3b. Success: the credits leave the lot with the request's approval, in one transaction.
   RefundRequest result;
   CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
-    const TimePoint now = clock_.Now();
     CLOZIT_ASSIGN_OR_RETURN(StoredRefund stored, RequireRefund(tx, id, ""));
     if (stored.view.status == RequestStatus::kApproved) {
       result = std::move(stored.view);
       return Ok();
     }
-    CLOZIT_ASSIGN_OR_RETURN(auto hold, detail::FindTransfer(tx, hold_id));
-    TransferSpec post;
-    post.id = hold_id + "/post";
-    post.kind = TransferKind::kPostPending;
-    post.pending_id = hold_id;
-    post.amount = hold->amount;
-    post.code = "refund";
-    CLOZIT_TRY(ledger_.CreateTransfers(tx, {post}, now));
-    CLOZIT_TRY(RecordBalanceEvents(tx, tenant, now, random_));
-    CLOZIT_TRY(tx.Exec(
-        "UPDATE billing_refund_requests SET status = 'approved', refunded_credits = $2, "
-        "refunded_minor = $3, provider_refund_id = $4, last_error = NULL, decided_by = $5, "
-        "decided_at = $6, updated_at = $6 WHERE id = $1",
-        {id, hold->amount.micros(), receipt->amount_minor, receipt->refund_id, ActorText(actor), detail::Ms(now)}));
-    json details = {{"refunded_credits", hold->amount.ToString()},
-                    {"refunded_minor", receipt->amount_minor},
-                    {"currency", call.currency},
-                    {"provider_refund_id", receipt->refund_id},
-                    {"transfer_id", post.id}};
-    CLOZIT_TRY(audit_.Record(tx, actor, {"refund_request.approve", "refund_request", id, details.dump()}, tenant));
-    CLOZIT_ASSIGN_OR_RETURN(stored, RequireRefund(tx, id, ""));
-    result = std::move(stored.view);
+    CLOZIT_ASSIGN_OR_RETURN(result, CompleteRefund(tx, id, hold_id, *receipt, call.currency, actor, clock_.Now()));
     return Ok();
   }));
   return result;
+}
+
+Result<std::string> Purchases::HoldForRefund(Tx& tx, const RefundRequest& request, const Purchase& purchase,
+                                             Credits amount, TimePoint now) {
+  const std::string tenant = request.tenant_id.str();
+  const std::string id = request.id.str();
+  CLOZIT_ASSIGN_OR_RETURN(Account refunds, ledger_.OpenAccount(tx, RefundsAccount(PlatformShard(tenant))));
+  TransferSpec hold;
+  hold.id = id + "/refund/" + std::to_string(request.attempts + 1);
+  hold.kind = TransferKind::kPending;
+  hold.debit_account_id = TenantCreditsAccount(tenant).id;
+  hold.credit_account_id = refunds.id;
+  hold.amount = amount;
+  hold.expires_at = now + kRefundHoldTtl;
+  hold.code = "refund";
+  hold.reference = id;
+  hold.tenant_id = tenant;
+  hold.debit_lot_id = purchase.lot_id;
+  CLOZIT_TRY(ledger_.CreateTransfers(tx, {hold}, now));
+  CLOZIT_TRY(
+      tx.Exec("UPDATE billing_refund_requests SET hold_transfer_id = $2, attempts = attempts + 1, "
+              "updated_at = $3 WHERE id = $1",
+              {id, hold.id, detail::Ms(now)}));
+  return hold.id;
+}
+
+Result<void> Purchases::ReleaseRefundHold(Tx& tx, const std::string& hold_id, TimePoint now) {
+  TransferSpec release;
+  release.id = hold_id + "/void";
+  release.kind = TransferKind::kVoidPending;
+  release.pending_id = hold_id;
+  release.code = "refund.failed";
+  CLOZIT_TRY(ledger_.CreateTransfers(tx, {release}, now));
+  return Ok();
+}
+
+Result<RefundRequest> Purchases::CompleteRefund(Tx& tx, const std::string& id, const std::string& hold_id,
+                                                const RefundReceipt& receipt, const std::string& currency,
+                                                const privacy::Actor& actor, TimePoint now) {
+  CLOZIT_ASSIGN_OR_RETURN(auto hold, detail::FindTransfer(tx, hold_id));
+  if (!hold) return Error::Internal("refund request " + id + " has no hold " + hold_id);
+  const std::string& tenant = hold->tenant_id;
+  TransferSpec post;
+  post.id = hold_id + "/post";
+  post.kind = TransferKind::kPostPending;
+  post.pending_id = hold_id;
+  post.amount = hold->amount;
+  post.code = "refund";
+  CLOZIT_TRY(ledger_.CreateTransfers(tx, {post}, now));
+  CLOZIT_TRY(RecordBalanceEvents(tx, tenant, now, random_));
+  CLOZIT_TRY(
+      tx.Exec("UPDATE billing_refund_requests SET status = 'approved', refunded_credits = $2, "
+              "refunded_minor = $3, provider_refund_id = $4, last_error = NULL, decided_by = $5, "
+              "decided_at = $6, updated_at = $6 WHERE id = $1",
+              {id, hold->amount.micros(), receipt.amount_minor, receipt.refund_id, ActorText(actor), detail::Ms(now)}));
+  json details = {{"refunded_credits", hold->amount.ToString()},
+                  {"refunded_minor", receipt.amount_minor},
+                  {"currency", currency},
+                  {"provider_refund_id", receipt.refund_id},
+                  {"transfer_id", post.id}};
+  CLOZIT_TRY(audit_.Record(tx, actor, {"refund_request.approve", "refund_request", id, details.dump()}, tenant));
+  CLOZIT_ASSIGN_OR_RETURN(StoredRefund stored, RequireRefund(tx, id, ""));
+  return std::move(stored.view);
+}
+
+Result<ReportedRefundOutcome> Purchases::ApplyReportedRefund(Tx& tx, const ReportedRefund& refund, TimePoint now) {
+  const std::string& id = refund.request_id;
+  CLOZIT_ASSIGN_OR_RETURN(auto stored, FindRefund(tx, id, ""));
+  if (!stored) return ReportedRefundOutcome{false, "no refund request " + id};
+  const RefundRequest& request = stored->view;
+  if (request.status == RequestStatus::kApproved) {
+    return ReportedRefundOutcome{false, "refund request " + id + " was approved already"};
+  }
+  if (request.status != RequestStatus::kPending) {
+    // Rejected after its earmark lapsed, yet the money went back: charge.refunded takes the credits back as a
+    // refund made outside Clozit, since only approved requests count as Clozit's own.
+    return ReportedRefundOutcome{false, "refund request " + id + " is " +
+                                            std::string(RequestStatusName(request.status)) +
+                                            "; the charge's refund event accounts for it"};
+  }
+  CLOZIT_ASSIGN_OR_RETURN(auto purchase, FindPurchase(tx, "WHERE p.id = $1", {request.purchase_id}));
+  if (!purchase || purchase->payment_reference != refund.payment_reference || purchase->currency != refund.currency) {
+    spdlog::warn("refund {} reported for request {} does not match its purchase's payment", refund.refund_id, id);
+    return ReportedRefundOutcome{
+        false, "refund " + refund.refund_id + " is not of the payment refund request " + id + " refunds"};
+  }
+  std::optional<PendingStatus> pending;
+  if (!stored->hold_transfer_id.empty()) {
+    CLOZIT_ASSIGN_OR_RETURN(pending, detail::FindPending(tx, stored->hold_transfer_id));
+  }
+  const bool held =
+      pending && pending->state == PendingState::kPending && (!pending->expires_at || *pending->expires_at > now);
+  if (refund.status == "failed" || refund.status == "canceled") {
+    if (held) {
+      CLOZIT_TRY(ReleaseRefundHold(tx, stored->hold_transfer_id, now));
+    }
+    const std::string error = "the payment provider reports refund " + refund.refund_id + " " + refund.status;
+    CLOZIT_TRY(tx.Exec("UPDATE billing_refund_requests SET last_error = $2, updated_at = $3 WHERE id = $1",
+                       {id, error, detail::Ms(now)}));
+    return ReportedRefundOutcome{held, error + (held ? "; its earmark is released" : "")};
+  }
+  if (refund.status != "succeeded") {
+    return ReportedRefundOutcome{false, "refund " + refund.refund_id + " is " + refund.status + " at the provider"};
+  }
+  std::string hold_id = stored->hold_transfer_id;
+  Credits shortfall;
+  if (!held) {
+    // The earmark lapsed before the outcome was known: take again what it held, as far as the lot still has it.
+    if (hold_id.empty())
+      return ReportedRefundOutcome{false, "refund request " + id + " was never sent to the provider"};
+    if (pending && pending->state == PendingState::kPending) {
+      // Lapsed but not yet swept: expire it as the sweep would, so that its earmark is not counted against it.
+      TransferSpec expire;
+      expire.id = hold_id + "/expire";
+      expire.kind = TransferKind::kExpirePending;
+      expire.pending_id = hold_id;
+      CLOZIT_TRY(ledger_.CreateTransfers(tx, {expire}, now));
+    }
+    CLOZIT_ASSIGN_OR_RETURN(auto lapsed, detail::FindTransfer(tx, hold_id));
+    CLOZIT_ASSIGN_OR_RETURN(auto lot, detail::FindLot(tx, purchase->lot_id));
+    const Credits takeable = (!lot || lot->ExpiredAt(now)) ? Credits() : lot->Unreserved();
+    const Credits amount = std::min(lapsed->amount, takeable);
+    shortfall = Credits::FromMicros(lapsed->amount.micros() - amount.micros());
+    if (amount.micros() <= 0) {
+      CLOZIT_TRY(tx.Exec(
+          "UPDATE billing_refund_requests SET status = 'approved', refunded_credits = 0, refunded_minor = $2, "
+          "provider_refund_id = $3, last_error = NULL, decided_by = $4, decided_at = $5, updated_at = $5 WHERE id = $1",
+          {id, refund.amount_minor, refund.refund_id, ActorText(kPaymentProviderActor), detail::Ms(now)}));
+    } else {
+      CLOZIT_ASSIGN_OR_RETURN(hold_id, HoldForRefund(tx, request, *purchase, amount, now));
+    }
+  }
+  if (hold_id != stored->hold_transfer_id || held) {
+    CLOZIT_TRY(CompleteRefund(tx, id, hold_id, {refund.refund_id, refund.amount_minor}, refund.currency,
+                              kPaymentProviderActor, now));
+  }
+  if (shortfall.micros() > 0) {
+    spdlog::warn("refund request {} was paid out after its earmark lapsed; {} credits were already used", id,
+                 shortfall.ToString());
+    json details = {{"provider_refund_id", refund.refund_id}, {"shortfall", shortfall.ToString()}};
+    CLOZIT_TRY(audit_.Record(tx, kPaymentProviderActor,
+                             {"refund_request.shortfall", "refund_request", id, details.dump()},
+                             request.tenant_id.str()));
+  }
+  return ReportedRefundOutcome{
+      true, "refund request " + id + " approved: the provider reports refund " + refund.refund_id + " succeeded" +
+                (shortfall.micros() > 0 ? "; short " + shortfall.ToString() + " credits" : "")};
 }
 
 Result<RefundRequest> Purchases::RejectRefund(const std::string& id, const std::string& reason,

@@ -158,6 +158,25 @@ struct AdjustmentRequest {
   TimePoint updated_at;
 };
 
+/// A refund the payment provider reports having made for one of Clozit's refund requests (its event).
+struct ReportedRefund {
+  std::string request_id;  // from the refund's metadata
+  std::string refund_id;   // the provider's
+  std::string payment_reference;
+  int64_t amount_minor = 0;
+  std::string currency;  // upper case
+  std::string status;    // the provider's: succeeded | pending | failed | canceled | requires_action
+};
+
+/// Who acts when the payment provider's events change billing records (audit entries, decisions).
+inline const privacy::Actor kPaymentProviderActor{"system", "payment_provider"};
+
+/// What a reported refund did to its request, and why.
+struct ReportedRefundOutcome {
+  bool applied = false;
+  std::string detail;
+};
+
 struct AdjustmentDecision {
   AdjustmentResolution resolution = AdjustmentResolution::kCreditAdjustment;
   /// Per charge: what to restore; a charge not named restores all it still may.
@@ -195,6 +214,11 @@ class Purchases {
   /// Operator actions: `tenant_id` empty means any tenant.
   Result<RefundRequest> ApproveRefund(const std::string& id, const privacy::Actor& actor);
   Result<RefundRequest> RejectRefund(const std::string& id, const std::string& reason, const privacy::Actor& actor);
+  /// Inside the caller's transaction (the one that stores the provider's event). A refund the provider made
+  /// approves its request if the request was still waiting to learn the outcome (a lost answer, an unreachable
+  /// provider): without this a paid-out refund stayed pending, its credits spendable once the earmark lapsed.
+  /// A failed one releases the earmark.
+  Result<ReportedRefundOutcome> ApplyReportedRefund(storage::Tx& tx, const ReportedRefund& refund, TimePoint now);
 
   Result<AdjustmentRequest> RequestAdjustment(const TenantId& tenant_id, const std::vector<std::string>& transfer_ids,
                                               const std::string& description, const privacy::Actor& actor);
@@ -208,6 +232,16 @@ class Purchases {
                                              const privacy::Actor& actor);
 
  private:
+  // Earmarks `amount` of the purchase's lot for the request's next attempt at the provider; the hold's id.
+  Result<std::string> HoldForRefund(storage::Tx& tx, const RefundRequest& request, const Purchase& purchase,
+                                    Credits amount, TimePoint now);
+  // The provider refused or failed the refund: the earmarked credits are the tenant's again.
+  Result<void> ReleaseRefundHold(storage::Tx& tx, const std::string& hold_id, TimePoint now);
+  // The provider refunded: the held credits leave the lot with the request's approval.
+  Result<RefundRequest> CompleteRefund(storage::Tx& tx, const std::string& id, const std::string& hold_id,
+                                       const RefundReceipt& receipt, const std::string& currency,
+                                       const privacy::Actor& actor, TimePoint now);
+
   storage::Database& db_;
   Ledger& ledger_;
   Charging& charging_;

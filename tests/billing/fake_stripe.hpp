@@ -9,7 +9,8 @@
 // State: checkout sessions, the PaymentIntents paid through them (or added by
 // the test) and their refunds. Pay() completes a session and returns the
 // checkout.session.completed event Stripe would send; ChargeRefundedEvent()
-// the charge.refunded event for a payment's current refunds; RefundOutside()
+// the charge.refunded event for a payment's current refunds, RefundEvent() a
+// refund.created / refund.updated event; RefundOutside()
 // refunds as the Stripe dashboard would (no API call from Clozit).
 //
 // Fault injection: FailNext(n, …) answers the next n API requests with an
@@ -129,8 +130,10 @@ class FakeStripe {
     payments_[payment_intent].refunded += amount;
   }
 
-  /// The charge.refunded event for the payment's refunds so far.
-  std::string ChargeRefundedEvent(const std::string& payment_intent, const std::string& event_id) const {
+  /// The charge.refunded event for the payment's refunds so far; with `list_refunds` the charge lists the refunds
+  /// made through the API, as API versions before 2022-11-15 did.
+  std::string ChargeRefundedEvent(const std::string& payment_intent, const std::string& event_id,
+                                  bool list_refunds = false) const {
     std::lock_guard lock(mu_);
     const Payment& payment = payments_.at(payment_intent);
     json charge = {{"id", payment.charge_id},
@@ -141,7 +144,23 @@ class FakeStripe {
                    {"payment_intent", payment_intent},
                    {"refunded", payment.refunded == payment.amount},
                    {"status", "succeeded"}};
+    if (list_refunds) {
+      json data = json::array();
+      for (const json& refund : refunds_) {
+        if (refund["payment_intent"] == payment_intent) data.push_back(refund);
+      }
+      charge["refunds"] = {{"object", "list"}, {"data", data}, {"has_more", false}};
+    }
     return Event(event_id, "charge.refunded", charge).dump();
+  }
+
+  /// A refund.created / refund.updated event for refund `index` of refunds(), in `status`.
+  std::string RefundEvent(size_t index, const std::string& type, const std::string& event_id,
+                          const std::string& status = "succeeded") const {
+    std::lock_guard lock(mu_);
+    json refund = refunds_.at(index);
+    refund["status"] = status;
+    return Event(event_id, type, refund).dump();
   }
 
   /// Takes the session's JSON as Stripe returned it.

@@ -327,6 +327,24 @@ class StripeFlowTest : public BillingTest {
     return rows.ok() ? rows->front().Int(0) : -1;
   }
 
+  /// Asks for a refund of the purchase and approves it while every answer from Stripe is lost after it refunded:
+  /// the request stays pending with its earmark, the outcome unknown to Clozit. The request's id.
+  std::string RefundInDoubt(const TenantId& tenant, const std::string& purchase_id) {
+    auto request = billing_->purchases.RequestRefund(tenant, purchase_id, "", kTenantAdmin);
+    EXPECT_TRUE(request.ok()) << request.error().message;
+    if (!request.ok()) return "";
+    const size_t refunds_before = fake_->refunds().size();
+    fake_->FailNext(100, 502, "api_error", "", /*after_processing=*/true);
+    auto lost = billing_->purchases.ApproveRefund(request->id.str(), kOperator);
+    fake_->FailNext(0, 200, "");
+    EXPECT_FALSE(lost.ok());
+    if (!lost.ok()) {
+      EXPECT_EQ(lost.error().code, ErrorCode::kUnavailable);
+    }
+    EXPECT_EQ(fake_->refunds().size(), refunds_before + 1) << "Stripe refunded; Clozit does not know";
+    return request->id.str();
+  }
+
   std::function<void()> between_retries_;
   std::unique_ptr<FakeStripe> fake_;
   std::unique_ptr<stripe::StripePaymentProvider> provider_;
@@ -521,6 +539,120 @@ TEST_P(StripeFlowTest, ARefundEventWhileClozitsRefundIsInFlightIsSentBackForRede
   EXPECT_EQ(DeliverOk(fake_->ChargeRefundedEvent(payment_intent, "evt_during")), "ignored");
   EXPECT_EQ(Available(tenant), Credits());
   EXPECT_TRUE(billing_->checkouts.ListShortfalls({})->items.empty());
+  ExpectClean();
+}
+
+TEST_P(StripeFlowTest, ARefundWhoseAnswerWasLostIsApprovedByItsRefundEvent) {
+  TenantId tenant = NewTenant();
+  auto [purchase_id, payment_intent] = BuyPack(tenant, "starter", "buy-1");
+  const std::string request_id = RefundInDoubt(tenant, purchase_id);
+  ASSERT_FALSE(request_id.empty());
+  EXPECT_EQ(Available(tenant), Credits()) << "the remainder stays earmarked while the outcome is unknown";
+
+  // The charge's event cannot tell the refunds apart yet; the refund's own event settles the request.
+  auto early = Deliver(fake_->ChargeRefundedEvent(payment_intent, "evt_charge"));
+  ASSERT_FALSE(early.ok());
+  EXPECT_EQ(early.error().code, ErrorCode::kUnavailable);
+  EXPECT_EQ(DeliverOk(fake_->RefundEvent(0, "refund.created", "evt_refund")), "processed");
+  auto approved = billing_->purchases.GetRefundRequest(tenant, request_id);
+  ASSERT_TRUE(approved.ok());
+  EXPECT_EQ(approved->status, RequestStatus::kApproved);
+  EXPECT_EQ(approved->refunded_credits, Cr(100));
+  EXPECT_EQ(approved->refunded_minor, 1000);
+  EXPECT_EQ(approved->provider_refund_id, fake_->refunds()[0]["id"].get<std::string>());
+  EXPECT_EQ(approved->decided_by, "system:payment_provider");
+  EXPECT_EQ(Available(tenant), Credits());
+
+  // Redeliveries and the charge's event change nothing more; the operator's retry answers without calling Stripe.
+  EXPECT_EQ(DeliverOk(fake_->RefundEvent(0, "refund.updated", "evt_refund_again")), "ignored");
+  EXPECT_EQ(DeliverOk(fake_->ChargeRefundedEvent(payment_intent, "evt_charge")), "ignored");
+  const size_t requests = fake_->requests().size();
+  auto replay = billing_->purchases.ApproveRefund(request_id, kOperator);
+  ASSERT_TRUE(replay.ok()) << replay.error().message;
+  EXPECT_EQ(replay->status, RequestStatus::kApproved);
+  EXPECT_EQ(fake_->requests().size(), requests);
+  EXPECT_EQ(fake_->refunds().size(), 1u);
+  EXPECT_TRUE(billing_->checkouts.ListShortfalls({})->items.empty());
+  ExpectClean();
+}
+
+TEST_P(StripeFlowTest, AChargeListingClozitsRefundSettlesItsRequest) {
+  TenantId tenant = NewTenant();
+  auto [purchase_id, payment_intent] = BuyPack(tenant, "starter", "buy-1");
+  Spend(tenant, Cr(40), "call-1");
+  const std::string request_id = RefundInDoubt(tenant, purchase_id);
+  ASSERT_FALSE(request_id.empty());
+  // Older API versions list the charge's refunds on charge.refunded: Clozit's own is recognised there.
+  EXPECT_EQ(DeliverOk(fake_->ChargeRefundedEvent(payment_intent, "evt_charge", /*list_refunds=*/true)), "processed");
+  auto approved = billing_->purchases.GetRefundRequest(tenant, request_id);
+  ASSERT_TRUE(approved.ok());
+  EXPECT_EQ(approved->status, RequestStatus::kApproved);
+  EXPECT_EQ(approved->refunded_credits, Cr(60));
+  EXPECT_EQ(approved->refunded_minor, 600);
+  EXPECT_EQ(Available(tenant), Credits());
+  EXPECT_TRUE(billing_->checkouts.ListShortfalls({})->items.empty()) << "nothing counted as refunded outside";
+  ExpectClean();
+}
+
+TEST_P(StripeFlowTest, ARefundReportedAfterItsEarmarkLapsedTakesWhatTheLotStillHas) {
+  TenantId tenant = NewTenant();
+  auto [purchase_id, payment_intent] = BuyPack(tenant, "starter", "buy-1");
+  const std::string request_id = RefundInDoubt(tenant, purchase_id);
+  ASSERT_FALSE(request_id.empty());
+  clock_.Advance(1min);
+  TenantId unswept = NewTenant();
+  auto [unswept_purchase, unswept_payment] = BuyPack(unswept, "starter", "buy-2");
+  const std::string unswept_request = RefundInDoubt(unswept, unswept_purchase);
+  ASSERT_FALSE(unswept_request.empty());
+
+  // A day later both earmarks have lapsed; the sweep released the first one (the older), and its tenant spent
+  // part of the credits. The second still counts against its lot until it is swept.
+  clock_.Advance(25h);
+  ASSERT_TRUE(charging_->ExpireStale(1).ok());
+  ASSERT_EQ(Available(tenant), Cr(100));
+  EXPECT_EQ(Available(unswept), Credits());
+  Spend(tenant, Cr(30), "call-1");
+  EXPECT_EQ(DeliverOk(fake_->RefundEvent(0, "refund.updated", "evt_refund")), "processed");
+  auto approved = billing_->purchases.GetRefundRequest(tenant, request_id);
+  ASSERT_TRUE(approved.ok());
+  EXPECT_EQ(approved->status, RequestStatus::kApproved);
+  EXPECT_EQ(approved->refunded_credits, Cr(70)) << "what the lot still had; 30 were used meanwhile";
+  EXPECT_EQ(approved->refunded_minor, 1000);
+  EXPECT_EQ(Available(tenant), Credits());
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM audit_log WHERE action = 'refund_request.shortfall'"), 1);
+  // The charge's event then finds the whole refund Clozit's own.
+  EXPECT_EQ(DeliverOk(fake_->ChargeRefundedEvent(payment_intent, "evt_charge")), "ignored");
+
+  // The unswept hold is expired as the sweep would, and the whole remainder leaves with the approval.
+  EXPECT_EQ(DeliverOk(fake_->RefundEvent(1, "refund.created", "evt_refund_2")), "processed");
+  auto second = billing_->purchases.GetRefundRequest(unswept, unswept_request);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->status, RequestStatus::kApproved);
+  EXPECT_EQ(second->refunded_credits, Cr(100));
+  EXPECT_EQ(Available(unswept), Credits());
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM audit_log WHERE action = 'refund_request.shortfall'"), 1);
+  ExpectClean();
+}
+
+TEST_P(StripeFlowTest, AFailedRefundReportReleasesTheEarmark) {
+  TenantId tenant = NewTenant();
+  auto [purchase_id, payment_intent] = BuyPack(tenant, "starter", "buy-1");
+  const std::string request_id = RefundInDoubt(tenant, purchase_id);
+  ASSERT_FALSE(request_id.empty());
+  EXPECT_FALSE(billing_->purchases.RejectRefund(request_id, "changed our mind", kOperator).ok())
+      << "in doubt: cannot be rejected";
+  EXPECT_EQ(DeliverOk(fake_->RefundEvent(0, "refund.updated", "evt_failed", "failed")), "processed");
+  EXPECT_EQ(Available(tenant), Cr(100));
+  auto pending = billing_->purchases.GetRefundRequest(tenant, request_id);
+  ASSERT_TRUE(pending.ok());
+  EXPECT_EQ(pending->status, RequestStatus::kPending);
+  EXPECT_NE(pending->last_error.find("failed"), std::string::npos) << pending->last_error;
+  auto rejected = billing_->purchases.RejectRefund(request_id, "the card refused the refund", kOperator);
+  ASSERT_TRUE(rejected.ok()) << rejected.error().message;
+  // A refund.* event for a refund Clozit did not ask for, or for another payment, changes nothing.
+  auto foreign = nlohmann::json::parse(fake_->RefundEvent(0, "refund.created", "evt_foreign"));
+  foreign["data"]["object"]["metadata"] = nlohmann::json::object();
+  EXPECT_EQ(DeliverOk(foreign.dump()), "ignored");
   ExpectClean();
 }
 

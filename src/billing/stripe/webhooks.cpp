@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cctype>
+#include <optional>
 
 #include "billing/detail/store.hpp"
 
@@ -36,6 +37,22 @@ int64_t IntOf(const json& object, const char* key) {
 std::string Upper(std::string text) {
   for (char& c : text) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return text;
+}
+
+// A Refund object that Clozit asked for (its metadata names the refund request); nullopt for any other.
+std::optional<ReportedRefund> ClozitRefund(const json& refund) {
+  const json metadata = refund.value("metadata", json::object());
+  const std::string request_id = metadata.is_object() ? Text(metadata, "clozit_refund_request_id") : "";
+  if (request_id.empty()) return std::nullopt;
+  ReportedRefund reported;
+  reported.request_id = request_id;
+  reported.refund_id = Text(refund, "id");
+  reported.payment_reference = IdOf(refund, "payment_intent");
+  if (reported.payment_reference.empty()) reported.payment_reference = IdOf(refund, "charge");
+  reported.amount_minor = IntOf(refund, "amount");
+  reported.currency = Upper(Text(refund, "currency"));
+  reported.status = Text(refund, "status");
+  return reported;
 }
 
 }  // namespace
@@ -88,6 +105,17 @@ Result<WebhookResult> StripeWebhooks::Handle(std::string_view signature_header, 
           CLOZIT_ASSIGN_OR_RETURN(outcome, checkouts_.CompletePaid(tx, paid, result.event_id, now));
         }
       }
+    } else if (result.type == "refund.created" || result.type == "refund.updated") {
+      const std::optional<ReportedRefund> reported = ClozitRefund(object);
+      if (!reported) {
+        outcome = {"ignored", "not a refund Clozit asked for (no clozit_refund_request_id)"};
+      } else if (reported->refund_id.empty() || reported->payment_reference.empty() || reported->amount_minor < 0) {
+        outcome = {"rejected", "refund without id, payment_intent or amount"};
+      } else {
+        payment_reference = reported->payment_reference;
+        amount = reported->amount_minor;
+        CLOZIT_ASSIGN_OR_RETURN(outcome, checkouts_.ApplyReportedRefund(tx, *reported, now));
+      }
     } else if (result.type == "charge.refunded") {
       payment_reference = IdOf(object, "payment_intent");
       if (payment_reference.empty()) payment_reference = Text(object, "id");
@@ -96,9 +124,23 @@ Result<WebhookResult> StripeWebhooks::Handle(std::string_view signature_header, 
         outcome = {"rejected", "charge without payment_intent or amount_refunded"};
       } else {
         amount = refunded;
+        // API versions before 2022-11-15 list the charge's refunds: Clozit's own among them settle their
+        // requests first, so the rest is told apart from them without waiting for a refund.* event.
+        const json refunds = object.value("refunds", json::object());
+        const json data = refunds.is_object() ? refunds.value("data", json::array()) : json::array();
+        std::string settled;
+        for (const json& refund : data.is_array() ? data : json::array()) {
+          if (!refund.is_object()) continue;
+          std::optional<ReportedRefund> reported = ClozitRefund(refund);
+          if (!reported || reported->refund_id.empty() || reported->amount_minor < 0) continue;
+          reported->payment_reference = payment_reference;  // a refund listed on its charge
+          CLOZIT_ASSIGN_OR_RETURN(EventOutcome applied, checkouts_.ApplyReportedRefund(tx, *reported, now));
+          if (applied.outcome == "processed") settled += applied.detail + "; ";
+        }
         CLOZIT_ASSIGN_OR_RETURN(
             outcome, checkouts_.ApplyProviderRefund(tx, {payment_reference, refunded, Upper(Text(object, "currency"))},
                                                     result.event_id, now));
+        if (!settled.empty()) outcome = {"processed", settled + outcome.detail};
       }
     }
     CLOZIT_TRY(tx.Exec(

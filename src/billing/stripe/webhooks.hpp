@@ -6,7 +6,11 @@
 // redelivery is a no-op) together with its effect:
 //   checkout.session.completed / checkout.session.async_payment_succeeded
 //     with payment_status "paid" → Checkouts::CompletePaid (the lot, once);
-//   charge.refunded → Checkouts::ApplyProviderRefund with the charge's
+//   refund.created / refund.updated of a refund Clozit asked for (metadata
+//     clozit_refund_request_id) → Checkouts::ApplyReportedRefund: the outcome
+//     of a refund request whose answer from the API was lost;
+//   charge.refunded → the same for Clozit's refunds it lists (older API
+//     versions), then Checkouts::ApplyProviderRefund with the charge's
 //     cumulative amount_refunded;
 //   anything else → stored as ignored.
 // An error means "nothing was stored": invalid_argument for a bad signature or
