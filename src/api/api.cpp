@@ -149,7 +149,10 @@ http::Response Api::RunPipeline(const RouteSpec& spec, http::Request& request) {
     for (const auto& [name, value] : context.response_headers.all()) response.headers.Add(name, value);
     return response;
   };
-  if (request.method == "POST" && request.headers.Get("Idempotency-Key") && !spec.own_idempotency) {
+  // Public routes only where each address is rate limited (sign-up, log-in, invitations): the others are signed
+  // deliveries keyed by their own event ids, and a store open to anyone there was a free database write.
+  if (request.method == "POST" && (context.principal || spec.per_ip_limited) &&
+      request.headers.Get("Idempotency-Key") && !spec.own_idempotency) {
     std::string scope = context.principal ? context.principal->id : "ip:" + request.remote_ip;
     return idempotency_->Run(scope, request, run);
   }

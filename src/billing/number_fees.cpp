@@ -369,7 +369,7 @@ Result<FeeRunReport> NumberFees::ChargeDueFees(int64_t limit, int64_t skip) {
       return Ok();
     });
     if (!wrote) {
-      report.failed.push_back(number_id + ": " + wrote.error().message);
+      report.failed.push_back(tenant + "/" + number_id + ": " + wrote.error().message);
       continue;
     }
     for (auto& item : one.charged) report.charged.push_back(std::move(item));

@@ -103,7 +103,7 @@ struct FeeRunReport {
   std::vector<FeeRunItem> charged;
   std::vector<FeeRunItem> past_due;     // newly or still short of credits
   std::vector<FeeRunItem> release_due;  // flagged for release by this run
-  std::vector<std::string> failed;      // "<number id>: <error>"; each stays due and is tried again next run
+  std::vector<std::string> failed;  // "<tenant id>/<number id>: <error>"; each stays due and is tried again next run
 };
 
 class NumberFees {

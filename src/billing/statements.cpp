@@ -80,7 +80,9 @@ Result<std::pair<int64_t, std::string>> ParseCursor(const std::string& cursor) {
   int64_t at = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + tilde, at);
   if (ec != std::errc() || end != text.data() + tilde || at < 0) return malformed();
-  return std::make_pair(at, text.substr(tilde + 1));
+  std::string id = text.substr(tilde + 1);
+  if (!IsValidUtf8(id)) return malformed();  // PostgreSQL refuses such a parameter
+  return std::make_pair(at, std::move(id));
 }
 
 StatementEntry EntryFrom(const Row& row, const std::string& credits_account) {

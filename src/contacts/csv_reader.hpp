@@ -23,6 +23,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/encoding.hpp"  // IsValidUtf8, used with the reader
 #include "common/result.hpp"
 
 namespace clozit::contacts {
@@ -166,8 +167,5 @@ class CsvReader {
   bool field_dropped_ = false;
   bool record_full_ = false;  // max_fields or max_record_bytes reached: content is dropped
 };
-
-/// True when `text` is well-formed UTF-8 (no overlongs, surrogates or code points above U+10FFFF).
-bool IsValidUtf8(std::string_view text);
 
 }  // namespace clozit::contacts

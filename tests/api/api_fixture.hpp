@@ -20,6 +20,7 @@
 #include "accounts/accounts.hpp"
 #include "api/api.hpp"
 #include "billing/billing.hpp"
+#include "billing/stripe/webhooks.hpp"
 #include "common/clock.hpp"
 #include "common/config.hpp"
 #include "http/message.hpp"
@@ -190,6 +191,7 @@ class ApiTest : public ::testing::Test {
 
   void TearDown() override {
     api_.reset();
+    stripe_webhooks_.reset();
     billing_.reset();
     accounts_.reset();
     audit_.reset();
@@ -200,6 +202,7 @@ class ApiTest : public ::testing::Test {
   /// Wires the modules as app::Application::Create does (again, after a config_ change).
   void Build() {
     api_.reset();
+    stripe_webhooks_.reset();
     billing_.reset();
     accounts_.reset();
     audit_.reset();
@@ -218,8 +221,11 @@ class ApiTest : public ::testing::Test {
     audit_ = std::make_unique<privacy::AuditLog>(clock_, random_);
     accounts_ = std::make_unique<accounts::Accounts>(*db_, clock_, random_, *audit_, config_.accounts);
     billing_ = std::make_unique<billing::Billing>(*db_, *audit_, clock_, random_, payment_provider_);
-    api_ =
-        std::make_unique<Api>(ApiDeps{*db_, *accounts_, *audit_, metrics_, clock_, random_, config_, billing_.get()});
+    stripe_webhooks_ = std::make_unique<billing::stripe::StripeWebhooks>(
+        *db_, billing_->checkouts, clock_, billing::stripe::WebhookSettings{"whsec_api_test"});
+    ApiDeps deps{*db_, *accounts_, *audit_, metrics_, clock_, random_, config_, billing_.get()};
+    deps.stripe_webhooks = stripe_webhooks_.get();
+    api_ = std::make_unique<Api>(deps);
     handler_ = api_->Handler();
   }
 
@@ -347,6 +353,7 @@ class ApiTest : public ::testing::Test {
   std::unique_ptr<privacy::AuditLog> audit_;
   std::unique_ptr<accounts::Accounts> accounts_;
   billing::FakePaymentProvider payment_provider_;
+  std::unique_ptr<billing::stripe::StripeWebhooks> stripe_webhooks_;
   std::unique_ptr<billing::Billing> billing_;
   std::unique_ptr<Api> api_;
   http::Handler handler_;

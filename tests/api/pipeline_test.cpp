@@ -324,6 +324,16 @@ TEST_F(PipelineTest, IdempotencyKeyReplaysTheFirstResponse) {
   EXPECT_EQ(Count("SELECT COUNT(*) FROM api_keys"), 2);
 }
 
+// Anyone can reach a webhook route (no per-address limit): an Idempotency-Key there stored a row per request.
+TEST_F(PipelineTest, PublicRoutesStoreNoIdempotencyKeys) {
+  for (int i = 0; i < 3; ++i) {
+    auto reply = Send("POST", "/v1/webhooks/stripe", R"({"id":"evt_1","type":"charge.refunded"})",
+                      {{"Stripe-Signature", "t=1,v1=00"}, {"Idempotency-Key", "junk-" + std::to_string(i)}});
+    ExpectProblem(reply, 400, "invalid_argument", "Stripe-Signature");
+  }
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM idempotency_keys"), 0);
+}
+
 TEST_F(PipelineTest, IdempotencyKeysAreScopedToTheCaller) {
   auto alice = SignUp("alice@example.com");
   auto bob = SignUp("bob@example.com");

@@ -112,7 +112,7 @@ TEST_P(BillingJobsTest, OneSubscriptionOrNumberThatCannotBePricedHoldsUpNoOther)
   ASSERT_EQ(run.fees.charged.size(), 1u);
   EXPECT_EQ(run.fees.charged[0].tenant_id, fine);
   ASSERT_EQ(run.errors.size(), 2u);
-  EXPECT_NE(run.errors[0].find("number fee num_a: "), std::string::npos) << run.errors[0];
+  EXPECT_NE(run.errors[0].find("number fee " + broken.str() + "/num_a: "), std::string::npos) << run.errors[0];
   EXPECT_NE(run.errors[1].find("subscription sub_"), std::string::npos) << run.errors[1];
   // Still due, and tried again by the next run.
   EXPECT_EQ(jobs.RunOnce(clock_.Now()).errors.size(), 2u);

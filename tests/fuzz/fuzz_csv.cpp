@@ -55,7 +55,7 @@ Summary Run(std::string_view input, const CsvOptions& options, size_t chunk) {
     Check(record.ok() == record.error_message.empty());
     Check(record.begin_offset >= previous_end && record.begin_offset <= record.end_offset);
     Check(record.end_offset <= input.size());
-    if (record.ok() && record.size() > 0) Check(clozit::contacts::IsValidUtf8(std::string(record.field(0))));
+    if (record.ok() && record.size() > 0) Check(clozit::IsValidUtf8(std::string(record.field(0))));
     previous_end = record.end_offset;
     summary.rows.push_back(record.Fields());
     summary.errors.push_back(static_cast<int>(record.error));
