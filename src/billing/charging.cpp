@@ -240,16 +240,6 @@ std::string UsageText(const std::vector<UsageItem>& usage) {
   return text.empty() ? "nothing" : text;
 }
 
-// Another node can write the same reservation between this write's reads and its INSERTs (PostgreSQL, read
-// committed: a reserve with the same key, a settle or void of the same hold). The unique key then fails this
-// write with kAlreadyExists, which is not an answer: run it once more, and it reads what the other node did and
-// answers from it (a replay or a conflict), as it would have a moment later.
-Result<void> WriteRacingOtherNodes(storage::Database& db, const std::function<Result<void>(Tx&)>& work) {
-  Result<void> done = db.Write(work);
-  if (!done && done.error().code == ErrorCode::kAlreadyExists) done = db.Write(work);
-  return done;
-}
-
 }  // namespace
 
 std::string_view ReservationStateName(ReservationState state) {
@@ -291,7 +281,7 @@ Result<Reservation> Charging::Reserve(const ReserveRequest& request) {
   }
   const std::string tenant = request.tenant_id.str();
   Reservation result;
-  CLOZIT_TRY(WriteRacingOtherNodes(db_, [&](Tx& tx) -> Result<void> {
+  CLOZIT_TRY(detail::WriteRacingOtherNodes(db_, [&](Tx& tx) -> Result<void> {
     // Optimistic (Tx::careful), the key is assumed new: a repeat fails the reservation's INSERT below, and
     // the careful run finds it here.
     std::optional<Stored> existing;
@@ -362,7 +352,7 @@ Result<Reservation> Charging::Extend(const ExtendRequest& request) {
     return Error::InvalidArgument("expires_at", "expiry must be in the future and within the longest hold");
   }
   Reservation result;
-  CLOZIT_TRY(WriteRacingOtherNodes(db_, [&](Tx& tx) -> Result<void> {
+  CLOZIT_TRY(detail::WriteRacingOtherNodes(db_, [&](Tx& tx) -> Result<void> {
     open_->Forget(request.reservation_id);  // it gets a new hold
     CLOZIT_ASSIGN_OR_RETURN(Stored stored, RequireById(tx, request.tenant_id, request.reservation_id, now));
     const std::string& id = request.reservation_id;
@@ -429,7 +419,7 @@ Result<Reservation> Charging::Settle(const TenantId& tenant_id, const std::strin
   CLOZIT_ASSIGN_OR_RETURN(auto items, NormalizeUsage(usage, &total));
   const std::string tenant = tenant_id.str();
   Reservation result;
-  CLOZIT_TRY(WriteRacingOtherNodes(db_, [&](Tx& tx) -> Result<void> {
+  CLOZIT_TRY(detail::WriteRacingOtherNodes(db_, [&](Tx& tx) -> Result<void> {
     // Optimistic, a reservation this process made and still knows open is settled without reading it: that it
     // is still open is a condition of the hold's status UPDATE (the ledger's), which fails the write if not.
     // Anything the known view would refuse is decided from the database instead.
@@ -516,7 +506,7 @@ Result<Reservation> Charging::Void(const TenantId& tenant_id, const std::string&
   const TimePoint now = clock_.Now();
   CLOZIT_TRY(ValidateTenant(tenant_id));
   Reservation result;
-  CLOZIT_TRY(WriteRacingOtherNodes(db_, [&](Tx& tx) -> Result<void> {
+  CLOZIT_TRY(detail::WriteRacingOtherNodes(db_, [&](Tx& tx) -> Result<void> {
     open_->Forget(reservation_id);
     CLOZIT_ASSIGN_OR_RETURN(Stored stored, RequireById(tx, tenant_id, reservation_id, now));
     if (stored.view.state == ReservationState::kSettled) return StateConflict(stored.view, "void");
@@ -636,7 +626,7 @@ Result<CreditBalance> Charging::Balance(const TenantId& tenant_id) {
 Result<ExpiryReport> Charging::ExpireStale(int64_t limit) {
   const TimePoint now = clock_.Now();
   ExpiryReport report;
-  CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
+  CLOZIT_TRY(detail::WriteRacingOtherNodes(db_, [&](Tx& tx) -> Result<void> {
     report = {};
     CLOZIT_ASSIGN_OR_RETURN(auto holds, ledger_.ExpirePending(tx, now, limit));
     for (const Transfer& expired : holds) {

@@ -62,13 +62,6 @@ Result<std::optional<Checkout>> FindCheckout(Tx& tx, std::string_view where, con
   return storage::FindOne(tx, std::string(kSelectCheckout) + std::string(where), params, CheckoutFrom);
 }
 
-// `part` of `whole` money as a share of `credits`, rounded down and never above `credits`.
-Credits CreditsShare(Credits credits, int64_t part, int64_t whole) {
-  if (whole <= 0 || part <= 0) return Credits();
-  if (part >= whole) return credits;
-  return Credits::FromMicros(static_cast<int64_t>(static_cast<__int128>(credits.micros()) * part / whole));
-}
-
 }  // namespace
 
 Result<std::vector<CreditPack>> ParseCreditPacks(std::string_view text) {

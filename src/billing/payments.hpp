@@ -22,12 +22,14 @@ struct RefundCall {
   std::string payment_reference;  // the provider's payment/charge id
   int64_t amount_minor = 0;       // > 0, minor units of `currency`
   std::string currency;
-  std::string idempotency_key;  // stable per refund request
+  std::string idempotency_key;  // stable per attempt: a retry of an attempt whose outcome is unknown reuses it
+  std::string request_id;       // the refund request, kept with the refund (its events name it)
 };
 
 struct RefundReceipt {
   std::string refund_id;  // the provider's refund id
   int64_t amount_minor = 0;
+  bool pending = false;  // accepted, not yet paid out (the provider reports the outcome later)
 };
 
 /// A hosted payment page for one credit pack.

@@ -79,6 +79,16 @@ int64_t ProRata(int64_t price_minor, Credits part, Credits whole) {
   return static_cast<int64_t>(scaled / whole.micros());
 }
 
+}  // namespace
+
+Credits CreditsShare(Credits credits, int64_t part, int64_t whole) {
+  if (whole <= 0 || part <= 0) return Credits();
+  if (part >= whole) return credits;
+  return Credits::FromMicros(static_cast<int64_t>(static_cast<__int128>(credits.micros()) * part / whole));
+}
+
+namespace {
+
 bool ValidCurrency(const std::string& currency) {
   return currency.size() == 3 &&
          std::all_of(currency.begin(), currency.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
@@ -577,7 +587,7 @@ Result<RefundRequest> Purchases::ApproveRefund(const std::string& id, const priv
   std::string hold_id;
   std::string tenant;
   std::optional<RefundRequest> done;
-  CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
+  CLOZIT_TRY(detail::WriteRacingOtherNodes(db_, [&](Tx& tx) -> Result<void> {
     const TimePoint now = clock_.Now();
     done.reset();
     CLOZIT_ASSIGN_OR_RETURN(StoredRefund stored, RequireRefund(tx, id, ""));
@@ -597,7 +607,7 @@ Result<RefundRequest> Purchases::ApproveRefund(const std::string& id, const priv
         CLOZIT_ASSIGN_OR_RETURN(auto hold, detail::FindTransfer(tx, stored.hold_transfer_id));
         hold_id = hold->id;
         call = {purchase->payment_reference, ProRata(purchase->price_minor, hold->amount, purchase->credits),
-                purchase->currency, id};
+                purchase->currency, hold_id, id};
         return Ok();
       }
     }
@@ -609,8 +619,10 @@ Result<RefundRequest> Purchases::ApproveRefund(const std::string& id, const priv
                                                    std::string(RefundReasonName(eligibility.reason)));
     }
     CLOZIT_ASSIGN_OR_RETURN(hold_id, HoldForRefund(tx, request, *purchase, eligibility.refundable, now));
+    // One idempotency key per hold: a retry of this attempt reuses both, a new attempt (after a refusal, with
+    // perhaps another amount) gets a key of its own instead of one the provider refuses as reused.
     call = {purchase->payment_reference, ProRata(purchase->price_minor, eligibility.refundable, purchase->credits),
-            purchase->currency, id};
+            purchase->currency, hold_id, id};
     return Ok();
   }));
   if (done) return *done;
@@ -618,6 +630,12 @@ Result<RefundRequest> Purchases::ApproveRefund(const std::string& id, const priv
   // 2. The provider, outside any transaction. A zero-price purchase has nothing to return.
   Result<RefundReceipt> receipt = RefundReceipt{"", 0};
   if (call.amount_minor > 0) receipt = provider_.Refund(call);
+  // Accepted but not paid out yet: as good as an unknown outcome until the provider reports it (refund.updated).
+  if (receipt && receipt->pending) {
+    receipt = Error::Make(ErrorCode::kUnavailable, "refund " + receipt->refund_id +
+                                                       " is pending at the payment provider; the request is approved "
+                                                       "when the provider reports it paid out");
+  }
 
   // 3a. Failure: the request stays pending with the error. A refusal releases the earmark. An unknown outcome
   // (unreachable, timed out, rate limited: the provider may have refunded) keeps it, so that the retry reuses
@@ -629,7 +647,7 @@ Result<RefundRequest> Purchases::ApproveRefund(const std::string& id, const priv
     const bool outcome_unknown = provider_error.code == ErrorCode::kUnavailable ||
                                  provider_error.code == ErrorCode::kRateLimited ||
                                  provider_error.code == ErrorCode::kIdempotencyMismatch;
-    CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
+    CLOZIT_TRY(detail::WriteRacingOtherNodes(db_, [&](Tx& tx) -> Result<void> {
       const TimePoint now = clock_.Now();
       CLOZIT_ASSIGN_OR_RETURN(auto pending, detail::FindPending(tx, hold_id));
       if (!outcome_unknown && pending && pending->state == PendingState::kPending) {
@@ -649,7 +667,7 @@ Result<RefundRequest> Purchases::ApproveRefund(const std::string& id, const priv
 
   // 3b. Success: the credits leave the lot with the request's approval, in one transaction.
   RefundRequest result;
-  CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
+  CLOZIT_TRY(detail::WriteRacingOtherNodes(db_, [&](Tx& tx) -> Result<void> {
     CLOZIT_ASSIGN_OR_RETURN(StoredRefund stored, RequireRefund(tx, id, ""));
     if (stored.view.status == RequestStatus::kApproved) {
       result = std::move(stored.view);
@@ -697,15 +715,17 @@ Result<void> Purchases::ReleaseRefundHold(Tx& tx, const std::string& hold_id, Ti
 
 Result<RefundRequest> Purchases::CompleteRefund(Tx& tx, const std::string& id, const std::string& hold_id,
                                                 const RefundReceipt& receipt, const std::string& currency,
-                                                const privacy::Actor& actor, TimePoint now) {
+                                                const privacy::Actor& actor, TimePoint now,
+                                                std::optional<Credits> at_most) {
   CLOZIT_ASSIGN_OR_RETURN(auto hold, detail::FindTransfer(tx, hold_id));
   if (!hold) return Error::Internal("refund request " + id + " has no hold " + hold_id);
   const std::string& tenant = hold->tenant_id;
+  const Credits taken = at_most ? std::min(hold->amount, *at_most) : hold->amount;
   TransferSpec post;
   post.id = hold_id + "/post";
   post.kind = TransferKind::kPostPending;
   post.pending_id = hold_id;
-  post.amount = hold->amount;
+  post.amount = taken;
   post.code = "refund";
   CLOZIT_TRY(ledger_.CreateTransfers(tx, {post}, now));
   CLOZIT_TRY(RecordBalanceEvents(tx, tenant, now, random_));
@@ -713,8 +733,8 @@ Result<RefundRequest> Purchases::CompleteRefund(Tx& tx, const std::string& id, c
       tx.Exec("UPDATE billing_refund_requests SET status = 'approved', refunded_credits = $2, "
               "refunded_minor = $3, provider_refund_id = $4, last_error = NULL, decided_by = $5, "
               "decided_at = $6, updated_at = $6 WHERE id = $1",
-              {id, hold->amount.micros(), receipt.amount_minor, receipt.refund_id, ActorText(actor), detail::Ms(now)}));
-  json details = {{"refunded_credits", hold->amount.ToString()},
+              {id, taken.micros(), receipt.amount_minor, receipt.refund_id, ActorText(actor), detail::Ms(now)}));
+  json details = {{"refunded_credits", taken.ToString()},
                   {"refunded_minor", receipt.amount_minor},
                   {"currency", currency},
                   {"provider_refund_id", receipt.refund_id},
@@ -764,11 +784,16 @@ Result<ReportedRefundOutcome> Purchases::ApplyReportedRefund(Tx& tx, const Repor
     return ReportedRefundOutcome{false, "refund " + refund.refund_id + " is " + refund.status + " at the provider"};
   }
   std::string hold_id = stored->hold_transfer_id;
+  if (hold_id.empty()) return ReportedRefundOutcome{false, "refund request " + id + " was never sent to the provider"};
+  // The credits the reported money buys back: the hold's, when it is the money asked for that hold (no second
+  // rounding), else its share of the purchase (the hold may be a later attempt's, for another amount).
+  CLOZIT_ASSIGN_OR_RETURN(auto last_hold, detail::FindTransfer(tx, hold_id));
+  const Credits due = refund.amount_minor == ProRata(purchase->price_minor, last_hold->amount, purchase->credits)
+                          ? last_hold->amount
+                          : CreditsShare(purchase->credits, refund.amount_minor, purchase->price_minor);
   Credits shortfall;
   if (!held) {
-    // The earmark lapsed before the outcome was known: take again what it held, as far as the lot still has it.
-    if (hold_id.empty())
-      return ReportedRefundOutcome{false, "refund request " + id + " was never sent to the provider"};
+    // The earmark lapsed before the outcome was known: take again what is due, as far as the lot still has it.
     if (pending && pending->state == PendingState::kPending) {
       // Lapsed but not yet swept: expire it as the sweep would, so that its earmark is not counted against it.
       TransferSpec expire;
@@ -777,11 +802,10 @@ Result<ReportedRefundOutcome> Purchases::ApplyReportedRefund(Tx& tx, const Repor
       expire.pending_id = hold_id;
       CLOZIT_TRY(ledger_.CreateTransfers(tx, {expire}, now));
     }
-    CLOZIT_ASSIGN_OR_RETURN(auto lapsed, detail::FindTransfer(tx, hold_id));
     CLOZIT_ASSIGN_OR_RETURN(auto lot, detail::FindLot(tx, purchase->lot_id));
     const Credits takeable = (!lot || lot->ExpiredAt(now)) ? Credits() : lot->Unreserved();
-    const Credits amount = std::min(lapsed->amount, takeable);
-    shortfall = Credits::FromMicros(lapsed->amount.micros() - amount.micros());
+    const Credits amount = std::min(due, takeable);
+    shortfall = Credits::FromMicros(due.micros() - amount.micros());
     if (amount.micros() <= 0) {
       CLOZIT_TRY(tx.Exec(
           "UPDATE billing_refund_requests SET status = 'approved', refunded_credits = 0, refunded_minor = $2, "
@@ -793,7 +817,7 @@ Result<ReportedRefundOutcome> Purchases::ApplyReportedRefund(Tx& tx, const Repor
   }
   if (hold_id != stored->hold_transfer_id || held) {
     CLOZIT_TRY(CompleteRefund(tx, id, hold_id, {refund.refund_id, refund.amount_minor}, refund.currency,
-                              kPaymentProviderActor, now));
+                              kPaymentProviderActor, now, due));
   }
   if (shortfall.micros() > 0) {
     spdlog::warn("refund request {} was paid out after its earmark lapsed; {} credits were already used", id,

@@ -168,6 +168,10 @@ struct ReportedRefund {
   std::string status;    // the provider's: succeeded | pending | failed | canceled | requires_action
 };
 
+/// `part` of `whole` money as a share of `credits`, rounded down and never above `credits`: the credits a
+/// refund of `part` minor units of a purchase of `credits` for `whole` takes back.
+Credits CreditsShare(Credits credits, int64_t part, int64_t whole);
+
 /// Who acts when the payment provider's events change billing records (audit entries, decisions).
 inline const privacy::Actor kPaymentProviderActor{"system", "payment_provider"};
 
@@ -238,9 +242,11 @@ class Purchases {
   // The provider refused or failed the refund: the earmarked credits are the tenant's again.
   Result<void> ReleaseRefundHold(storage::Tx& tx, const std::string& hold_id, TimePoint now);
   // The provider refunded: the held credits leave the lot with the request's approval.
+  // `at_most`: what the refunded money buys back, when less than the hold (the rest is released).
   Result<RefundRequest> CompleteRefund(storage::Tx& tx, const std::string& id, const std::string& hold_id,
                                        const RefundReceipt& receipt, const std::string& currency,
-                                       const privacy::Actor& actor, TimePoint now);
+                                       const privacy::Actor& actor, TimePoint now,
+                                       std::optional<Credits> at_most = std::nullopt);
 
   storage::Database& db_;
   Ledger& ledger_;

@@ -290,6 +290,11 @@ Result<Subscription> Subscriptions::Change(const TenantId& tenant_id, const std:
       CLOZIT_TRY(tx.Exec("UPDATE billing_subscriptions SET next_plan_code = NULL, updated_at = $2 WHERE id = $1",
                          {sub.id.str(), detail::Ms(now)}));
       details["effective"] = "unchanged";
+    } else if (target.price_per_cycle > sub.price && now >= sub.current_period_end) {
+      // The paid period is over and its renewal not yet run: an upgrade now would charge the difference for a
+      // period already past (and grant credits that expire at once).
+      return Error::Make(ErrorCode::kConflict,
+                         "the current period has ended and its renewal is pending; upgrade once it has renewed");
     } else if (target.price_per_cycle > sub.price) {
       // Upgrade now: the difference in price is charged, the difference in included credits granted to period end.
       CLOZIT_ASSIGN_OR_RETURN(Credits difference, target.price_per_cycle.Subtract(sub.price));

@@ -91,6 +91,12 @@ class FakeStripe {
     return requests_;
   }
 
+  /// The status the refunds created from now on answer with: succeeded (default), pending, failed.
+  void SetRefundStatus(std::string status) {
+    std::lock_guard lock(mu_);
+    refund_status_ = std::move(status);
+  }
+
   /// Refunds actually made (replays and refused requests excluded).
   std::vector<json> refunds() const {
     std::lock_guard lock(mu_);
@@ -301,7 +307,7 @@ class FakeStripe {
       return Error(400, "invalid_request_error", "amount_too_large",
                    "Refund amount is greater than the unrefunded amount on the charge.", "amount");
     }
-    payment.refunded += amount;
+    if (refund_status_ != "failed" && refund_status_ != "canceled") payment.refunded += amount;
     json metadata = json::object();
     for (const auto& [name, value] : form) {
       if (name.starts_with("metadata[") && name.back() == ']') metadata[name.substr(9, name.size() - 10)] = value;
@@ -314,7 +320,7 @@ class FakeStripe {
                    {"payment_intent", payment_intent},
                    {"reason", Field(form, "reason")},
                    {"metadata", metadata},
-                   {"status", "succeeded"}};
+                   {"status", refund_status_}};
     refunds_.push_back(refund);
     return http::Response::Json(200, refund.dump());
   }
@@ -369,6 +375,7 @@ class FakeStripe {
   int counter_ = 0;
   std::vector<Recorded> requests_;
   std::vector<json> refunds_;
+  std::string refund_status_ = "succeeded";
   std::map<std::string, Payment> payments_;
   std::map<std::string, json> sessions_;
   std::map<std::string, std::pair<std::string, http::Response>> idempotent_;

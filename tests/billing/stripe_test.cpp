@@ -106,7 +106,7 @@ TEST(StripeProvider, RefundSpeaksStripesWireFormat) {
   FakeStripe fake(kSecretKey);
   fake.AddPayment("pi_123", 5000, "usd");
   stripe::StripePaymentProvider provider(SettingsFor(fake));
-  auto receipt = provider.Refund({"pi_123", 1200, "USD", "rfd_01TEST"});
+  auto receipt = provider.Refund({"pi_123", 1200, "USD", "rfd_01TEST/refund/1", "rfd_01TEST"});
   ASSERT_TRUE(receipt.ok()) << receipt.error().message;
   EXPECT_THAT(receipt->refund_id, testing::StartsWith("re_"));
   EXPECT_EQ(receipt->amount_minor, 1200);
@@ -114,7 +114,7 @@ TEST(StripeProvider, RefundSpeaksStripesWireFormat) {
   ASSERT_EQ(requests.size(), 1u);
   EXPECT_EQ(requests[0].path, "/v1/refunds");
   EXPECT_EQ(requests[0].authorization, std::string("Bearer ") + kSecretKey);
-  EXPECT_EQ(requests[0].idempotency_key, "clozit-refund-rfd_01TEST");
+  EXPECT_EQ(requests[0].idempotency_key, "clozit-refund-rfd_01TEST/refund/1");
   EXPECT_EQ(requests[0].form.at("payment_intent"), "pi_123");
   EXPECT_EQ(requests[0].form.at("amount"), "1200");
   EXPECT_EQ(requests[0].form.at("metadata[clozit_refund_request_id]"), "rfd_01TEST");
@@ -653,6 +653,51 @@ TEST_P(StripeFlowTest, AFailedRefundReportReleasesTheEarmark) {
   auto foreign = nlohmann::json::parse(fake_->RefundEvent(0, "refund.created", "evt_foreign"));
   foreign["data"]["object"]["metadata"] = nlohmann::json::object();
   EXPECT_EQ(DeliverOk(foreign.dump()), "ignored");
+  ExpectClean();
+}
+
+TEST_P(StripeFlowTest, ARefundStripeHoldsPendingIsApprovedWhenItIsPaidOut) {
+  TenantId tenant = NewTenant();
+  auto [purchase_id, payment_intent] = BuyPack(tenant, "starter", "buy-1");
+  auto request = billing_->purchases.RequestRefund(tenant, purchase_id, "", kTenantAdmin);
+  ASSERT_TRUE(request.ok()) << request.error().message;
+  fake_->SetRefundStatus("pending");
+  auto accepted = billing_->purchases.ApproveRefund(request->id.str(), kOperator);
+  ASSERT_FALSE(accepted.ok());
+  EXPECT_EQ(accepted.error().code, ErrorCode::kUnavailable);
+  EXPECT_NE(accepted.error().message.find("pending"), std::string::npos) << accepted.error().message;
+  auto waiting = billing_->purchases.GetRefundRequest(tenant, request->id.str());
+  EXPECT_EQ(waiting->status, RequestStatus::kPending) << "not approved before the money went back";
+  EXPECT_EQ(Available(tenant), Credits()) << "earmarked meanwhile";
+  EXPECT_EQ(DeliverOk(fake_->RefundEvent(0, "refund.updated", "evt_paid_out")), "processed");
+  auto approved = billing_->purchases.GetRefundRequest(tenant, request->id.str());
+  EXPECT_EQ(approved->status, RequestStatus::kApproved);
+  EXPECT_EQ(approved->refunded_credits, Cr(100));
+  ExpectClean();
+}
+
+TEST_P(StripeFlowTest, AnAttemptAfterARefusalAsksUnderAKeyOfItsOwn) {
+  TenantId tenant = NewTenant();
+  auto [purchase_id, payment_intent] = BuyPack(tenant, "starter", "buy-1");
+  auto request = billing_->purchases.RequestRefund(tenant, purchase_id, "", kTenantAdmin);
+  ASSERT_TRUE(request.ok()) << request.error().message;
+  // Stripe answers the first attempt with a failed refund (stored under its key): a definite no.
+  fake_->SetRefundStatus("failed");
+  auto refused = billing_->purchases.ApproveRefund(request->id.str(), kOperator);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(Available(tenant), Cr(100)) << "a refusal releases the earmark";
+  // The tenant spends meanwhile; the next attempt asks for less. Under the first key Stripe would refuse it as a
+  // reused key, and Clozit took that for an unknown outcome.
+  Spend(tenant, Cr(30), "call-1");
+  fake_->SetRefundStatus("succeeded");
+  auto approved = billing_->purchases.ApproveRefund(request->id.str(), kOperator);
+  ASSERT_TRUE(approved.ok()) << approved.error().message;
+  EXPECT_EQ(approved->refunded_credits, Cr(70));
+  EXPECT_EQ(approved->refunded_minor, 700);
+  auto requests = fake_->requests();
+  ASSERT_EQ(requests.size(), 2u + 1u) << "the checkout, then one request per attempt";
+  EXPECT_NE(requests[1].idempotency_key, requests[2].idempotency_key);
+  EXPECT_EQ(requests[2].form.at("metadata[clozit_refund_request_id]"), request->id.str());
   ExpectClean();
 }
 

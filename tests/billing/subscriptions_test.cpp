@@ -187,6 +187,24 @@ TEST_P(SubscriptionsTest, UpgradeTakesEffectNowAndDowngradeAtTheNextCycle) {
   ExpectClean();
 }
 
+TEST_P(SubscriptionsTest, AnUpgradeAfterThePeriodEndedWaitsForTheRenewal) {
+  TenantId tenant = NewTenant();
+  GrantOk(tenant, Cr(1000));
+  ASSERT_TRUE(subs_->Subscribe(tenant, "starter", "k", kOwner).ok());
+  // Past period end, before the renewal job ran: no charge for the period that is over.
+  clock_.Set(At(2027, 2, 28, 12));
+  const Credits before = Available(tenant);
+  auto early = subs_->Change(tenant, "growth", kOwner);
+  ASSERT_FALSE(early.ok());
+  EXPECT_EQ(early.error().code, ErrorCode::kConflict);
+  EXPECT_EQ(Available(tenant), before);
+  ASSERT_EQ(subs_->RenewDue()->renewed.size(), 1u);
+  auto upgraded = subs_->Change(tenant, "growth", kOwner);
+  ASSERT_TRUE(upgraded.ok()) << upgraded.error().message;
+  EXPECT_EQ(upgraded->plan_code, "growth");
+  ExpectClean();
+}
+
 TEST_P(SubscriptionsTest, AFailedRenewalIsPastDueAndRetried) {
   TenantId tenant = NewTenant();
   GrantOk(tenant, Cr(49));

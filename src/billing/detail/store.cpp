@@ -445,4 +445,10 @@ Result<std::vector<LotChange>> LotChanges(Tx& tx, const std::string& lot_id) {
   return changes;
 }
 
+Result<void> WriteRacingOtherNodes(storage::Database& db, const std::function<Result<void>(Tx&)>& work) {
+  Result<void> done = db.Write(work);
+  if (!done && done.error().code == ErrorCode::kAlreadyExists) done = db.Write(work);
+  return done;
+}
+
 }  // namespace clozit::billing::detail

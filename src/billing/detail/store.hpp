@@ -104,4 +104,10 @@ Result<void> InsertLotChange(storage::Tx& tx, const LotChange& change);
 Result<void> AddToLotRecording(storage::Tx& tx, const LotChange& change);
 Result<std::vector<LotChange>> LotChanges(storage::Tx& tx, const std::string& lot_id);
 
+/// db.Write(work), run once more when it fails with kAlreadyExists. Another node can write the same row between
+/// this write's reads and its INSERTs (a reserve with the same key; a settle, void or expiry of the same hold;
+/// the same provider event): the unique key then fails this write, which is not an answer. Run again, the work
+/// reads what the other node did and answers from it (a replay, a conflict), as it would have a moment later.
+Result<void> WriteRacingOtherNodes(storage::Database& db, const std::function<Result<void>(storage::Tx&)>& work);
+
 }  // namespace clozit::billing::detail

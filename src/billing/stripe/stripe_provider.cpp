@@ -109,7 +109,7 @@ Result<RefundReceipt> StripePaymentProvider::Refund(const RefundCall& call) {
   }
   http::FormParams params = {{"amount", std::to_string(call.amount_minor)},
                              {"reason", "requested_by_customer"},
-                             {"metadata[clozit_refund_request_id]", call.idempotency_key}};
+                             {"metadata[clozit_refund_request_id]", call.request_id}};
   // Checkout payments are PaymentIntents; a charge id (ch_…) recorded by hand works too.
   params.insert(params.begin(),
                 {call.payment_reference.rfind("ch_", 0) == 0 ? "charge" : "payment_intent", call.payment_reference});
@@ -123,7 +123,8 @@ Result<RefundReceipt> StripePaymentProvider::Refund(const RefundCall& call) {
   if (Text(refund, "status") == "failed" || Text(refund, "status") == "canceled") {
     return Error::Make(ErrorCode::kConflict, "stripe refund " + Text(refund, "id") + " " + Text(refund, "status"));
   }
-  return RefundReceipt{Text(refund, "id"), refund["amount"].get<int64_t>()};
+  // pending / requires_action: Stripe pays it out later (or fails it) and says so in refund.updated.
+  return RefundReceipt{Text(refund, "id"), refund["amount"].get<int64_t>(), Text(refund, "status") != "succeeded"};
 }
 
 Result<CheckoutSession> StripePaymentProvider::CreateCheckoutSession(const CheckoutCall& call) {

@@ -72,7 +72,7 @@ Result<WebhookResult> StripeWebhooks::Handle(std::string_view signature_header, 
   if (!detail::ValidKey(result.event_id)) return Error::InvalidArgument("body", "malformed event id");
   const json& object = event["data"]["object"];
 
-  auto stored = db_.Write([&](storage::Tx& tx) -> Result<void> {
+  auto stored = detail::WriteRacingOtherNodes(db_, [&](storage::Tx& tx) -> Result<void> {
     const TimePoint now = clock_.Now();
     CLOZIT_ASSIGN_OR_RETURN(auto existing, tx.Query("SELECT outcome, detail FROM billing_provider_events WHERE "
                                                     "provider = $1 AND event_id = $2",
@@ -154,9 +154,11 @@ Result<WebhookResult> StripeWebhooks::Handle(std::string_view signature_header, 
     return Ok();
   });
   if (!stored) {
-    // Two deliveries of one event raced; the other stored it.
+    // Run twice and still a unique key taken: not a redelivery (the second run would have found the event), so
+    // let Stripe deliver it again later rather than acknowledge an event nothing recorded.
     if (stored.error().code == ErrorCode::kAlreadyExists) {
-      return WebhookResult{result.event_id, result.type, "duplicate", "already received"};
+      return Error::Make(ErrorCode::kUnavailable,
+                         "event " + result.event_id + " raced another write; deliver it again");
     }
     return stored.error();
   }
