@@ -47,6 +47,18 @@ std::optional<std::string> BearerToken(const http::Request& request) {
   return std::string(header->substr(kScheme.size()));
 }
 
+// Behind the routes (databases, JSON, logs) text is UTF-8. A path that decodes to anything else names no
+// resource (404, as for one no route matches); such a query parameter is the caller's mistake (400). PostgreSQL
+// refused them as a 500 from deep inside.
+std::optional<Error> NotUtf8(const http::Request& request) {
+  if (!IsValidUtf8(request.path)) return Error::NotFound("no such resource");
+  for (const auto& [name, value] : request.query) {
+    if (!IsValidUtf8(name)) return Error::InvalidArgument("query", "a query parameter's name is not UTF-8");
+    if (!IsValidUtf8(value)) return Error::InvalidArgument(name, "query parameter " + name + " is not UTF-8");
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 Api::Api(ApiDeps deps)
@@ -81,6 +93,7 @@ http::Handler Api::Handler() {
 
 http::Response Api::RunPipeline(const RouteSpec& spec, http::Request& request) {
   auto problem = [&](const Error& error) { return http::Problem(error, request.request_id); };
+  if (std::optional<Error> refused = NotUtf8(request)) return problem(*refused);
   auto limited = [&](const http::RateLimiter::Decision& decision) {
     auto response = problem(Error::Make(ErrorCode::kRateLimited, "rate limit exceeded; retry later"));
     response.headers.Set("Retry-After", std::to_string(std::max<int64_t>(1, decision.retry_after.count())));

@@ -280,16 +280,19 @@ Result<std::vector<billing::UsageItem>> UsageField(const json& body) {
     return Error::InvalidArgument("usage", "usage must be an array of {category, amount}");
   }
   std::vector<billing::UsageItem> items;
-  for (const json& entry : body.at("usage")) {
-    if (!entry.is_object()) return Error::InvalidArgument("usage", "usage items are objects {category, amount}");
-    CLOZIT_ASSIGN_OR_RETURN(std::string category, RequiredString(entry, "category"));
-    auto parsed = billing::ParseUsageCategory(category);
+  for (size_t i = 0; i < body.at("usage").size(); ++i) {
+    const json& entry = body.at("usage")[i];
+    const std::string at = "usage[" + std::to_string(i) + "]";
+    if (!entry.is_object()) return Error::InvalidArgument(at, "usage items are objects {category, amount}");
+    auto category = RequiredString(entry, "category");
+    auto parsed = category ? billing::ParseUsageCategory(*category) : std::nullopt;
     if (!parsed) {
       return Error::InvalidArgument(
-          "usage", "category must be call_minutes, ai_processing, voice_generation or campaign_execution");
+          at + ".category", "category must be call_minutes, ai_processing, voice_generation or campaign_execution");
     }
-    CLOZIT_ASSIGN_OR_RETURN(Credits amount, CreditsField(entry, "amount"));
-    items.push_back({*parsed, amount});
+    auto amount = CreditsField(entry, "amount");
+    if (!amount) return Error::InvalidArgument(at + ".amount", amount.error().message);
+    items.push_back({*parsed, *amount});
   }
   return items;
 }
@@ -370,6 +373,8 @@ void Api::AddBillingRoutes() {
          const TimePoint end = to.value_or(std::chrono::floor<std::chrono::days>(clock.Now()) + std::chrono::days(1));
          const TimePoint start = from.value_or(end - std::chrono::days(31));
          if (end - start > std::chrono::days(400)) return Error::InvalidArgument("from", "at most 400 days at once");
+         if (!to && start >= end)
+           return Error::InvalidArgument("from", "from must be before today when to is left out");
          CLOZIT_ASSIGN_OR_RETURN(auto rows, b->statements.Usage(c.principal->tenant_id, period, start, end));
          json data = json::array();
          for (const auto& row : rows) {
@@ -674,8 +679,9 @@ void Api::AddBillingRoutes() {
                           return Error::InvalidArgument("amounts", "amounts maps charge ids to credits");
                         }
                         for (const auto& [charge, value] : body.at("amounts").items()) {
-                          CLOZIT_ASSIGN_OR_RETURN(Credits amount, CreditsField(json{{"amount", value}}, "amount"));
-                          decision.amounts.emplace_back(charge, amount);
+                          auto amount = CreditsField(json{{"amount", value}}, "amount");
+                          if (!amount) return Error::InvalidArgument("amounts." + charge, amount.error().message);
+                          decision.amounts.emplace_back(charge, *amount);
                         }
                       }
                       CLOZIT_ASSIGN_OR_RETURN(decision.reason, ReasonField(body));

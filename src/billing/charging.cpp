@@ -276,16 +276,18 @@ Result<Reservation> Charging::Reserve(const ReserveRequest& request) {
   if (request.purpose.empty() || request.purpose.size() > kMaxText) {
     return Error::InvalidArgument("purpose", "purpose must be 1-200 characters");
   }
-  if (request.expires_at <= now || request.expires_at > now + settings_.max_hold) {
-    return Error::InvalidArgument("expires_at", "expiry must be in the future and within the longest hold");
-  }
+  const Error bad_expiry =
+      Error::InvalidArgument("expires_at", "expiry must be in the future and within the longest hold");
+  if (request.expires_at > now + settings_.max_hold) return bad_expiry;
+  // A retry of a reservation made before its expiry passed gets that reservation back, not this error.
+  const bool lapsed = request.expires_at <= now;
   const std::string tenant = request.tenant_id.str();
   Reservation result;
   CLOZIT_TRY(detail::WriteRacingOtherNodes(db_, [&](Tx& tx) -> Result<void> {
     // Optimistic (Tx::careful), the key is assumed new: a repeat fails the reservation's INSERT below, and
     // the careful run finds it here.
     std::optional<Stored> existing;
-    if (tx.careful()) {
+    if (tx.careful() || lapsed) {
       CLOZIT_ASSIGN_OR_RETURN(existing, LoadReservation(tx, "WHERE r.tenant_id = $1 AND r.idempotency_key = $2",
                                                         {tenant, request.idempotency_key}, now));
     }
@@ -300,6 +302,7 @@ Result<Reservation> Charging::Reserve(const ReserveRequest& request) {
       result = existing->view;
       return Ok();
     }
+    if (lapsed) return bad_expiry;
     CLOZIT_ASSIGN_OR_RETURN(std::string holds, ledger_.EnsureAccount(tx, HoldsAccount(PlatformShard(tenant))));
     const std::string id = ReservationId::New(clock_, random_).str();
     TransferSpec hold;

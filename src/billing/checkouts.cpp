@@ -310,7 +310,10 @@ Result<EventOutcome> Checkouts::ApplyProviderRefund(Tx& tx, const ProviderRefund
 
 Result<EventOutcome> Checkouts::ApplyReportedRefund(Tx& tx, const ReportedRefund& refund, TimePoint now) {
   CLOZIT_ASSIGN_OR_RETURN(ReportedRefundOutcome applied, purchases_.ApplyReportedRefund(tx, refund, now));
-  return EventOutcome{applied.applied ? "processed" : "ignored", std::move(applied.detail)};
+  return EventOutcome{applied.applied          ? "processed"
+                      : applied.needs_operator ? "rejected"
+                                               : "ignored",
+                      std::move(applied.detail)};
 }
 
 Result<Page<RefundShortfall>> Checkouts::ListShortfalls(const PageRequest& page) {

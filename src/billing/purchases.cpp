@@ -428,6 +428,11 @@ Result<void> ValidatePurchase(const PurchaseRequest& request, TimePoint now) {
 Result<Purchase> Purchases::RecordPurchase(const PurchaseRequest& request) {
   const TimePoint now = clock_.Now();
   CLOZIT_TRY(ValidatePurchase(request, now));
+  // Paid checkouts record their purchase under "checkout/<purchase id>": a grant taking such a key would make
+  // the payment's event fail for good, its credits never granted.
+  if (request.idempotency_key.starts_with("checkout/")) {
+    return Error::InvalidArgument("idempotency_key", "keys starting with checkout/ are reserved for paid checkouts");
+  }
   const PurchaseId id = PurchaseId::New(clock_, random_);
   Purchase result;
   CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
@@ -750,6 +755,23 @@ Result<ReportedRefundOutcome> Purchases::ApplyReportedRefund(Tx& tx, const Repor
   if (!stored) return ReportedRefundOutcome{false, "no refund request " + id};
   const RefundRequest& request = stored->view;
   if (request.status == RequestStatus::kApproved) {
+    if ((refund.status == "failed" || refund.status == "canceled") && refund.refund_id == request.provider_refund_id) {
+      // Rare (a closed card account): the money came back to the operator after the credits left the tenant.
+      // Which credits to give back, and as what, is the operator's call: flagged, never silently dropped.
+      const std::string credits = request.refunded_credits ? request.refunded_credits->ToString() : "0";
+      spdlog::error(
+          "refund request {} was approved, then its refund {} {} at the payment provider: {} credits "
+          "are the tenant's to be given back",
+          id, refund.refund_id, refund.status, credits);
+      json details = {{"provider_refund_id", refund.refund_id}, {"status", refund.status}, {"credits", credits}};
+      CLOZIT_TRY(audit_.Record(tx, kPaymentProviderActor,
+                               {"refund_request.failed_after_approval", "refund_request", id, details.dump()},
+                               request.tenant_id.str()));
+      return ReportedRefundOutcome{false,
+                                   "refund request " + id + " was approved, but refund " + refund.refund_id + " " +
+                                       refund.status + ": grant the tenant's " + credits + " credits back",
+                                   true};
+    }
     return ReportedRefundOutcome{false, "refund request " + id + " was approved already"};
   }
   if (request.status != RequestStatus::kPending) {
@@ -973,9 +995,11 @@ Result<AdjustmentRequest> Purchases::ApproveAdjustment(const std::string& id, co
     // What each charge may still get back, over every claim ever approved on it.
     std::vector<std::pair<AdjustmentItem, Credits>> grants;
     Credits total;
+    bool anything_left = false;
     for (const AdjustmentItem& item : request.items) {
       CLOZIT_ASSIGN_OR_RETURN(Credits so_far, RestoredSoFar(tx, item.transfer_id));
       const Credits left = Credits::FromMicros(std::max<int64_t>(0, item.charged.micros() - so_far.micros()));
+      anything_left = anything_left || left.micros() > 0;
       Credits want = left;
       for (const auto& [transfer_id, amount] : decision.amounts) {
         if (transfer_id == item.transfer_id) want = amount;
@@ -989,6 +1013,10 @@ Result<AdjustmentRequest> Purchases::ApproveAdjustment(const std::string& id, co
       grants.emplace_back(item, want);
     }
     if (total.micros() <= 0) {
+      // Zero asked where something was left is the caller's mistake; nothing left at all is the claim's state.
+      if (anything_left) {
+        return Error::InvalidArgument("amounts", "amounts restore nothing: approve at least one credit, or reject");
+      }
       return Error::Make(ErrorCode::kConflict, "nothing left to restore: every charge of adjustment request " + id +
                                                    " was already restored in full");
     }

@@ -179,6 +179,7 @@ inline const privacy::Actor kPaymentProviderActor{"system", "payment_provider"};
 struct ReportedRefundOutcome {
   bool applied = false;
   std::string detail;
+  bool needs_operator = false;  // the report contradicts what was recorded: kept for an operator to settle
 };
 
 struct AdjustmentDecision {

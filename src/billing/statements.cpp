@@ -168,12 +168,18 @@ Result<Page<StatementEntry>> Statements::Transactions(const TenantId& tenant_id,
   return out;
 }
 
-Result<std::string> Statements::TransactionsCsv(const TenantId& tenant_id, const StatementFilter& filter) {
+Result<std::string> Statements::TransactionsCsv(const TenantId& tenant_id, const StatementFilter& filter,
+                                                size_t max_rows) {
   std::vector<StatementEntry> all;
   PageRequest page{PageRequest::kMaxLimit, ""};
   do {
     CLOZIT_ASSIGN_OR_RETURN(auto chunk, Transactions(tenant_id, filter, page));
     all.insert(all.end(), chunk.items.begin(), chunk.items.end());
+    // One request must not hold an unbounded history in memory: larger exports go by date range.
+    if (all.size() > max_rows) {
+      return Error::InvalidArgument(
+          "from", "more than " + std::to_string(max_rows) + " transactions: export a shorter period (from, to)");
+    }
     page.cursor = chunk.next_cursor;
   } while (!page.cursor.empty());
   std::string csv = "id,created_at,category,usage_category,code,amount,reference\r\n";

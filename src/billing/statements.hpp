@@ -81,7 +81,10 @@ class Statements {
   Result<Page<StatementEntry>> Transactions(const TenantId& tenant_id, const StatementFilter& filter,
                                             const PageRequest& page);
   /// Every matching entry, oldest first, as CSV with a header line (RFC 4180).
-  Result<std::string> TransactionsCsv(const TenantId& tenant_id, const StatementFilter& filter);
+  /// More than `max_rows` transactions is invalid_argument on "from": export a shorter period.
+  Result<std::string> TransactionsCsv(const TenantId& tenant_id, const StatementFilter& filter,
+                                      size_t max_rows = kMaxCsvRows);
+  static constexpr size_t kMaxCsvRows = 100'000;
   Result<std::vector<UsageRow>> Usage(const TenantId& tenant_id, UsagePeriod period, TimePoint from, TimePoint to);
 
   Result<void> SetLowBalanceThreshold(const TenantId& tenant_id, Credits threshold, const privacy::Actor& actor);

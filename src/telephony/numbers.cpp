@@ -141,7 +141,10 @@ Result<PhoneNumber> PhoneNumbers::Buy(const std::string& tenant_id, const BuyNum
                                    input.idempotency_key.empty() ? id.str() : input.idempotency_key};
   auto holding = fees_->ChargeNumberPurchase(purchase);
   if (!holding) {
-    (void)forget();  // nothing was charged; a leftover row would only block a retry until cleaned up
+    // Refused: nothing was charged, and a leftover row would only block a retry until cleaned up. Unavailable may
+    // be a charge that committed and lost its answer: the row stays `purchasing` for SweepPurchasing, which aborts
+    // the charge if there is one (the carrier was never asked) or else deletes the row.
+    if (holding.error().code != ErrorCode::kUnavailable) (void)forget();
     return holding.error();
   }
 

@@ -67,6 +67,9 @@ TEST_F(BillingRoutesTest, GrantBalanceStatementsRefundAndAdjustment) {
   ASSERT_EQ(transactions.data["data"].size(), 1u);
   EXPECT_EQ(transactions.data["data"][0].value("category", ""), "purchase");
   EXPECT_EQ(Send("GET", "/v1/credits/transactions?category=nope", "", owner.Headers(false)).status, 400);
+  auto future = Send("GET", "/v1/credits/usage?from=2099-01-01", "", owner.Headers(false));
+  EXPECT_EQ(future.status, 400) << future.body;
+  EXPECT_EQ(future.data.value("field", ""), "from") << "the caller sent no to";
   auto csv = Send("GET", "/v1/credits/transactions.csv", "", owner.Headers(false));
   ASSERT_EQ(csv.status, 200);
   EXPECT_NE(csv.body.find("grant.purchase,100,"), std::string::npos) << csv.body;
@@ -199,6 +202,23 @@ TEST_F(BillingRoutesTest, NumbersOutOfRangeAreRefusedNamingTheField) {
   auto reused = Send("POST", reserve, hold.dump(), With(ops, "Idempotency-Key", "r1"));
   EXPECT_EQ(reused.status, 422) << reused.body;
   EXPECT_EQ(reused.data.value("field", ""), "Idempotency-Key");
+  // A bad usage item is named by its place in the body.
+  const std::string settle = reserve + "/" + held.data.value("id", "") + "/settle";
+  for (const auto& [usage, field] : std::vector<std::pair<json, std::string>>{
+           {json::array(
+                {{{"category", "call_minutes"}, {"amount", "0.1"}}, {{"category", "call_minutes"}, {"amount", 0.5}}}),
+            "usage[1].amount"},
+           {json::array({{{"category", "sms"}, {"amount", "0.1"}}}), "usage[0].category"},
+           {json::array({{{"amount", "0.1"}}}), "usage[0].category"},
+           {json::array({"call_minutes"}), "usage[0]"}}) {
+    auto got = Send("POST", settle, json{{"usage", usage}}.dump(), With(ops, "Idempotency-Key", "s-" + usage.dump()));
+    EXPECT_EQ(got.status, 400) << usage.dump() << " " << got.body;
+    EXPECT_EQ(got.data.value("field", ""), field) << usage.dump();
+  }
+  auto amounts = Send("POST", "/v1/admin/adjustment-requests/adj_01J0000000000000000000000/approve",
+                      json{{"resolution", "credit_adjustment"}, {"amounts", {{"ch_x", 1.5}}}}.dump(), ops);
+  EXPECT_EQ(amounts.status, 400) << amounts.body;
+  EXPECT_EQ(amounts.data.value("field", ""), "amounts.ch_x");
 
   for (const char* date : {"2026-1-1", "-001-01-01", "2026-01-01x", "2026-02-30"}) {
     auto got = Send("GET", std::string("/v1/credits/transactions?from=") + date, "", owner.Headers(false));

@@ -324,6 +324,18 @@ TEST_F(PipelineTest, IdempotencyKeyReplaysTheFirstResponse) {
   EXPECT_EQ(Count("SELECT COUNT(*) FROM api_keys"), 2);
 }
 
+// A path or query parameter that percent-decodes to other than UTF-8 reached PostgreSQL and came back a 500.
+TEST_F(PipelineTest, TargetsThatAreNotUtf8AreRefusedBeforeTheHandlers) {
+  auto owner = SignUp();
+  ExpectProblem(Send("GET", "/v1/refund-requests/%FF", "", owner.Headers()), 404, "not_found");
+  ExpectProblem(Send("GET", "/v1/credits/transactions?cursor=%C3%28", "", owner.Headers()), 400, "invalid_argument",
+                "cursor");
+  ExpectProblem(Send("GET", "/v1/credits/transactions?%ED%A0%80=1", "", owner.Headers()), 400, "invalid_argument",
+                "query");
+  EXPECT_EQ(Send("GET", "/v1/credits/transactions?category=%E2%82%AC", "", owner.Headers()).status, 400)
+      << "valid UTF-8 goes on to the handler (an unknown category)";
+}
+
 // Anyone can reach a webhook route (no per-address limit): an Idempotency-Key there stored a row per request.
 TEST_F(PipelineTest, PublicRoutesStoreNoIdempotencyKeys) {
   for (int i = 0; i < 3; ++i) {

@@ -121,6 +121,15 @@ TEST_P(ChargingTest, ReserveIsIdempotentByKey) {
   TenantId other = NewTenant();
   GrantOk(other, Cr(5));
   EXPECT_TRUE(Reserve(other, Cr(5), "call-1").ok());
+
+  // A retry that arrives after the reservation's expiry passed still gets the reservation it made.
+  clock_.Set(first->expires_at + 1s);
+  auto late = charging_->Reserve({tenant_, Cr(30), "test call", "call-1", first->expires_at});
+  ASSERT_TRUE(late.ok()) << late.error().message;
+  EXPECT_EQ(late->id, first->id);
+  auto new_and_late = charging_->Reserve({tenant_, Cr(30), "test call", "call-2", first->expires_at});
+  ASSERT_FALSE(new_and_late.ok());
+  EXPECT_EQ(new_and_late.error().field, "expires_at");
   ExpectClean();
 }
 

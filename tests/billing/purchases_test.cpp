@@ -88,6 +88,12 @@ TEST_P(PurchasesTest, APurchaseOpensALinkedPurchaseLotAndIsIdempotent) {
   auto again = purchases_->RecordPurchase(request);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->id, first->id);
+  // The keys paid checkouts use are not an operator's to take.
+  PurchaseRequest squatting = request;
+  squatting.idempotency_key = "checkout/pur_01J0000000000000000000000";
+  auto reserved = purchases_->RecordPurchase(squatting);
+  ASSERT_FALSE(reserved.ok());
+  EXPECT_EQ(reserved.error().field, "idempotency_key");
   request.price_minor = 5000;
   auto changed = purchases_->RecordPurchase(request);
   ASSERT_FALSE(changed.ok());
@@ -339,6 +345,12 @@ TEST_P(PurchasesTest, AnAdjustmentNeverRestoresMoreThanWasChargedAcrossClaims) {
   auto refused = purchases_->ApproveAdjustment(second->id.str(), too_much, kOperator);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.error().code, ErrorCode::kInvalidArgument);
+  // Zero for a charge that still has something left is a mistake in the decision, not the claim's state.
+  AdjustmentDecision zero{AdjustmentResolution::kReplacementCredits, {{charge, Credits()}}, "", {}};
+  auto none = purchases_->ApproveAdjustment(second->id.str(), zero, kOperator);
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(none.error().field, "amounts");
   AdjustmentDecision rest{AdjustmentResolution::kReplacementCredits, {}, "", {}};
   auto approved2 = purchases_->ApproveAdjustment(second->id.str(), rest, kOperator);
   ASSERT_TRUE(approved2.ok()) << approved2.error().message;

@@ -88,6 +88,11 @@ TEST_P(StatementsTest, TransactionsAreCategorisedSignedFilteredAndPaged) {
   EXPECT_EQ(csv->rfind("id,created_at,category,usage_category,code,amount,reference\r\n", 0), 0u);
   EXPECT_NE(csv->find(",purchase,,grant.purchase,100,"), std::string::npos) << *csv;
   EXPECT_EQ(std::count(csv->begin(), csv->end(), '\n'), 8);
+  // An export has a ceiling: past it, the caller is told to export a shorter period.
+  EXPECT_TRUE(statements_->TransactionsCsv(tenant, {}, 7).ok());
+  auto too_many = statements_->TransactionsCsv(tenant, {}, 6);
+  ASSERT_FALSE(too_many.ok());
+  EXPECT_EQ(too_many.error().field, "from");
   ExpectClean();
 }
 

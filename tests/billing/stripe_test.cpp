@@ -701,6 +701,21 @@ TEST_P(StripeFlowTest, AnAttemptAfterARefusalAsksUnderAKeyOfItsOwn) {
   ExpectClean();
 }
 
+TEST_P(StripeFlowTest, ARefundThatFailsAfterItsApprovalIsKeptForAnOperator) {
+  TenantId tenant = NewTenant();
+  auto [purchase_id, payment_intent] = BuyPack(tenant, "starter", "buy-1");
+  auto request = billing_->purchases.RequestRefund(tenant, purchase_id, "", kTenantAdmin);
+  ASSERT_TRUE(request.ok()) << request.error().message;
+  auto approved = billing_->purchases.ApproveRefund(request->id.str(), kOperator);
+  ASSERT_TRUE(approved.ok()) << approved.error().message;
+  // Days later the card issuer returns the money to the operator: the credits already left the tenant.
+  EXPECT_EQ(DeliverOk(fake_->RefundEvent(0, "refund.updated", "evt_failed_later", "failed")), "rejected");
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM audit_log WHERE action = 'refund_request.failed_after_approval'"), 1);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM billing_provider_events WHERE outcome = 'rejected'"), 1);
+  EXPECT_EQ(billing_->purchases.GetRefundRequest(tenant, request->id.str())->status, RequestStatus::kApproved);
+  ExpectClean();
+}
+
 TEST_P(StripeFlowTest, UnhandledAndForeignEventsAreStoredAndIgnored) {
   EXPECT_EQ(DeliverOk(R"({"id":"evt_x","type":"customer.created","data":{"object":{"id":"cus_1"}}})"), "ignored");
   EXPECT_EQ(

@@ -104,32 +104,6 @@ TEST_F(ServerTest, ServesRequestsAndDecodesThePath) {
   EXPECT_EQ(body["tls"], false);
 }
 
-TEST_F(ServerTest, ATargetThatDecodesToOtherThanUtf8IsA400Problem) {
-  bool reached = false;
-  StartServer({}, [&reached](Request& request) {
-    reached = true;
-    return Echo()(request);
-  });
-  auto client = Connect();
-  ASSERT_NE(client, nullptr);
-  // Each on the same keep-alive connection: a refusal does not end it.
-  for (const auto& [target, field] :
-       std::vector<std::pair<std::string, std::string>>{{"/v1/refund-requests/%FF", "path"},
-                                                        {"/v1/credits/transactions?cursor=%C3%28", "cursor"},
-                                                        {"/v1/x?%ED%A0%80=1", "query"}}) {
-    auto response = client->Send("GET", target, {}, "");
-    ASSERT_TRUE(response.ok()) << response.error().message;
-    EXPECT_EQ(response->status, 400) << target;
-    EXPECT_EQ(response->headers.GetOr("Content-Type", ""), "application/problem+json") << target;
-    EXPECT_EQ(nlohmann::json::parse(response->body)["field"], field) << target;
-  }
-  EXPECT_FALSE(reached) << "refused before any handler";
-  auto fine = client->Send("GET", "/v1/caf%C3%A9?q=%E2%82%AC", {}, "");
-  ASSERT_TRUE(fine.ok());
-  EXPECT_EQ(fine->status, 200);
-  EXPECT_EQ(nlohmann::json::parse(fine->body)["path"], "/v1/café");
-}
-
 /// How many of this process's threads run SCHED_RR (Linux /proc/self/task).
 int RealtimeThreads() {
   int count = 0;

@@ -6,7 +6,6 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
-#include <optional>
 #include <utility>
 
 #include <spdlog/spdlog.h>
@@ -17,7 +16,6 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 
-#include "common/encoding.hpp"
 #include "http/detail/server_state.hpp"
 #include "http/detail/websocket_peer.hpp"
 
@@ -44,17 +42,6 @@ Request ToRequest(const bhttp::request_header<>& in, const std::string& remote_i
   out.remote_ip = remote_ip;
   out.tls = tls;
   return out;
-}
-
-// What is behind the server (databases, JSON, logs) takes text as UTF-8: a target that decodes to anything else
-// is the client's mistake, refused here for every route (PostgreSQL refused it as a 500 from deep inside).
-std::optional<Error> NotUtf8(const Request& request) {
-  if (!IsValidUtf8(request.path)) return Error::InvalidArgument("path", "the path is not UTF-8 once percent-decoded");
-  for (const auto& [name, value] : request.query) {
-    if (!IsValidUtf8(name)) return Error::InvalidArgument("query", "a query parameter's name is not UTF-8");
-    if (!IsValidUtf8(value)) return Error::InvalidArgument(name, "query parameter " + name + " is not UTF-8");
-  }
-  return std::nullopt;
 }
 
 bhttp::response<bhttp::string_body> ToBeast(Response&& in, unsigned version, bool keep_alive) {
@@ -238,12 +225,7 @@ asio::awaitable<bool> ServeRequests(ServerState& state, Stream& stream, SessionC
     // A named lambda, not a temporary inside the co_await: GCC 12 destroys such a temporary twice, which
     // released `request` one time too many (heap corruption under load).
     auto work = [&state, request]() -> asio::awaitable<Response> { co_return state.handler(*request); };
-    Response response;
-    if (std::optional<Error> refused = NotUtf8(*request)) {
-      response = Problem(*refused);
-    } else {
-      response = co_await asio::co_spawn(state.workers.get_executor(), std::move(work), asio::use_awaitable);
-    }
+    Response response = co_await asio::co_spawn(state.workers.get_executor(), std::move(work), asio::use_awaitable);
     if (!request->body_file.empty()) {
       std::error_code ignored;  // gone already when the handler kept (moved) it
       std::filesystem::remove(request->body_file, ignored);
