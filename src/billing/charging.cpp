@@ -1,7 +1,8 @@
 #include "billing/charging.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <array>
-#include <cstdio>
 #include <set>
 #include <string>
 #include <utility>
@@ -58,23 +59,6 @@ std::string UsageTransferId(const std::string& reservation_id, UsageCategory cat
 
 std::string HoldTransferId(const std::string& reservation_id, int64_t version) {
   return reservation_id + "/hold/" + std::to_string(version);
-}
-
-std::string JsonString(std::string_view text) {
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      std::array<char, 8> escaped{};
-      std::snprintf(escaped.data(), escaped.size(), "\\u%04x", static_cast<unsigned char>(c));
-      out += escaped.data();
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
 }
 
 // `balance_of`: a tenant whose balance and settings the same statement reads (a settle records balance events).
@@ -207,8 +191,8 @@ Error StateConflict(const Reservation& view, std::string_view action) {
 // without a settle, so the call it paid for may still need reconciling.
 Result<void> RecordExpired(Tx& tx, const std::string& tenant, const std::string& reservation_id, Credits released,
                            TimePoint expired_at, TimePoint now, Random& random) {
-  const std::string details = "{\"released\":" + JsonString(released.ToString()) +
-                              ",\"expired_at\":" + JsonString(FormatRfc3339(expired_at)) + "}";
+  const std::string details =
+      nlohmann::json{{"released", released.ToString()}, {"expired_at", FormatRfc3339(expired_at)}}.dump();
   return RecordBillingEvent(tx, tenant, "reservation.expired", reservation_id, details, now, random);
 }
 
@@ -220,8 +204,11 @@ Result<std::vector<UsageItem>> NormalizeUsage(const std::vector<UsageItem>& usag
     if (item.amount.micros() < 0) return Error::InvalidArgument("usage", "usage amounts must not be negative");
     auto index = static_cast<size_t>(item.category);
     if (index >= sums.size()) return Error::InvalidArgument("usage", "unknown usage category");
-    CLOZIT_ASSIGN_OR_RETURN(sums[index], sums[index].Add(item.amount));
-    CLOZIT_ASSIGN_OR_RETURN(*total, total->Add(item.amount));
+    auto sum = sums[index].Add(item.amount);
+    auto all = total->Add(item.amount);
+    if (!sum || !all) return Error::InvalidArgument("usage", "usage amounts add up to more credits than can be held");
+    sums[index] = *sum;
+    *total = *all;
   }
   std::vector<UsageItem> normalized;
   for (UsageCategory category : kUsageCategories) {
@@ -591,10 +578,13 @@ Result<Lot> Charging::Grant(const GrantRequest& request) {
     CLOZIT_ASSIGN_OR_RETURN(auto lot, detail::FindLot(tx, lot_rows.front().Text(0)));
     result = *lot;
     if (!before) {
-      std::string details =
-          "{\"amount\":" + JsonString(request.amount.ToString()) +
-          ",\"kind\":" + JsonString(LotKindName(request.kind)) + ",\"transfer_id\":" + JsonString(grant.id) +
-          ",\"expires_at\":" + (request.expires_at ? JsonString(FormatRfc3339(*request.expires_at)) : "null") + "}";
+      const std::string details =
+          nlohmann::json{{"amount", request.amount.ToString()},
+                         {"kind", LotKindName(request.kind)},
+                         {"transfer_id", grant.id},
+                         {"expires_at", request.expires_at ? nlohmann::json(FormatRfc3339(*request.expires_at))
+                                                           : nlohmann::json(nullptr)}}
+              .dump();
       CLOZIT_TRY(audit_.Record(tx, request.actor, {"credits.grant", "credit_lot", result.id, details}, tenant));
       CLOZIT_TRY(RecordBalanceEvents(tx, tenant, now, random_));
     }

@@ -210,7 +210,10 @@ TEST_F(BillingRoutesTest, NumbersOutOfRangeAreRefusedNamingTheField) {
             "usage[1].amount"},
            {json::array({{{"category", "sms"}, {"amount", "0.1"}}}), "usage[0].category"},
            {json::array({{{"amount", "0.1"}}}), "usage[0].category"},
-           {json::array({"call_minutes"}), "usage[0]"}}) {
+           {json::array({"call_minutes"}), "usage[0]"},
+           {json::array({{{"category", "call_minutes"}, {"amount", "9223372036854"}},
+                         {{"category", "ai_processing"}, {"amount", "9223372036854"}}}),
+            "usage"}}) {
     auto got = Send("POST", settle, json{{"usage", usage}}.dump(), With(ops, "Idempotency-Key", "s-" + usage.dump()));
     EXPECT_EQ(got.status, 400) << usage.dump() << " " << got.body;
     EXPECT_EQ(got.data.value("field", ""), field) << usage.dump();
