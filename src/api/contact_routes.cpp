@@ -422,7 +422,8 @@ void Api::AddContactRoutes() {
       {"GET", "/v1/dnc/check", Access::kTenant, Role::kViewer, false, [services](Context& c) -> Result<http::Response> {
          auto number = c.request.QueryParam("number");
          if (!number) return Error::InvalidArgument("number", "number is required");
-         CLOZIT_ASSIGN_OR_RETURN(std::string canonical, services->dnc.Canonical(*number, "US", "number"));
+         const std::string country = c.request.QueryParam("default_country").value_or("US");
+         CLOZIT_ASSIGN_OR_RETURN(std::string canonical, services->dnc.Canonical(*number, country, "number"));
          CLOZIT_ASSIGN_OR_RETURN(auto check, services->dnc.Check(c.principal->tenant_id, canonical));
          json matches = json::array();
          for (const auto& entry : check.matches) matches.push_back(ToJson(entry));
@@ -435,15 +436,18 @@ void Api::AddContactRoutes() {
                       CLOZIT_TRY(services->dnc.ExportList(c.principal->tenant_id, out));
                       return Csv(out.str());
                     }});
-  specs_.push_back(
-      {"POST", "/v1/dnc/opt-outs", Access::kTenant, Role::kMember, false,
-       [services, &clock](Context& c) -> Result<http::Response> {
-         CLOZIT_ASSIGN_OR_RETURN(json body, ParseObject(c.request));
-         CLOZIT_ASSIGN_OR_RETURN(std::string number, RequiredString(body, "number"));
-         CLOZIT_ASSIGN_OR_RETURN(auto source, OptionalString(body, "source"));
-         CLOZIT_TRY(services->dnc.RecordOptOut(c.principal->tenant_id, number, source.value_or("api"), clock.Now()));
-         return http::Response::NoContent();
-       }});
+  specs_.push_back({"POST", "/v1/dnc/opt-outs", Access::kTenant, Role::kMember, false,
+                    [services, &clock](Context& c) -> Result<http::Response> {
+                      CLOZIT_ASSIGN_OR_RETURN(json body, ParseObject(c.request));
+                      CLOZIT_ASSIGN_OR_RETURN(std::string number, RequiredString(body, "number"));
+                      CLOZIT_ASSIGN_OR_RETURN(auto source, OptionalString(body, "source"));
+                      // A national number is completed with the caller's country: a UK "020 …" taken as US was stored
+                      // under a number nobody has, and the callee stayed callable.
+                      CLOZIT_ASSIGN_OR_RETURN(auto country, OptionalString(body, "default_country"));
+                      CLOZIT_TRY(services->dnc.RecordOptOut(c.principal->tenant_id, number, country.value_or("US"),
+                                                            source.value_or("api"), clock.Now()));
+                      return http::Response::NoContent();
+                    }});
   specs_.push_back({"POST", "/v1/dnc/registry-imports", Access::kTenant, Role::kAdmin, false,
                     [services](Context& c) -> Result<http::Response> {
                       const auto& r = c.request;

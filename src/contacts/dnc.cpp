@@ -183,10 +183,10 @@ Result<void> DoNotCall::RemovePlatform(std::string_view number, const privacy::A
   });
 }
 
-Result<void> DoNotCall::RecordOptOut(const TenantId& tenant, std::string_view number, const std::string& source,
-                                     TimePoint at) {
+Result<void> DoNotCall::RecordOptOut(const TenantId& tenant, std::string_view number, std::string_view default_country,
+                                     const std::string& source, TimePoint at) {
   if (tenant.empty()) return Error::InvalidArgument("tenant", "an opt-out belongs to a tenant");
-  CLOZIT_ASSIGN_OR_RETURN(std::string canonical, Canonical(number, "US"));
+  CLOZIT_ASSIGN_OR_RETURN(std::string canonical, Canonical(number, default_country));
   if (canonical.back() == '*') return Error::InvalidArgument("number", "an opt-out names one number");
   std::string clean_source = source.empty() ? "opt_out" : source.substr(0, 100);
   privacy::Actor actor{"system", "opt_out:" + clean_source, tenant.str(), "", ""};

@@ -100,7 +100,8 @@ class DoNotCall {
   /// Records that `number` asked not to be called, at `at`, from `source`
   /// ("agent", "api", "sms"...): a tenant-list entry, and the tenant's
   /// contact with that number has its consent revoked. Idempotent.
-  Result<void> RecordOptOut(const TenantId& tenant, std::string_view number, const std::string& source, TimePoint at);
+  Result<void> RecordOptOut(const TenantId& tenant, std::string_view number, std::string_view default_country,
+                            const std::string& source, TimePoint at);
 
   /// Every entry that blocks `e164` for `tenant` (its list, its registry
   /// copies, the platform list), exact or by wildcard. O(log n).

@@ -72,8 +72,8 @@ TEST_P(DncStore, OptOutIsRecordedWithSourceAndTimeAndRevokesConsent) {
   auto contact = contacts_->CreateContact(tenant_a_, input, Consent(), Actor());
   ASSERT_TRUE(contact.ok());
   TimePoint said_at = clock_.Now() - std::chrono::seconds(30);
-  ASSERT_TRUE(dnc_->RecordOptOut(tenant_a_, "+1 415 555 2671", "agent", said_at).ok());
-  ASSERT_TRUE(dnc_->RecordOptOut(tenant_a_, "+1 415 555 2671", "agent", said_at).ok());  // idempotent
+  ASSERT_TRUE(dnc_->RecordOptOut(tenant_a_, "+1 415 555 2671", "US", "agent", said_at).ok());
+  ASSERT_TRUE(dnc_->RecordOptOut(tenant_a_, "+1 415 555 2671", "US", "agent", said_at).ok());  // idempotent
   auto check = dnc_->Check(tenant_a_, "+14155552671");
   ASSERT_TRUE(check.ok());
   ASSERT_EQ(check->matches.size(), 1u);
@@ -83,7 +83,7 @@ TEST_P(DncStore, OptOutIsRecordedWithSourceAndTimeAndRevokesConsent) {
   ASSERT_TRUE(revoked->consent_revoked_at.has_value());
   EXPECT_EQ(*revoked->consent_revoked_at, said_at);
   // A number libphonenumber does not know is still recorded.
-  ASSERT_TRUE(dnc_->RecordOptOut(tenant_a_, "+1 (227) 555-0123", "api", clock_.Now()).ok());
+  ASSERT_TRUE(dnc_->RecordOptOut(tenant_a_, "+1 (227) 555-0123", "US", "api", clock_.Now()).ok());
   EXPECT_TRUE(dnc_->Check(tenant_a_, "+12275550123")->blocked);
   auto audits = db_->Query("SELECT target_id, details FROM audit_log WHERE action = 'dnc.opt_out' ORDER BY id");
   ASSERT_TRUE(audits.ok());
@@ -91,8 +91,11 @@ TEST_P(DncStore, OptOutIsRecordedWithSourceAndTimeAndRevokesConsent) {
   std::vector<std::string> targets = {audits->at(0).Text(0), audits->at(1).Text(0)};
   std::sort(targets.begin(), targets.end());
   EXPECT_EQ(targets, (std::vector<std::string>{"+1227*****23", "+1415*****71"}));
-  EXPECT_EQ(dnc_->RecordOptOut(TenantId(), "+14155552671", "agent", clock_.Now()).error().code,
+  EXPECT_EQ(dnc_->RecordOptOut(TenantId(), "+14155552671", "US", "agent", clock_.Now()).error().code,
             ErrorCode::kInvalidArgument);
+  // A national number is completed with the country it was given in, not always the US's +1.
+  ASSERT_TRUE(dnc_->RecordOptOut(tenant_a_, "020 7946 0958", "GB", "agent", clock_.Now()).ok());
+  EXPECT_TRUE(dnc_->Check(tenant_a_, "+442079460958")->blocked);
 }
 
 TEST_P(DncStore, ImportsAndExportsTheTenantList) {
