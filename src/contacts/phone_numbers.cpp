@@ -303,11 +303,14 @@ Result<NormalizedNumber> PhoneNumbers::Impl::Finish(const TimeZoneTable& zones, 
   out.country = classification.region;
 
   if (number.country_code() == 1 && (out.country == "US" || out.country == "CA")) {
-    // An area code never crosses a state or province line: ask the geocoder once per area code.
+    // An area code rarely crosses a state or province line: ask the geocoder once per area code, except for
+    // those that do (867: Yukon, Northwest Territories and Nunavut, three time zones; 902/782: Nova Scotia and
+    // Prince Edward Island), where the first number's answer would be every later number's.
     std::string area_code = national_number.substr(0, 3);
+    const bool shared_area = area_code == "867" || area_code == "902" || area_code == "782";
     std::vector<Subdivision> subdivisions;
     bool cached = false;
-    if (use_cache) {
+    if (use_cache && !shared_area) {
       std::shared_lock lock(cache_mutex);
       if (auto found = area_codes.find(area_code); found != area_codes.end()) {
         subdivisions = found->second;
@@ -316,7 +319,7 @@ Result<NormalizedNumber> PhoneNumbers::Impl::Finish(const TimeZoneTable& zones, 
     }
     if (!cached) {
       subdivisions = zones.SubdivisionsFromGeocoder(Geocode(number), out.country);
-      if (use_cache && !subdivisions.empty()) {
+      if (use_cache && !shared_area && !subdivisions.empty()) {
         std::unique_lock lock(cache_mutex);
         area_codes.emplace(area_code, subdivisions);
       }

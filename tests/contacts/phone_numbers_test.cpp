@@ -130,6 +130,18 @@ TEST_F(PhoneNumbersTest, RegionsAndZonesOfNanpNumbers) {
   }
 }
 
+// 867 spans three territories and time zones: the first number normalised must not decide the others' zones.
+TEST_F(PhoneNumbersTest, AnAreaCodeAcrossTerritoriesIsLookedUpPerNumber) {
+  auto yellowknife = numbers_->Normalize("+1 867 873 1234", "CA");
+  auto iqaluit = numbers_->Normalize("+1 867 979 1234", "CA");
+  auto whitehorse = numbers_->Normalize("+1 867 667 1234", "CA");
+  ASSERT_TRUE(yellowknife.ok() && iqaluit.ok() && whitehorse.ok());
+  EXPECT_EQ(yellowknife->region, "CA-NT");
+  EXPECT_EQ(iqaluit->region, "CA-NU");
+  EXPECT_EQ(whitehorse->region, "CA-YT");
+  EXPECT_NE(iqaluit->zones, yellowknife->zones);
+}
+
 TEST_F(PhoneNumbersTest, ContactColumnsAddCandidateZones) {
   auto number = numbers_->Normalize("+1 415 555 2671", "US");
   ASSERT_TRUE(number.ok());
