@@ -164,6 +164,16 @@ Result<void> DoNotCall::Remove(const TenantId& tenant, std::string_view number, 
                                const privacy::Actor& actor) {
   CLOZIT_ASSIGN_OR_RETURN(std::string canonical, Canonical(number, default_country));
   return db_.Write([&](Tx& tx) -> Result<void> {
+    // The person's own word (an opt-out, a revoked consent) is not the tenant's to take back: consent, once
+    // revoked, stays revoked (contacts), and so does the entry that keeps the number from being called.
+    CLOZIT_ASSIGN_OR_RETURN(auto own, tx.Query("SELECT 1 FROM dnc_entries WHERE tenant_id = $1 AND number = $2 AND "
+                                               "kind = 'tenant' AND (added_by = 'opt_out' OR source = "
+                                               "'consent_revoked')",
+                                               {tenant.str(), canonical}));
+    if (!own.empty()) {
+      return Error::Make(ErrorCode::kConflict,
+                         "this entry records the person's opt-out or revoked consent and cannot be removed");
+    }
     CLOZIT_ASSIGN_OR_RETURN(int64_t removed,
                             tx.Exec("DELETE FROM dnc_entries WHERE tenant_id = $1 AND number = $2 AND kind = 'tenant'",
                                     {tenant.str(), canonical}));

@@ -93,6 +93,11 @@ TEST_P(DncStore, OptOutIsRecordedWithSourceAndTimeAndRevokesConsent) {
   EXPECT_EQ(targets, (std::vector<std::string>{"+1227*****23", "+1415*****71"}));
   EXPECT_EQ(dnc_->RecordOptOut(TenantId(), "+14155552671", "US", "agent", clock_.Now()).error().code,
             ErrorCode::kInvalidArgument);
+  // The person's own opt-out is not the tenant's to remove.
+  auto removed = dnc_->Remove(tenant_a_, "+14155552671", "US", Actor());
+  ASSERT_FALSE(removed.ok());
+  EXPECT_EQ(removed.error().code, ErrorCode::kConflict);
+  EXPECT_TRUE(dnc_->Check(tenant_a_, "+14155552671")->blocked);
   // A national number is completed with the country it was given in, not always the US's +1.
   ASSERT_TRUE(dnc_->RecordOptOut(tenant_a_, "020 7946 0958", "GB", "agent", clock_.Now()).ok());
   EXPECT_TRUE(dnc_->Check(tenant_a_, "+442079460958")->blocked);
