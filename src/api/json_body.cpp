@@ -62,8 +62,7 @@ Result<PageRequest> ParsePage(const http::Request& request) {
     page.limit = value;
   }
   if (auto cursor = request.QueryParam("cursor")) {
-    // Ids, or base64url where a cursor holds more than an id (statements).
-    bool ok = cursor->size() <= 512;
+    bool ok = cursor->size() <= PageRequest::kMaxCursorLength;
     for (char c : *cursor) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-');
     if (!ok) return Error::InvalidArgument("cursor", "malformed cursor");
     page.cursor = *cursor;

@@ -3,6 +3,7 @@
 // returned. Stable under inserts, O(log n) per page.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -13,6 +14,8 @@ struct PageRequest {
   int64_t limit = 50;  // 1..200
   std::string cursor;  // empty: first page
   static constexpr int64_t kMaxLimit = 200;
+  // Ids, or base64url where a cursor holds more than an id (statements).
+  static constexpr size_t kMaxCursorLength = 512;
 };
 
 template <typename T>

@@ -105,7 +105,7 @@ void ExercisePage(const Request& request) {
   auto page = clozit::api::ParsePage(request);
   if (page) {
     FUZZ_CHECK(page->limit >= 1 && page->limit <= clozit::PageRequest::kMaxLimit);
-    FUZZ_CHECK(page->cursor.size() <= 64);
+    FUZZ_CHECK(page->cursor.size() <= clozit::PageRequest::kMaxCursorLength);
   } else {
     FUZZ_CHECK(page.error().field == "limit" || page.error().field == "cursor");
     CheckProblemRenders(page.error());
