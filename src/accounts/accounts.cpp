@@ -96,6 +96,39 @@ std::string Details(const nlohmann::json& json) { return json.dump(); }
 
 Error NotFound(const std::string& what) { return Error::NotFound(what + " not found"); }
 
+/// API keys and invitations act with authority their creator lent them (neither may exceed the creator's role
+/// when made). When the creator leaves (`cap` empty) or is demoted, whatever exceeds what the creator still
+/// holds is revoked, down the chain of keys that made keys or invited people: otherwise a removed employee's key
+/// keeps working, and a demoted admin's admin key outranks its maker. Returns what was revoked, for the audit.
+Result<nlohmann::json> RevokeLentAuthority(Tx& tx, const std::string& tenant, const std::string& user_id,
+                                           std::optional<Role> cap, int64_t now) {
+  auto exceeds = [&](std::string_view role) { return !cap || ParseRole(role).value_or(Role::kOwner) > *cap; };
+  int64_t keys = 0, invitations = 0;
+  std::vector<std::string> creators = {user_id};
+  for (size_t i = 0; i < creators.size(); ++i) {
+    CLOZIT_ASSIGN_OR_RETURN(auto made, tx.Query("SELECT id, role, revoked_at FROM api_keys WHERE tenant_id = $1 "
+                                                "AND created_by = $2",
+                                                {tenant, creators[i]}));
+    for (const auto& key : made) {
+      if (key.IsNull(2) && exceeds(key.Text(1))) {
+        CLOZIT_TRY(tx.ExecLater("UPDATE api_keys SET revoked_at = $2 WHERE id = $1", {key.Text(0), now}, 1));
+        ++keys;
+      }
+      // A key's own keys are bounded by the same authority, whether or not the key itself stays.
+      if (std::find(creators.begin(), creators.end(), key.Text(0)) == creators.end()) creators.push_back(key.Text(0));
+    }
+    CLOZIT_ASSIGN_OR_RETURN(auto invited, tx.Query("SELECT id, role FROM invitations WHERE tenant_id = $1 AND "
+                                                   "invited_by = $2 AND accepted_at IS NULL AND revoked_at IS NULL",
+                                                   {tenant, creators[i]}));
+    for (const auto& invitation : invited) {
+      if (!exceeds(invitation.Text(1))) continue;
+      CLOZIT_TRY(tx.ExecLater("UPDATE invitations SET revoked_at = $2 WHERE id = $1", {invitation.Text(0), now}, 1));
+      ++invitations;
+    }
+  }
+  return nlohmann::json{{"api_keys_revoked", keys}, {"invitations_revoked", invitations}};
+}
+
 }  // namespace
 
 std::string_view RoleName(Role role) {
@@ -204,29 +237,42 @@ bool Accounts::VerifyPassword(const std::string& hash, const std::string& passwo
   return crypto_pwhash_str_verify(hash.c_str(), password.data(), password.size()) == 0;
 }
 
-Result<void> Accounts::CheckLoginAllowed(const std::string& account_key) {
+// Failures are counted per account and address: someone who knows an email cannot lock its owner out from
+// elsewhere by guessing wrong. A guesser spread over many addresses still meets the account-wide count, set
+// kAccountWideFailures times higher so that a lockout from it needs that many addresses' worth of attempts.
+std::array<std::string, 2> Accounts::LoginFailureKeys(const std::string& account, const std::string& ip) {
+  return {account + "@" + ip, account};
+}
+
+Result<void> Accounts::CheckLoginAllowed(const std::string& account, const std::string& ip) {
   std::lock_guard lock(failures_mutex_);
-  auto it = failures_.find(account_key);
-  if (it != failures_.end() && it->second.locked_until > clock_.Now()) {
-    return Error::Make(ErrorCode::kRateLimited, "too many failed logins; try again later");
+  for (const auto& key : LoginFailureKeys(account, ip)) {
+    auto it = failures_.find(key);
+    if (it != failures_.end() && it->second.locked_until > clock_.Now()) {
+      return Error::Make(ErrorCode::kRateLimited, "too many failed logins; try again later");
+    }
   }
   return Ok();
 }
 
-void Accounts::RecordLoginFailure(const std::string& account_key) {
+void Accounts::RecordLoginFailure(const std::string& account, const std::string& ip) {
   std::lock_guard lock(failures_mutex_);
   TimePoint now = clock_.Now();
   auto window = std::chrono::seconds(config_.login_lockout_seconds);
   if (failures_.size() > 100'000)
     std::erase_if(failures_, [&](const auto& e) { return now - e.second.first > window; });
-  auto& entry = failures_[account_key];
-  if (entry.count == 0 || now - entry.first > window) entry = {0, now, {}};
-  if (++entry.count >= config_.login_max_failures) entry.locked_until = now + window;
+  auto keys = LoginFailureKeys(account, ip);
+  const int64_t limits[] = {config_.login_max_failures, config_.login_max_failures * kAccountWideFailures};
+  for (size_t i = 0; i < keys.size(); ++i) {
+    auto& entry = failures_[keys[i]];
+    if (entry.count == 0 || now - entry.first > window) entry = {0, now, {}};
+    if (++entry.count >= limits[i]) entry.locked_until = now + window;
+  }
 }
 
-void Accounts::ClearLoginFailures(const std::string& account_key) {
+void Accounts::ClearLoginFailures(const std::string& account, const std::string& ip) {
   std::lock_guard lock(failures_mutex_);
-  failures_.erase(account_key);
+  for (const auto& key : LoginFailureKeys(account, ip)) failures_.erase(key);
 }
 
 Result<SessionCreated> Accounts::CreateSession(Tx& tx, Principal principal, const std::string& ip) {
@@ -290,16 +336,16 @@ Result<SessionCreated> Accounts::Login(const std::string& email_input, const std
                                        const privacy::Actor& actor) {
   auto email = NormalizeEmail(email_input, "email");
   if (!email) return email.error();
-  CLOZIT_TRY(CheckLoginAllowed("user:" + *email));
+  CLOZIT_TRY(CheckLoginAllowed("user:" + *email, actor.ip));
   CLOZIT_ASSIGN_OR_RETURN(auto rows,
                           db_.Query("SELECT id, tenant_id, password_hash, role FROM users WHERE email = $1", {*email}));
   bool ok = !rows.empty() && VerifyPassword(rows[0].Text(2), password);
   if (rows.empty()) VerifyPassword(dummy_hash_, password);
   if (!ok) {
-    RecordLoginFailure("user:" + *email);
+    RecordLoginFailure("user:" + *email, actor.ip);
     return Error::Make(ErrorCode::kUnauthenticated, "wrong email or password");
   }
-  ClearLoginFailures("user:" + *email);
+  ClearLoginFailures("user:" + *email, actor.ip);
   Principal principal{Principal::Kind::kUser, rows[0].Text(0), TenantId(rows[0].Text(1)),
                       ParseRole(rows[0].Text(3)).value_or(Role::kViewer)};
   SessionCreated created;
@@ -318,15 +364,15 @@ Result<SessionCreated> Accounts::OperatorLogin(const std::string& email_input, c
                                                const privacy::Actor& actor) {
   auto email = NormalizeEmail(email_input, "email");
   if (!email) return email.error();
-  CLOZIT_TRY(CheckLoginAllowed("operator:" + *email));
+  CLOZIT_TRY(CheckLoginAllowed("operator:" + *email, actor.ip));
   CLOZIT_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT id, password_hash FROM operators WHERE email = $1", {*email}));
   bool ok = !rows.empty() && VerifyPassword(rows[0].Text(1), password);
   if (rows.empty()) VerifyPassword(dummy_hash_, password);
   if (!ok) {
-    RecordLoginFailure("operator:" + *email);
+    RecordLoginFailure("operator:" + *email, actor.ip);
     return Error::Make(ErrorCode::kUnauthenticated, "wrong email or password");
   }
-  ClearLoginFailures("operator:" + *email);
+  ClearLoginFailures("operator:" + *email, actor.ip);
   Principal principal{Principal::Kind::kOperator, rows[0].Text(0), TenantId(), Role::kOwner};
   SessionCreated created;
   CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
@@ -533,6 +579,10 @@ Result<User> Accounts::UpdateUser(const Principal& by, const std::string& user_i
       CLOZIT_TRY(tx.Exec("UPDATE users SET role = $2, updated_at = $3 WHERE id = $1",
                          {user_id, std::string(RoleName(*update.role)), now}));
       details["role"] = {{"from", RoleName(current_role)}, {"to", RoleName(*update.role)}};
+      if (*update.role < current_role) {
+        CLOZIT_ASSIGN_OR_RETURN(details["revoked"],
+                                RevokeLentAuthority(tx, by.tenant_id.str(), user_id, *update.role, now));
+      }
     }
     return audit_.Record(tx, actor, {"user.update", "user", user_id, Details(details)});
   }));
@@ -554,8 +604,9 @@ Result<void> Accounts::RemoveUser(const Principal& by, const std::string& user_i
     int64_t now = ToUnixMillis(clock_.Now());
     CLOZIT_TRY(
         tx.Exec("UPDATE sessions SET revoked_at = $2 WHERE principal_id = $1 AND revoked_at IS NULL", {user_id, now}));
+    CLOZIT_ASSIGN_OR_RETURN(auto revoked, RevokeLentAuthority(tx, by.tenant_id.str(), user_id, std::nullopt, now));
     CLOZIT_TRY(tx.Exec("DELETE FROM users WHERE id = $1 AND tenant_id = $2", {user_id, by.tenant_id.str()}));
-    return audit_.Record(tx, actor, {"user.remove", "user", user_id, "{}"});
+    return audit_.Record(tx, actor, {"user.remove", "user", user_id, Details({{"revoked", revoked}})});
   });
 }
 

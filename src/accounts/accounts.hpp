@@ -11,6 +11,7 @@
 // Thread-safe; methods block on the database (call from worker threads).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -190,10 +191,13 @@ class Accounts {
   Result<std::string> HashPassword(const std::string& password) const;
   bool VerifyPassword(const std::string& hash, const std::string& password) const;
   Result<SessionCreated> CreateSession(storage::Tx& tx, Principal principal, const std::string& ip);
-  /// Throttles failed logins per account; returns rate_limited while locked out.
-  Result<void> CheckLoginAllowed(const std::string& account_key);
-  void RecordLoginFailure(const std::string& account_key);
-  void ClearLoginFailures(const std::string& account_key);
+  /// Throttles failed logins per account and client address, and per account at kAccountWideFailures times the
+  /// limit; returns rate_limited while locked out.
+  Result<void> CheckLoginAllowed(const std::string& account, const std::string& ip);
+  void RecordLoginFailure(const std::string& account, const std::string& ip);
+  void ClearLoginFailures(const std::string& account, const std::string& ip);
+  static std::array<std::string, 2> LoginFailureKeys(const std::string& account, const std::string& ip);
+  static constexpr int64_t kAccountWideFailures = 10;
 
   storage::Database& db_;
   const Clock& clock_;

@@ -76,9 +76,16 @@ Api::Api(ApiDeps deps)
   AddTelephonyRoutes();
   AddPhoneNumberRoutes();
   for (const auto& spec : specs_) {
+    http::Admission admit;
+    if (spec.streamed_body) {
+      admit = [this, &spec](http::Request& headers_only) {
+        Context scratch{headers_only, std::nullopt, {}, {}};
+        return Admit(spec, headers_only, scratch, false);
+      };
+    }
     router_.Add(
         spec.method, spec.pattern, [this, &spec](http::Request& request) { return RunPipeline(spec, request); },
-        spec.streamed_body);
+        spec.streamed_body, std::move(admit));
   }
 }
 
@@ -91,7 +98,14 @@ http::Handler Api::Handler() {
                           deps_.random, options);
 }
 
-http::Response Api::RunPipeline(const RouteSpec& spec, http::Request& request) {
+std::optional<http::Response> Api::AdmitUpload(http::Request& headers_only) {
+  headers_only.request_id = "req_" + RandomToken(deps_.random, 12);
+  auto refusal = router_.Admit(headers_only);
+  if (refusal) refusal->headers.Set("X-Request-Id", headers_only.request_id);
+  return refusal;
+}
+
+std::optional<http::Response> Api::Admit(const RouteSpec& spec, http::Request& request, Context& context, bool count) {
   auto problem = [&](const Error& error) { return http::Problem(error, request.request_id); };
   if (std::optional<Error> refused = NotUtf8(request)) return problem(*refused);
   auto limited = [&](const http::RateLimiter::Decision& decision) {
@@ -100,12 +114,11 @@ http::Response Api::RunPipeline(const RouteSpec& spec, http::Request& request) {
     return response;
   };
 
-  if (spec.per_ip_limited) {
+  if (spec.per_ip_limited && count) {
     auto decision = per_ip_auth_.Take("ip:" + request.remote_ip);
     if (!decision.allowed) return limited(decision);
   }
 
-  Context context{request, std::nullopt, {}, {}};
   context.actor.ip = request.remote_ip;
   context.actor.request_id = request.request_id;
 
@@ -147,13 +160,22 @@ http::Response Api::RunPipeline(const RouteSpec& spec, http::Request& request) {
       return problem(Error::Make(ErrorCode::kPermissionDenied,
                                  "this account is suspended: it can read its data but not change anything"));
     }
-    auto decision = per_principal_.Take(principal->id);
-    if (!decision.allowed) return limited(decision);
+    if (count) {
+      auto decision = per_principal_.Take(principal->id);
+      if (!decision.allowed) return limited(decision);
+    }
     context.actor.kind = principal->ActorKind();
     context.actor.id = principal->id;
     context.actor.tenant_id = principal->tenant_id.str();
     context.principal = std::move(principal).value();
   }
+  return std::nullopt;
+}
+
+http::Response Api::RunPipeline(const RouteSpec& spec, http::Request& request) {
+  Context context{request, std::nullopt, {}, {}};
+  if (auto refused = Admit(spec, request, context, true)) return std::move(*refused);
+  auto problem = [&](const Error& error) { return http::Problem(error, request.request_id); };
 
   auto run = [&]() -> http::Response {
     auto result = spec.handler(context);

@@ -96,11 +96,18 @@ class Api {
   const std::vector<RouteSpec>& routes() const { return specs_; }
   /// For http::ServerOptions::streams_body.
   bool StreamsBody(std::string_view method, std::string_view path) const { return router_.StreamsBody(method, path); }
+  /// For http::ServerOptions::admit_upload: the pipeline's checks of who is asking (authentication, CSRF, role,
+  /// suspension) on an upload's headers, so that a refused caller's body is never spooled. The rate limits are
+  /// counted when the whole request runs.
+  std::optional<http::Response> AdmitUpload(http::Request& headers_only);
   /// The OpenAPI 3.1 document served at /v1/openapi.json.
   static const std::string& OpenApiDocument();
 
  private:
   http::Response RunPipeline(const RouteSpec& spec, http::Request& request);
+  /// Who may run `spec`: fills `context` with the principal, or returns the refusal. `count` takes the rate
+  /// limits' tokens.
+  std::optional<http::Response> Admit(const RouteSpec& spec, http::Request& request, Context& context, bool count);
   void AddAccountRoutes();
   void AddSystemRoutes();
   void AddAdminRoutes();

@@ -318,6 +318,9 @@ void Api::AddContactRoutes() {
                         CLOZIT_ASSIGN_OR_RETURN(update.tags, StringArray(body, "tags"));
                       }
                       CLOZIT_ASSIGN_OR_RETURN(update.hints, HintsFrom(body));
+                      if (body.contains("consent") && !body["consent"].is_null()) {
+                        CLOZIT_ASSIGN_OR_RETURN(update.consent, ConsentFrom(body, c));
+                      }
                       return JsonOf(services->contacts.UpdateContact(c.principal->tenant_id, c.request.Param("id"),
                                                                      update, c.actor));
                     }});

@@ -1,6 +1,11 @@
 #include "api/idempotency.hpp"
 
+#include <sodium.h>
+
+#include <array>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "common/encoding.hpp"
 
@@ -21,6 +26,42 @@ std::string RedactSecrets(const std::string& body) {
   json["secrets_redacted"] = true;
   return json.dump();
 }
+
+// What makes two requests "the same" for a key: method, path, the decoded query (a contact import's consent and
+// mapping travel there) and the body, read from its spool file when the route streamed it. Without a query or a
+// spooled body the digest is SHA-256 of "METHOD path\nbody", as stored before queries and files counted, so keys
+// claimed before an upgrade still replay. Nullopt when the spool file cannot be read.
+std::optional<std::string> RequestFingerprint(const http::Request& request) {
+  crypto_hash_sha256_state state;
+  crypto_hash_sha256_init(&state);
+  auto add = [&state](std::string_view text) {
+    crypto_hash_sha256_update(&state, reinterpret_cast<const uint8_t*>(text.data()), text.size());
+  };
+  add(request.method);
+  add(" ");
+  add(request.path);
+  if (!request.query.empty()) {
+    add("?");
+    // Length-prefixed, so no choice of names and values can make two different queries read alike.
+    for (const auto& [name, value] : request.query) {
+      add(std::to_string(name.size()) + ":" + name + std::to_string(value.size()) + ":" + value + ";");
+    }
+  }
+  add("\n");
+  add(request.body);
+  if (!request.body_file.empty()) {
+    std::ifstream file(request.body_file, std::ios::binary);
+    if (!file) return std::nullopt;
+    std::array<char, 64 * 1024> buffer;
+    while (file.read(buffer.data(), buffer.size()) || file.gcount() > 0) {
+      add(std::string_view(buffer.data(), static_cast<size_t>(file.gcount())));
+    }
+    if (file.bad()) return std::nullopt;
+  }
+  std::array<uint8_t, crypto_hash_sha256_BYTES> digest;
+  crypto_hash_sha256_final(&state, digest.data());
+  return Hex(digest);
+}
 }  // namespace
 
 http::Response IdempotencyStore::Run(const std::string& scope, const http::Request& request,
@@ -37,7 +78,12 @@ http::Response IdempotencyStore::Run(const std::string& scope, const http::Reque
     }
   }
   PurgeExpired();
-  std::string request_hash = Sha256Hex(request.method + " " + request.path + "\n" + request.body);
+  auto fingerprint = RequestFingerprint(request);
+  if (!fingerprint) {
+    return http::Problem(Error::Internal("cannot read the request body to compare it with the key's"),
+                         request.request_id);
+  }
+  const std::string& request_hash = *fingerprint;
   int64_t now = ToUnixMillis(clock_.Now());
 
   // Claim the key, or learn what happened to it, in one transaction.

@@ -2,7 +2,8 @@
 //
 // The first request with a key claims it (a row with status 0 = in flight),
 // runs, and stores its response; a retry with the same key and the same
-// request gets the stored response again; the same key with a different
+// request (method, path, query and body, a streamed body by its spooled
+// file) gets the stored response again; the same key with a different
 // request is refused (422); a retry while the first is still running gets
 // 409. Responses that say "try again" (5xx, 409, 429) release the key. Stored
 // responses have their one-time secrets (API-key secret, CSRF token) nulled:

@@ -248,11 +248,13 @@ Result<void> Application::Serve() {
   options.worker_threads = static_cast<int>(s.worker_threads);
   options.body_limit = static_cast<uint64_t>(s.body_limit_bytes);
   options.upload_limit = static_cast<uint64_t>(s.upload_limit_bytes);
+  CLOZIT_ASSIGN_OR_RETURN(options.trusted_proxies, http::TrustedProxies::Parse(s.trusted_proxies));
   // Beside the import spool, so that keeping an upload is a rename, not a copy.
   options.upload_directory = DataDirectory(config_) + "/uploads";
   options.streams_body = [api = api_.get()](std::string_view method, std::string_view path) {
     return api->StreamsBody(method, path);
   };
+  options.admit_upload = [api = api_.get()](http::Request& headers_only) { return api->AdmitUpload(headers_only); };
   options.header_timeout = std::chrono::milliseconds(s.header_timeout_ms);
   options.idle_timeout = std::chrono::milliseconds(s.idle_timeout_ms);
   options.shutdown_deadline = std::chrono::milliseconds(s.shutdown_deadline_ms);

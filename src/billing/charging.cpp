@@ -502,14 +502,13 @@ Result<Reservation> Charging::Void(const TenantId& tenant_id, const std::string&
     if (stored.view.state == ReservationState::kSettled) return StateConflict(stored.view, "void");
     if (stored.hold_state == PendingState::kPending) {
       TransferSpec release;
-      release.pending_id = stored.view.hold_transfer_id;
       if (stored.view.state == ReservationState::kExpired) {
         // Lapsed but not yet swept: expire it exactly as the sweep would, so the two cannot disagree.
-        release.id = release.pending_id + "/expire";
-        release.kind = TransferKind::kExpirePending;
+        release = ExpiryOf(stored.view.hold_transfer_id);
         CLOZIT_TRY(
             RecordExpired(tx, tenant_id.str(), reservation_id, stored.view.held, stored.view.expires_at, now, random_));
       } else {
+        release.pending_id = stored.view.hold_transfer_id;
         release.id = release.pending_id + "/void";
         release.kind = TransferKind::kVoidPending;
         release.code = "void";

@@ -62,6 +62,37 @@ Result<std::optional<Checkout>> FindCheckout(Tx& tx, std::string_view where, con
   return storage::FindOne(tx, std::string(kSelectCheckout) + std::string(where), params, CheckoutFrom);
 }
 
+// A completed purchase, found by the provider's payment it was paid with.
+struct PaidPurchase {
+  std::string id;
+  std::string tenant_id;
+  Credits credits;
+  int64_t price_minor = 0;
+  std::string currency;
+  std::string lot_id;
+};
+
+Result<std::optional<PaidPurchase>> FindPaidPurchase(Tx& tx, const std::string& provider,
+                                                     const std::string& payment_reference) {
+  CLOZIT_ASSIGN_OR_RETURN(auto rows, tx.Query("SELECT id, tenant_id, credits, price_minor, currency, lot_id FROM "
+                                              "billing_purchases WHERE provider = $1 AND payment_reference = $2",
+                                              {provider, payment_reference}));
+  if (rows.empty()) return std::optional<PaidPurchase>();
+  const Row& row = rows.front();
+  return std::optional<PaidPurchase>(
+      PaidPurchase{row.Text(0), row.Text(1), Credits::FromMicros(row.Int(2)), row.Int(3), row.Text(4), row.Text(5)});
+}
+
+// What the purchase lot can still give up now: its unreserved remainder, nothing once it expired.
+Result<Credits> Takeable(Tx& tx, const std::string& lot_id, TimePoint now) {
+  CLOZIT_ASSIGN_OR_RETURN(auto lot, detail::FindLot(tx, lot_id));
+  return (!lot || lot->ExpiredAt(now)) ? Credits() : lot->Unreserved();
+}
+
+bool DisputeClosed(std::string_view status) {
+  return status == "won" || status == "lost" || status == "warning_closed";
+}
+
 }  // namespace
 
 Result<std::vector<CreditPack>> ParseCreditPacks(std::string_view text) {
@@ -125,7 +156,7 @@ Result<Checkout> Checkouts::Start(const TenantId& tenant_id, const std::string& 
         "currency, provider, status, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, "
         "$10)",
         {purchase_id, tenant, idempotency_key, pack_id, pack->credits.micros(), pack->price_minor, pack->currency,
-         provider_.name(), actor.kind + ":" + actor.id, detail::Ms(now)}));
+         provider_.name(), actor.Label(), detail::Ms(now)}));
     json details = {{"pack_id", pack_id},
                     {"credits", pack->credits.ToString()},
                     {"price_minor", pack->price_minor},
@@ -218,18 +249,14 @@ Result<EventOutcome> Checkouts::CompletePaid(Tx& tx, const PaidCheckout& paid, c
 
 Result<EventOutcome> Checkouts::ApplyProviderRefund(Tx& tx, const ProviderRefund& refund, const std::string& event_id,
                                                     TimePoint now) {
-  CLOZIT_ASSIGN_OR_RETURN(auto rows, tx.Query("SELECT id, tenant_id, credits, price_minor, currency, lot_id FROM "
-                                              "billing_purchases WHERE provider = $1 AND payment_reference = $2",
-                                              {provider_.name(), refund.payment_reference}));
-  if (rows.empty()) {
-    return EventOutcome{"deferred", "no completed purchase for payment " + refund.payment_reference + " yet"};
-  }
-  const std::string purchase_id = rows.front().Text(0);
-  const std::string tenant = rows.front().Text(1);
-  const Credits purchased = Credits::FromMicros(rows.front().Int(2));
-  const int64_t price_minor = rows.front().Int(3);
-  const std::string lot_id = rows.front().Text(5);
-  if (refund.currency != rows.front().Text(4)) {
+  CLOZIT_ASSIGN_OR_RETURN(auto paid, FindPaidPurchase(tx, provider_.name(), refund.payment_reference));
+  if (!paid) return EventOutcome{"deferred", "no completed purchase for payment " + refund.payment_reference + " yet"};
+  const std::string purchase_id = paid->id;
+  const std::string tenant = paid->tenant_id;
+  const Credits purchased = paid->credits;
+  const int64_t price_minor = paid->price_minor;
+  const std::string lot_id = paid->lot_id;
+  if (refund.currency != paid->currency) {
     return EventOutcome{"rejected", "refund currency " + refund.currency + " is not the purchase's"};
   }
   // A refund Clozit itself is making: its outcome decides what is Clozit's, so wait for it.
@@ -256,8 +283,7 @@ Result<EventOutcome> Checkouts::ApplyProviderRefund(Tx& tx, const ProviderRefund
   }
   const Credits due_total = CreditsShare(purchased, external_minor, price_minor);
   const Credits due = Credits::FromMicros(due_total.micros() - seen_due.micros());
-  CLOZIT_ASSIGN_OR_RETURN(auto lot, detail::FindLot(tx, lot_id));
-  const Credits takeable = (!lot || lot->ExpiredAt(now)) ? Credits() : lot->Unreserved();
+  CLOZIT_ASSIGN_OR_RETURN(const Credits takeable, Takeable(tx, lot_id, now));
   const Credits removed = std::min(due, takeable);
   const Credits shortfall = Credits::FromMicros(due.micros() - removed.micros());
   if (removed.micros() > 0) {
@@ -275,11 +301,8 @@ Result<EventOutcome> Checkouts::ApplyProviderRefund(Tx& tx, const ProviderRefund
     CLOZIT_TRY(RecordBalanceEvents(tx, tenant, now, random_));
   }
   if (shortfall.micros() > 0) {
-    CLOZIT_TRY(tx.Exec(
-        "INSERT INTO billing_refund_shortfalls (id, tenant_id, purchase_id, provider, event_id, refunded_minor, "
-        "currency, credits_due, removed, shortfall, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        {RefundShortfallId::New(clock_, random_).str(), tenant, purchase_id, provider_.name(), event_id, external_minor,
-         refund.currency, due.micros(), removed.micros(), shortfall.micros(), detail::Ms(now)}));
+    CLOZIT_TRY(RecordShortfall(tx, {RefundShortfallId(), TenantId(tenant), purchase_id, provider_.name(), event_id,
+                                    external_minor, refund.currency, due, removed, shortfall, now}));
   }
   if (seen.empty()) {
     CLOZIT_TRY(tx.Exec(
@@ -306,6 +329,123 @@ Result<EventOutcome> Checkouts::ApplyProviderRefund(Tx& tx, const ProviderRefund
   return EventOutcome{"processed", "refunded outside Clozit: " + std::to_string(external_minor) + " " +
                                        refund.currency + "; took back " + removed.ToString() + " credits, shortfall " +
                                        shortfall.ToString()};
+}
+
+Result<void> Checkouts::RecordShortfall(Tx& tx, const RefundShortfall& shortfall) {
+  return tx.ExecLater(
+      "INSERT INTO billing_refund_shortfalls (id, tenant_id, purchase_id, provider, event_id, refunded_minor, "
+      "currency, credits_due, removed, shortfall, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+      {RefundShortfallId::New(clock_, random_).str(), shortfall.tenant_id.str(), shortfall.purchase_id,
+       shortfall.provider, shortfall.event_id, shortfall.refunded_minor, shortfall.currency,
+       shortfall.credits_due.micros(), shortfall.removed.micros(), shortfall.shortfall.micros(),
+       detail::Ms(shortfall.created_at)},
+      1);
+}
+
+Result<EventOutcome> Checkouts::ApplyDispute(Tx& tx, const ProviderDispute& dispute, const std::string& event_id,
+                                             TimePoint now) {
+  CLOZIT_ASSIGN_OR_RETURN(auto paid, FindPaidPurchase(tx, provider_.name(), dispute.payment_reference));
+  if (!paid) return EventOutcome{"ignored", "no Clozit purchase for payment " + dispute.payment_reference};
+  if (dispute.currency != paid->currency) {
+    return EventOutcome{"rejected", "dispute currency " + dispute.currency + " is not the purchase's"};
+  }
+  const std::string& tenant = paid->tenant_id;
+  CLOZIT_ASSIGN_OR_RETURN(auto stored, tx.Query("SELECT status, credits_due, held, shortfall, hold_transfer_id, "
+                                                "purchase_id FROM billing_disputes WHERE id = $1",
+                                                {dispute.dispute_id}));
+  if (!stored.empty() && stored.front().Text(5) != paid->id) {
+    return EventOutcome{"rejected", "dispute " + dispute.dispute_id + " was opened for another purchase"};
+  }
+  if (!stored.empty() && stored.front().Text(0) != "open") {
+    return EventOutcome{"ignored", "dispute " + dispute.dispute_id + " already closed as " + stored.front().Text(0)};
+  }
+  const bool closing = DisputeClosed(dispute.status);
+  if (!stored.empty() && !closing) return EventOutcome{"ignored", "dispute " + dispute.dispute_id + " already open"};
+
+  const int64_t disputed_minor = std::clamp<int64_t>(dispute.amount_minor, 0, paid->price_minor);
+  Credits due, held, shortfall;
+  std::string hold_id;
+  std::string outcome;
+  if (stored.empty()) {
+    due = CreditsShare(paid->credits, disputed_minor, paid->price_minor);
+    CLOZIT_ASSIGN_OR_RETURN(const Credits takeable, Takeable(tx, paid->lot_id, now));
+    held = std::min(due, takeable);
+    shortfall = Credits::FromMicros(due.micros() - held.micros());
+    if (held.micros() > 0) {
+      // No expiry: a dispute takes weeks, and the credits stay frozen until the card network decides.
+      CLOZIT_ASSIGN_OR_RETURN(Account refunds, ledger_.OpenAccount(tx, RefundsAccount(PlatformShard(tenant))));
+      TransferSpec hold;
+      hold.id = "dispute/" + dispute.dispute_id;
+      hold.kind = TransferKind::kPending;
+      hold.debit_account_id = TenantCreditsAccount(tenant).id;
+      hold.credit_account_id = refunds.id;
+      hold.amount = held;
+      hold.code = "refund.dispute";
+      hold.reference = paid->id;
+      hold.tenant_id = tenant;
+      hold.debit_lot_id = paid->lot_id;
+      CLOZIT_TRY(ledger_.CreateTransfers(tx, {hold}, now));
+      hold_id = hold.id;
+    }
+    CLOZIT_TRY(tx.Exec(
+        "INSERT INTO billing_disputes (id, provider, tenant_id, purchase_id, amount_minor, currency, reason, status, "
+        "credits_due, held, shortfall, hold_transfer_id, opened_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $9, $10, $11, $12)",
+        {dispute.dispute_id, provider_.name(), tenant, paid->id, disputed_minor, dispute.currency, dispute.reason,
+         due.micros(), held.micros(), shortfall.micros(), detail::TextOrNull(hold_id), detail::Ms(now)}));
+    json details = {{"dispute_id", dispute.dispute_id}, {"reason", dispute.reason},
+                    {"amount_minor", disputed_minor},   {"currency", dispute.currency},
+                    {"credits_due", due.ToString()},    {"frozen", held.ToString()},
+                    {"shortfall", shortfall.ToString()}};
+    CLOZIT_TRY(
+        audit_.Record(tx, kPaymentProviderActor, {"purchase.disputed", "purchase", paid->id, details.dump()}, tenant));
+    CLOZIT_TRY(RecordBillingEvent(tx, tenant, "purchase.disputed", paid->id, details.dump(), now, random_));
+    outcome = "dispute " + dispute.dispute_id + " opened: " + held.ToString() + " credits frozen, " +
+              shortfall.ToString() + " already gone";
+  } else {
+    const Row& row = stored.front();
+    due = Credits::FromMicros(row.Int(1));
+    held = Credits::FromMicros(row.Int(2));
+    shortfall = Credits::FromMicros(row.Int(3));
+    hold_id = row.IsNull(4) ? "" : row.Text(4);
+  }
+  if (closing) {
+    const bool lost = dispute.status == "lost";
+    if (!hold_id.empty()) {
+      TransferSpec resolve;
+      resolve.pending_id = hold_id;
+      if (lost) {
+        resolve.id = hold_id + "/post";
+        resolve.kind = TransferKind::kPostPending;
+        resolve.amount = held;
+        resolve.code = "refund.dispute_lost";
+      } else {
+        resolve.id = hold_id + "/void";
+        resolve.kind = TransferKind::kVoidPending;
+        resolve.code = "refund.dispute_released";
+      }
+      CLOZIT_TRY(ledger_.CreateTransfers(tx, {resolve}, now));
+    }
+    if (lost && shortfall.micros() > 0) {
+      CLOZIT_TRY(RecordShortfall(tx, {RefundShortfallId(), TenantId(tenant), paid->id, provider_.name(), event_id,
+                                      disputed_minor, dispute.currency, due, held, shortfall, now}));
+      spdlog::warn("purchase {} lost a dispute; {} credits were already used and are recorded as a shortfall", paid->id,
+                   shortfall.ToString());
+    }
+    CLOZIT_TRY(tx.ExecLater("UPDATE billing_disputes SET status = $2, closed_at = $3 WHERE id = $1",
+                            {dispute.dispute_id, dispute.status, detail::Ms(now)}, 1));
+    json details = {{"dispute_id", dispute.dispute_id},
+                    {"status", dispute.status},
+                    {lost ? "removed" : "released", held.ToString()},
+                    {"shortfall", lost ? shortfall.ToString() : "0"}};
+    CLOZIT_TRY(audit_.Record(tx, kPaymentProviderActor,
+                             {"purchase.dispute_closed", "purchase", paid->id, details.dump()}, tenant));
+    CLOZIT_TRY(RecordBillingEvent(tx, tenant, "purchase.dispute_closed", paid->id, details.dump(), now, random_));
+    outcome += (outcome.empty() ? "dispute " + dispute.dispute_id : std::string(";")) + " closed as " + dispute.status +
+               ": " + held.ToString() + (lost ? " credits removed" : " credits released");
+  }
+  CLOZIT_TRY(RecordBalanceEvents(tx, tenant, now, random_));
+  return EventOutcome{"processed", outcome};
 }
 
 Result<EventOutcome> Checkouts::ApplyReportedRefund(Tx& tx, const ReportedRefund& refund, TimePoint now) {

@@ -25,6 +25,15 @@
 //            applied when the payment completes; while a Clozit refund of
 //            the purchase is in flight the event is refused (unavailable) so
 //            the provider redelivers it after the refund is settled.
+// Disputed   a card holder disputes a payment (a chargeback, or an inquiry
+//            that may become one): the disputed amount's share of the
+//            purchase's credits is frozen — a hold on the purchase lot that
+//            does not lapse; what was already spent, reserved or expired is
+//            the dispute's shortfall — until it closes: lost, the frozen
+//            credits go for good and the shortfall is recorded for operators;
+//            won, or an inquiry closed, they are spendable again. Refund
+//            requests for a disputed purchase are refused. Each dispute is
+//            opened and closed at most once; a close reported first does both.
 // Thread-safe; methods block on the database and the provider.
 #pragma once
 
@@ -97,6 +106,18 @@ struct ProviderRefund {
   std::string currency;        // upper case
 };
 
+/// A dispute of a payment, as the provider reported it.
+struct ProviderDispute {
+  std::string dispute_id;         // the provider's (dp_…)
+  std::string payment_reference;  // the PaymentIntent
+  int64_t amount_minor = 0;
+  std::string currency;  // upper case
+  std::string reason;    // fraudulent, product_not_received, …
+  /// The provider's status: won, lost and warning_closed close it; anything else (needs_response, under_review,
+  /// warning_needs_response, …) means open.
+  std::string status;
+};
+
 /// What an event did: processed | ignored | rejected | deferred, and why.
 struct EventOutcome {
   std::string outcome;
@@ -142,6 +163,10 @@ class Checkouts {
   Result<EventOutcome> ApplyProviderRefund(storage::Tx& tx, const ProviderRefund& refund, const std::string& event_id,
                                            TimePoint now);
 
+  /// Inside the caller's transaction: a dispute opened or closed (or both, when its close is the first news).
+  Result<EventOutcome> ApplyDispute(storage::Tx& tx, const ProviderDispute& dispute, const std::string& event_id,
+                                    TimePoint now);
+
   /// Inside the caller's transaction: a refund the provider made (or failed) for one of Clozit's refund requests.
   Result<EventOutcome> ApplyReportedRefund(storage::Tx& tx, const ReportedRefund& refund, TimePoint now);
 
@@ -149,6 +174,9 @@ class Checkouts {
   Result<Page<RefundShortfall>> ListShortfalls(const PageRequest& page);
 
  private:
+  /// `shortfall.id` is assigned here.
+  Result<void> RecordShortfall(storage::Tx& tx, const RefundShortfall& shortfall);
+
   storage::Database& db_;
   Ledger& ledger_;
   Purchases& purchases_;

@@ -185,6 +185,14 @@ Result<std::vector<Lot>> Ledger::ListLots(Tx& tx, const std::string& account_id,
   return detail::AccountLots(tx, account_id, include_exhausted);
 }
 
+TransferSpec ExpiryOf(const std::string& pending_id) {
+  TransferSpec spec;
+  spec.id = pending_id + "/expire";
+  spec.kind = TransferKind::kExpirePending;
+  spec.pending_id = pending_id;
+  return spec;
+}
+
 Result<std::vector<Transfer>> Ledger::ExpirePending(Tx& tx, TimePoint now, int64_t limit) {
   CLOZIT_ASSIGN_OR_RETURN(auto rows, tx.Query("SELECT transfer_id FROM ledger_pending WHERE state = 'pending' "
                                               "AND expires_at IS NOT NULL AND expires_at <= $1 "
@@ -192,11 +200,7 @@ Result<std::vector<Transfer>> Ledger::ExpirePending(Tx& tx, TimePoint now, int64
                                               {detail::Ms(now), limit}));
   std::vector<TransferSpec> batch;
   for (const auto& row : rows) {
-    TransferSpec spec;
-    spec.kind = TransferKind::kExpirePending;
-    spec.pending_id = row.Text(0);
-    spec.id = spec.pending_id + "/expire";
-    batch.push_back(std::move(spec));
+    batch.push_back(ExpiryOf(row.Text(0)));
   }
   if (batch.empty()) return std::vector<Transfer>();
   return CreateTransfers(tx, batch, now);

@@ -130,6 +130,10 @@ struct TransferSpec {
   std::string debit_lot_id;             // debit from a kLots account: take only from this lot
 };
 
+/// The expiry of pending transfer `pending_id`, under the one id every path uses (the sweep, a void or refund
+/// that finds it lapsed but not yet swept), so that two of them cannot both expire it.
+TransferSpec ExpiryOf(const std::string& pending_id);
+
 /// A stored transfer. Never changes once written.
 struct Transfer {
   std::string id;

@@ -17,8 +17,6 @@ using storage::Tx;
 
 constexpr int64_t kMaxQuantity = int64_t{1} << 40;
 
-std::string ActorText(const privacy::Actor& actor) { return actor.kind + ":" + actor.id; }
-
 Result<Credits> Money(const json& object, const std::string& path, const std::string& name) {
   const std::string field = path.empty() ? name : path + "." + name;
   if (!object.is_object() || !object.contains(name)) return Error::InvalidArgument(field, field + " is required");
@@ -359,7 +357,7 @@ Result<PriceBookVersion> PriceBook::CreateDraft(const PriceBookContent& content,
     CLOZIT_TRY(
         tx.Exec("INSERT INTO billing_price_books (version, status, note, document, created_by, created_at) "
                 "VALUES ($1, 'draft', $2, $3, $4, $5)",
-                {version, note, document, ActorText(actor), detail::Ms(now)}));
+                {version, note, document, actor.Label(), detail::Ms(now)}));
     CLOZIT_TRY(audit_.Record(tx, actor,
                              {"price_book.create", "price_book", std::to_string(version),
                               json{{"version", version}, {"note", note}}.dump()}));
@@ -386,7 +384,7 @@ Result<PriceBookVersion> PriceBook::Publish(int64_t version, std::optional<TimeP
     CLOZIT_TRY(
         tx.Exec("UPDATE billing_price_books SET status = 'published', effective_from = $2, published_by = $3, "
                 "published_at = $4 WHERE version = $1 AND status = 'draft'",
-                {version, detail::Ms(from), ActorText(actor), detail::Ms(now)}));
+                {version, detail::Ms(from), actor.Label(), detail::Ms(now)}));
     CLOZIT_TRY(audit_.Record(tx, actor,
                              {"price_book.publish", "price_book", std::to_string(version),
                               json{{"version", version}, {"effective_from", FormatRfc3339(from)}}.dump()}));

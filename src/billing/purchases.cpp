@@ -25,8 +25,6 @@ constexpr size_t kMaxClaimCharges = 100;
 // How long a refund's earmark may wait for the provider before it lapses.
 constexpr auto kRefundHoldTtl = std::chrono::hours(24);
 
-std::string ActorText(const privacy::Actor& actor) { return actor.kind + ":" + actor.id; }
-
 Result<void> ValidateTenant(const TenantId& tenant_id) {
   if (!TenantId::Valid(tenant_id.str())) return Error::InvalidArgument("tenant_id", "not a tenant id");
   return Ok();
@@ -103,7 +101,7 @@ constexpr std::string_view kSelectRefund =
     "FROM billing_refund_requests r LEFT JOIN billing_purchases p ON p.id = r.purchase_id ";
 
 std::optional<RefundReason> ParseReason(std::string_view text) {
-  for (int i = 0; i <= static_cast<int>(RefundReason::kAlreadyRequested); ++i) {
+  for (int i = 0; i <= static_cast<int>(RefundReason::kPurchaseDisputed); ++i) {
     auto reason = static_cast<RefundReason>(i);
     if (RefundReasonName(reason) == text) return reason;
   }
@@ -245,6 +243,14 @@ Result<void> CheckRemainder(Tx& tx, Eligibility& out, const std::string& tenant,
     out.reason = RefundReason::kAlreadyRequested;
     return Ok();
   }
+  // Open or lost: the money is with the card network. Won or closed as an inquiry: refundable as before.
+  CLOZIT_ASSIGN_OR_RETURN(auto disputed, tx.Query("SELECT 1 FROM billing_disputes WHERE purchase_id = $1 AND "
+                                                  "status IN ('open', 'lost')",
+                                                  {out.purchase->id.str()}));
+  if (!disputed.empty()) {
+    out.reason = RefundReason::kPurchaseDisputed;
+    return Ok();
+  }
   CLOZIT_ASSIGN_OR_RETURN(auto lot, detail::FindLot(tx, out.purchase->lot_id));
   out.refundable = (!lot || lot->ExpiredAt(now)) ? Credits() : lot->Unreserved();
   if (out.refundable.micros() <= 0) out.reason = RefundReason::kNothingLeftToRefund;
@@ -357,6 +363,8 @@ std::string_view RefundReasonName(RefundReason reason) {
       return "nothing_left_to_refund";
     case RefundReason::kAlreadyRequested:
       return "already_requested";
+    case RefundReason::kPurchaseDisputed:
+      return "purchase_disputed";
   }
   return "unknown";
 }
@@ -477,7 +485,7 @@ Result<Purchase> Purchases::RecordPurchase(Tx& tx, const PurchaseRequest& reques
       "INSERT INTO billing_purchases (id, tenant_id, credits, price_minor, currency, provider, payment_reference, "
       "lot_id, idempotency_key, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
       {id, tenant, request.credits.micros(), request.price_minor, request.currency, request.provider,
-       request.payment_reference, lots.front().Text(0), request.idempotency_key, ActorText(request.actor),
+       request.payment_reference, lots.front().Text(0), request.idempotency_key, request.actor.Label(),
        detail::Ms(now)}));
   json details = {{"credits", request.credits.ToString()},
                   {"price_minor", request.price_minor},
@@ -738,7 +746,7 @@ Result<RefundRequest> Purchases::CompleteRefund(Tx& tx, const std::string& id, c
       tx.Exec("UPDATE billing_refund_requests SET status = 'approved', refunded_credits = $2, "
               "refunded_minor = $3, provider_refund_id = $4, last_error = NULL, decided_by = $5, "
               "decided_at = $6, updated_at = $6 WHERE id = $1",
-              {id, taken.micros(), receipt.amount_minor, receipt.refund_id, ActorText(actor), detail::Ms(now)}));
+              {id, taken.micros(), receipt.amount_minor, receipt.refund_id, actor.Label(), detail::Ms(now)}));
   json details = {{"refunded_credits", taken.ToString()},
                   {"refunded_minor", receipt.amount_minor},
                   {"currency", currency},
@@ -818,11 +826,7 @@ Result<ReportedRefundOutcome> Purchases::ApplyReportedRefund(Tx& tx, const Repor
     // The earmark lapsed before the outcome was known: take again what is due, as far as the lot still has it.
     if (pending && pending->state == PendingState::kPending) {
       // Lapsed but not yet swept: expire it as the sweep would, so that its earmark is not counted against it.
-      TransferSpec expire;
-      expire.id = hold_id + "/expire";
-      expire.kind = TransferKind::kExpirePending;
-      expire.pending_id = hold_id;
-      CLOZIT_TRY(ledger_.CreateTransfers(tx, {expire}, now));
+      CLOZIT_TRY(ledger_.CreateTransfers(tx, {ExpiryOf(hold_id)}, now));
     }
     CLOZIT_ASSIGN_OR_RETURN(auto lot, detail::FindLot(tx, purchase->lot_id));
     const Credits takeable = (!lot || lot->ExpiredAt(now)) ? Credits() : lot->Unreserved();
@@ -832,7 +836,7 @@ Result<ReportedRefundOutcome> Purchases::ApplyReportedRefund(Tx& tx, const Repor
       CLOZIT_TRY(tx.Exec(
           "UPDATE billing_refund_requests SET status = 'approved', refunded_credits = 0, refunded_minor = $2, "
           "provider_refund_id = $3, last_error = NULL, decided_by = $4, decided_at = $5, updated_at = $5 WHERE id = $1",
-          {id, refund.amount_minor, refund.refund_id, ActorText(kPaymentProviderActor), detail::Ms(now)}));
+          {id, refund.amount_minor, refund.refund_id, kPaymentProviderActor.Label(), detail::Ms(now)}));
     } else {
       CLOZIT_ASSIGN_OR_RETURN(hold_id, HoldForRefund(tx, request, *purchase, amount, now));
     }
@@ -875,7 +879,7 @@ Result<RefundRequest> Purchases::RejectRefund(const std::string& id, const std::
     CLOZIT_TRY(
         tx.Exec("UPDATE billing_refund_requests SET status = 'rejected', decision_reason = $2, "
                 "decided_by = $3, decided_at = $4, updated_at = $4 WHERE id = $1",
-                {id, reason, ActorText(actor), detail::Ms(now)}));
+                {id, reason, actor.Label(), detail::Ms(now)}));
     CLOZIT_TRY(audit_.Record(tx, actor,
                              {"refund_request.reject", "refund_request", id, json{{"reason", reason}}.dump()},
                              stored.view.tenant_id.str()));
@@ -1066,7 +1070,7 @@ Result<AdjustmentRequest> Purchases::ApproveAdjustment(const std::string& id, co
                 "WHERE id = $1",
                 {id, std::string(AdjustmentResolutionName(decision.resolution)), total.micros(),
                  lots.empty() ? storage::Value(nullptr) : storage::Value(lots.front().Text(0)), decision.reason,
-                 ActorText(actor), detail::Ms(now)}));
+                 actor.Label(), detail::Ms(now)}));
     json transfers = json::array();
     for (const TransferSpec& t : batch) transfers.push_back(t.id);
     json details = {{"resolution", AdjustmentResolutionName(decision.resolution)},
@@ -1093,7 +1097,7 @@ Result<AdjustmentRequest> Purchases::RejectAdjustment(const std::string& id, con
     CLOZIT_TRY(
         tx.Exec("UPDATE billing_adjustment_requests SET status = 'rejected', decision_reason = $2, "
                 "decided_by = $3, decided_at = $4, updated_at = $4 WHERE id = $1",
-                {id, reason, ActorText(actor), detail::Ms(now)}));
+                {id, reason, actor.Label(), detail::Ms(now)}));
     CLOZIT_TRY(audit_.Record(tx, actor,
                              {"adjustment_request.reject", "adjustment_request", id, json{{"reason", reason}}.dump()},
                              request.tenant_id.str()));

@@ -102,6 +102,7 @@ enum class RefundReason {
   kRefundWindowExpired,          // P7: more than 7 days after the purchase
   kNothingLeftToRefund,          // the purchase's credits are used, reserved or expired
   kAlreadyRequested,             // another request for this purchase is pending or approved
+  kPurchaseDisputed,             // the card holder disputed the payment: the card network decides, not a refund
 };
 std::string_view RefundReasonName(RefundReason reason);
 

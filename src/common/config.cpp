@@ -33,6 +33,7 @@ std::vector<Key> Schema(Config& c) {
       {"server", "listen_address", &c.server.listen_address},
       {"server", "port", &c.server.port, false, 0, 65535},
       {"server", "allow_plaintext_public", &c.server.allow_plaintext_public},
+      {"server", "trusted_proxies", &c.server.trusted_proxies},
       {"server", "io_threads", &c.server.io_threads, false, 1, 256},
       {"server", "io_realtime_priority", &c.server.io_realtime_priority, false, 0, 99},
       {"server", "worker_threads", &c.server.worker_threads, false, 1, 1024},

@@ -23,6 +23,8 @@ struct ServerConfig {
   int64_t port = 8080;
   /// Without TLS the server refuses non-loopback addresses unless this is set.
   bool allow_plaintext_public = false;
+  /// Reverse proxies (addresses or CIDR networks, comma-separated) whose X-Forwarded-For names the client.
+  std::string trusted_proxies;
   int64_t io_threads = 2;
   /// 1..99: I/O threads run SCHED_RR at this priority (ADR 0018); 0: off.
   int64_t io_realtime_priority = 0;
@@ -55,7 +57,7 @@ struct AccountsConfig {
   /// argon2id cost; defaults are libsodium's "interactive" limits.
   int64_t argon2_opslimit = 2;
   int64_t argon2_memlimit_kib = 64 * 1024;
-  int64_t login_max_failures = 5;
+  int64_t login_max_failures = 5;  // per account and client address; ten times this per account from anywhere
   int64_t login_lockout_seconds = 15 * 60;
   int64_t invitation_valid_hours = 72;
 };

@@ -398,11 +398,15 @@ Result<Contact> Contacts::UpdateContact(const TenantId& tenant, const std::strin
   if (update.tags) {
     CLOZIT_ASSIGN_OR_RETURN(tags, CleanTags(*update.tags));
   }
+  if (update.consent) CLOZIT_TRY(ValidateConsent(*update.consent, clock_.Now()));
 
   Result<Contact> out = Error::Internal("not run");
   CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
     CLOZIT_ASSIGN_OR_RETURN(Contact contact, Load(tx, tenant, contact_id));
     json changed = json::array();
+    if (update.consent && !number) {
+      return Error::InvalidArgument("consent", "a consent basis is given with a new phone only");
+    }
     if (number || update.hints) {
       NormalizedNumber located;
       if (number) {
@@ -420,7 +424,33 @@ Result<Contact> Contacts::UpdateContact(const TenantId& tenant, const std::strin
         if (!taken.empty()) {
           return Error::Make(ErrorCode::kAlreadyExists, "the tenant already has a contact with this number", "phone");
         }
+        if (contact.consent_revoked_at) {
+          // The revocation stands for the person: a new number must not make them callable again.
+          return Error::Make(ErrorCode::kConflict,
+                             "this contact revoked consent; a new number cannot be given to it (create a new contact "
+                             "with its own consent basis if the person consents again)",
+                             "phone");
+        }
+        if (!update.consent) {
+          return Error::InvalidArgument("consent",
+                                        "a new number needs its own consent basis: consent {type, obtained_where, "
+                                        "obtained_at, evidence} given for the old number does not cover it");
+        }
+        CLOZIT_ASSIGN_OR_RETURN(ConsentRecord record, CreateConsent(tx, tenant, *update.consent));
+        contact.consent_id = record.id;
         changed.push_back("phone");
+        changed.push_back("consent");
+        if (!update.hints) {
+          // Zones that came from location hints describe the person, not the number: they stay.
+          CLOZIT_ASSIGN_OR_RETURN(NormalizedNumber previous, numbers_.Normalize(contact.e164, "US", "phone"));
+          for (const auto& zone : contact.time_zones) {
+            bool from_number = std::find(previous.zones.begin(), previous.zones.end(), zone) != previous.zones.end();
+            bool present = std::find(located.zones.begin(), located.zones.end(), zone) != located.zones.end();
+            if (!from_number && !present) located.zones.push_back(zone);
+          }
+        }
+      } else if (update.consent) {
+        return Error::InvalidArgument("consent", "a consent basis is given with a new phone only");
       }
       contact.e164 = located.e164;
       contact.number_type = located.type;
@@ -437,10 +467,12 @@ Result<Contact> Contacts::UpdateContact(const TenantId& tenant, const std::strin
     contact.updated_at = clock_.Now();
     CLOZIT_TRY(tx.Exec(
         "UPDATE contacts SET e164 = $1, number_type = $2, country = $3, region = $4, time_zones = $5, name = $6, "
-        "email = $7, company = $8, custom_fields = $9, tags = $10, updated_at = $11 WHERE tenant_id = $12 AND id = $13",
+        "email = $7, company = $8, custom_fields = $9, tags = $10, updated_at = $11, consent_id = $14 "
+        "WHERE tenant_id = $12 AND id = $13",
         {contact.e164, std::string(NumberTypeName(contact.number_type)), contact.country, contact.region,
          JoinZones(contact.time_zones), contact.name, contact.email, contact.company, contact.custom_fields_json,
-         TagsJson(contact.tags), ToUnixMillis(contact.updated_at), tenant.str(), contact_id}));
+         TagsJson(contact.tags), ToUnixMillis(contact.updated_at), tenant.str(), contact_id,
+         contact.consent_id.str()}));
     out = contact;
     return audit_.Record(tx, actor, {"contact.update", "contact", contact_id, Details({{"fields", changed}})},
                          tenant.str());

@@ -6,6 +6,7 @@
 
 #include "contacts/csv_reader.hpp"
 #include "contacts/csv_writer.hpp"
+#include "contacts/header_mapping.hpp"
 
 namespace clozit::contacts {
 namespace {
@@ -121,8 +122,9 @@ Result<std::string> DoNotCall::Canonical(std::string_view text, std::string_view
 Result<bool> DoNotCall::InsertEntry(Tx& tx, const DncEntry& entry) {
   CLOZIT_ASSIGN_OR_RETURN(
       int64_t changed,
-      tx.Exec("INSERT INTO dnc_entries (tenant_id, number, kind, source, note, registry_import_id, added_by, added_at) "
-              "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, number, kind) DO NOTHING",
+      tx.Exec("INSERT INTO dnc_entries (tenant_id, number, kind, registry, source, note, registry_import_id, added_by, "
+              "added_at) VALUES ($1, $2, $3, '', $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, number, kind, registry) "
+              "DO NOTHING",
               {entry.tenant_id, entry.number, std::string(DncKindName(entry.kind)), entry.source, entry.note,
                entry.registry_import_id.empty() ? Value(nullptr) : Value(entry.registry_import_id), entry.added_by,
                ToUnixMillis(entry.added_at)}));
@@ -295,21 +297,39 @@ Result<DncImportResult> DoNotCall::ImportList(const TenantId& tenant, std::istre
     ++result.rejected;
     if (result.errors.size() < 100) result.errors.push_back("line " + std::to_string(bad.line) + ": " + reason);
   };
+  // With a header that names phone columns (a CRM export), every number in those columns is listed, and nothing
+  // else: a record id or an amount that happens to parse as a number is not a person's request. Without one, each
+  // row's first cell that holds a number.
+  std::optional<std::vector<int>> phone_columns;
   while (reader.Next(record)) {
     if (!record.ok()) {
       reject(record, std::string(CsvErrorName(record.error)));
       continue;
     }
-    std::optional<std::string> number;
-    for (size_t i = 0; i < record.size() && !number; ++i) {
+    std::vector<std::string> numbers;
+    auto take = [&](size_t i) {
+      if (i >= record.size()) return;
       auto canonical = Canonical(record.field(i), default_country);
-      if (canonical) number = *canonical;
+      if (canonical && std::find(numbers.begin(), numbers.end(), *canonical) == numbers.end()) {
+        numbers.push_back(*canonical);
+      }
+    };
+    if (phone_columns) {
+      for (int column : *phone_columns) take(static_cast<size_t>(column));
+    } else {
+      for (size_t i = 0; i < record.size() && numbers.empty(); ++i) take(i);
     }
-    if (!number) {
-      if (record.row != 1) reject(record, "no phone number in the row");  // row 1 may be a header
+    if (record.row == 1 && numbers.empty()) {
+      std::vector<std::string> header;
+      for (size_t i = 0; i < record.size(); ++i) header.emplace_back(record.field(i));
+      if (auto mapping = MapHeader(header)) phone_columns = mapping->phones;
       continue;
     }
-    batch.push_back(*number);
+    if (numbers.empty()) {
+      reject(record, phone_columns ? "no phone number in the phone columns" : "no phone number in the row");
+      continue;
+    }
+    for (auto& number : numbers) batch.push_back(std::move(number));
     if (batch.size() >= kBatchRows) CLOZIT_TRY(flush());
   }
   CLOZIT_TRY(flush());
@@ -363,10 +383,12 @@ Result<RegistryImport> DoNotCall::ImportRegistry(const TenantId& tenant, std::is
     CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
       for (const auto& number : batch) {
         CLOZIT_TRY(tx.Exec(
-            "INSERT INTO dnc_entries (tenant_id, number, kind, source, note, registry_import_id, added_by, added_at) "
-            "VALUES ($1, $2, 'registry', $3, '', $4, $5, $6) ON CONFLICT (tenant_id, number, kind) DO UPDATE SET "
-            "source = excluded.source, registry_import_id = excluded.registry_import_id, added_at = excluded.added_at",
-            {tenant.str(), number, source, result.id.str(), actor.id, ToUnixMillis(result.imported_at)}));
+            "INSERT INTO dnc_entries (tenant_id, number, kind, registry, source, note, registry_import_id, added_by, "
+            "added_at) VALUES ($1, $2, 'registry', $7, $3, '', $4, $5, $6) "
+            "ON CONFLICT (tenant_id, number, kind, registry) DO UPDATE SET source = excluded.source, "
+            "registry_import_id = excluded.registry_import_id, added_at = excluded.added_at",
+            {tenant.str(), number, source, result.id.str(), actor.id, ToUnixMillis(result.imported_at),
+             registry_name}));
       }
       return Ok();
     }));
@@ -391,9 +413,9 @@ Result<RegistryImport> DoNotCall::ImportRegistry(const TenantId& tenant, std::is
   // The new copy is complete: drop what only older copies of this registry listed, and record the file.
   CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
     CLOZIT_TRY(
-        tx.Exec("DELETE FROM dnc_entries WHERE tenant_id = $1 AND kind = 'registry' AND registry_import_id IN "
-                "(SELECT id FROM dnc_registry_imports WHERE tenant_id = $1 AND registry = $2)",
-                {tenant.str(), registry_name}));
+        tx.Exec("DELETE FROM dnc_entries WHERE tenant_id = $1 AND kind = 'registry' AND registry = $2 AND "
+                "registry_import_id <> $3",
+                {tenant.str(), registry_name, result.id.str()}));
     CLOZIT_TRY(
         tx.Exec("INSERT INTO dnc_registry_imports (id, tenant_id, registry, file_date, entries, rejected, imported_by, "
                 "imported_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

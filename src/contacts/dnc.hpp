@@ -112,8 +112,9 @@ class DoNotCall {
   /// Entries of one list, by number; `cursor` is the last number returned.
   Result<Page<DncEntry>> List(const TenantId& tenant, DncKind kind, const PageRequest& page);
 
-  /// Adds every number of a CSV or plain list (the first column that holds
-  /// numbers; a header line is skipped) to the tenant's list, in batches.
+  /// Adds every number of a CSV or plain list to the tenant's list, in batches: with a header naming phone
+  /// columns (contacts/header_mapping.hpp), every number in those columns; without one, each row's first cell
+  /// that holds a number.
   Result<DncImportResult> ImportList(const TenantId& tenant, std::istream& in, std::string_view default_country,
                                      const std::string& source, const privacy::Actor& actor);
   /// Writes the tenant's list as CSV: number,kind,source,note,added_at.

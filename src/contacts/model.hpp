@@ -119,6 +119,9 @@ struct ContactUpdate {
   std::optional<std::string> custom_fields_json;
   std::optional<std::vector<std::string>> tags;
   std::optional<LocationHints> hints;
+  /// Required with a new number, and only then: consent is given for a number, so one given for the old number
+  /// does not cover the new one.
+  std::optional<ConsentInput> consent;
 };
 
 struct ContactQuery {

@@ -16,13 +16,22 @@ std::string Escape(const std::string& label) {
   }
   return out;
 }
+
+// A client chooses the method token, so an unknown one is counted as OTHER: one series per invented method
+// would let anyone grow the registry (and every scrape) without bound.
+std::string_view MethodLabel(std::string_view method) {
+  for (std::string_view known : {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}) {
+    if (method == known) return known;
+  }
+  return "OTHER";
+}
 }  // namespace
 
 void Metrics::Observe(const std::string& method, const std::string& route, int status,
                       std::chrono::microseconds latency) {
   double seconds = static_cast<double>(latency.count()) / 1e6;
   std::lock_guard lock(mutex_);
-  auto& series = series_[{method, route, status}];
+  auto& series = series_[{std::string(MethodLabel(method)), route, status}];
   for (size_t i = 0; i < kBucketsSeconds.size(); ++i)
     if (seconds <= kBucketsSeconds[i]) ++series.buckets[i];
   ++series.count;

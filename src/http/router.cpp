@@ -28,7 +28,7 @@ int Specificity(const std::vector<std::string>& segments) {
 }
 }  // namespace
 
-void Router::Add(std::string method, std::string pattern, Handler handler, bool streamed_body) {
+void Router::Add(std::string method, std::string pattern, Handler handler, bool streamed_body, Admission admit) {
   Compiled compiled;
   for (auto segment : SplitPath(pattern)) compiled.segments.emplace_back(segment);
   compiled.route_index = routes_.size();
@@ -42,7 +42,7 @@ void Router::Add(std::string method, std::string pattern, Handler handler, bool 
       throw std::logic_error("duplicate route " + method + " " + pattern);
     }
   }
-  routes_.push_back({std::move(method), std::move(pattern), std::move(handler), streamed_body});
+  routes_.push_back({std::move(method), std::move(pattern), std::move(handler), streamed_body, std::move(admit)});
   compiled_.push_back(std::move(compiled));
   // Most literal segments first, so "/v1/invitations/accept" beats "/v1/invitations/{id}".
   std::stable_sort(compiled_.begin(), compiled_.end(), [](const Compiled& a, const Compiled& b) {
@@ -72,6 +72,20 @@ bool Router::StreamsBody(std::string_view method, std::string_view path) const {
     if (route.method == method && Match(compiled, segments, nullptr)) return route.streamed_body;
   }
   return false;
+}
+
+std::optional<Response> Router::Admit(Request& request) const {
+  auto path = SplitPath(request.path);
+  for (const auto& compiled : compiled_) {
+    const Route& route = routes_[compiled.route_index];
+    if (route.method != request.method || !Match(compiled, path, nullptr)) continue;
+    request.path_params.clear();
+    Match(compiled, path, &request.path_params);
+    request.route = route.pattern;
+    if (!route.admit) return std::nullopt;
+    return route.admit(request);
+  }
+  return std::nullopt;
 }
 
 Response Router::Dispatch(Request& request) const {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,21 +16,26 @@
 namespace clozit::http {
 
 using Handler = std::function<Response(Request&)>;
+/// Decides on a request from its headers alone: a response refuses it, nothing lets it go on.
+using Admission = std::function<std::optional<Response>(Request&)>;
 
 struct Route {
   std::string method;
   std::string pattern;
   Handler handler;
   bool streamed_body = false;  // the server spools the body to a file (Request::body_file)
+  Admission admit;             // streamed routes: who may send a body at all, asked before any of it is read
 };
 
 class Router {
  public:
-  void Add(std::string method, std::string pattern, Handler handler, bool streamed_body = false);
+  void Add(std::string method, std::string pattern, Handler handler, bool streamed_body = false, Admission admit = {});
   /// Whether the route this request would reach takes its body as a spooled file.
   bool StreamsBody(std::string_view method, std::string_view path) const;
   /// Matches, fills request.path_params and request.route, and runs the handler.
   Response Dispatch(Request& request) const;
+  /// Matches as Dispatch does and runs the route's admission, if it has one, on a request without its body.
+  std::optional<Response> Admit(Request& request) const;
   const std::vector<Route>& routes() const { return routes_; }
 
  private:

@@ -22,6 +22,7 @@
 #include <string>
 
 #include "common/result.hpp"
+#include "http/forwarded.hpp"
 #include "http/router.hpp"
 #include "http/websocket.hpp"
 
@@ -39,6 +40,10 @@ struct ServerOptions {
   // Uploads (multi-gigabyte CSV files) go to a file as they arrive, never into memory, for the requests this
   // predicate selects; the per-read idle timeout applies instead of the header timeout while they stream.
   std::function<bool(std::string_view method, std::string_view path)> streams_body;
+  /// For the requests streams_body selects: called on a worker thread with the headers alone, before any of
+  /// the body is read (and before a `100 Continue`). A response refuses the upload: it is sent at once and the
+  /// connection closes, so a caller the route would refuse cannot make the server spool gigabytes first.
+  std::function<std::optional<Response>(Request& headers_only)> admit_upload;
   uint64_t upload_limit = uint64_t{16} << 30;
   std::string upload_directory = "var/uploads";
   std::chrono::milliseconds header_timeout{10'000};
@@ -47,6 +52,8 @@ struct ServerOptions {
   std::string tls_cert_file;
   std::string tls_key_file;
   bool allow_plaintext_public = false;
+  /// Reverse proxies whose X-Forwarded-For names the client (forwarded.hpp); empty: the socket's peer, always.
+  TrustedProxies trusted_proxies;
   bool handle_signals = true;
   /// Paths upgraded to WebSockets (see websocket.hpp); other requests to them reach `handler`.
   WebSocketRoutes websocket_routes;

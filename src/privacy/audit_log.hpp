@@ -22,6 +22,9 @@ struct Actor {
   std::string tenant_id;  // empty for operators and anonymous callers
   std::string ip;
   std::string request_id;
+
+  /// "kind:id", as billing records who decided something (grants, refunds, price-book versions).
+  std::string Label() const { return kind + ":" + id; }
 };
 
 struct AuditEvent {

@@ -271,6 +271,42 @@ TEST_P(AccountsTest, LockoutAfterMaxFailuresThenAllowedAfterTheWindow) {
   EXPECT_TRUE(accounts_->Login("alice@example.com", kOwnerPassword, Anonymous()).ok());
 }
 
+// Someone who knows an email must not be able to lock its owner out: failures lock the address they came
+// from, and only a guesser spread over many addresses meets the account-wide count.
+TEST_P(AccountsTest, FailedLoginsLockTheirAddressNotTheOwnersAndManyAddressesLockTheAccount) {
+  SignUpOrDie("alice@example.com");
+  auto from = [](const std::string& ip) {
+    privacy::Actor actor = Anonymous();
+    actor.ip = ip;
+    return actor;
+  };
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(accounts_->Login("alice@example.com", "Wrong-Password-1", from("198.51.100.7")).error().code,
+              ErrorCode::kUnauthenticated);
+  }
+  EXPECT_EQ(accounts_->Login("alice@example.com", kOwnerPassword, from("198.51.100.7")).error().code,
+            ErrorCode::kRateLimited);
+  auto owner = accounts_->Login("alice@example.com", kOwnerPassword, from("203.0.113.20"));
+  ASSERT_TRUE(owner.ok()) << owner.error().message;
+  // The owner's success cleared only their own address's count: the guesser stays locked.
+  EXPECT_EQ(accounts_->Login("alice@example.com", kOwnerPassword, from("198.51.100.7")).error().code,
+            ErrorCode::kRateLimited);
+
+  // Two failures from each of many addresses: none of them locks alone, together they lock the account at
+  // ten times the per-address limit (3 here), from every address.
+  for (int i = 0; i < 15; ++i) {
+    for (int j = 0; j < 2; ++j) {
+      auto wrong = accounts_->Login("alice@example.com", "Wrong-Password-1", from("10.0.0." + std::to_string(i)));
+      ASSERT_EQ(wrong.error().code, ErrorCode::kUnauthenticated) << i << "/" << j;
+    }
+  }
+  auto locked = accounts_->Login("alice@example.com", kOwnerPassword, from("203.0.113.20"));
+  ASSERT_FALSE(locked.ok());
+  EXPECT_EQ(locked.error().code, ErrorCode::kRateLimited);
+  clock_.Advance(601s);
+  EXPECT_TRUE(accounts_->Login("alice@example.com", kOwnerPassword, from("203.0.113.20")).ok());
+}
+
 TEST_P(AccountsTest, FailuresSpreadBeyondTheWindowDoNotLock) {
   SignUpOrDie();
   for (int i = 0; i < 5; ++i) {
@@ -496,6 +532,59 @@ TEST_P(AccountsTest, LastOwnerCannotBeDemotedOrRemoved) {
   auto last = accounts_->RemoveUser(second.principal, second.principal.id, ActorOf(second.principal));
   ASSERT_FALSE(last.ok());
   EXPECT_EQ(last.error().code, ErrorCode::kConflict);
+}
+
+TEST_P(AccountsTest, DemotingOrRemovingAUserRevokesTheAuthorityTheirKeysAndInvitationsCarry) {
+  auto owner = SignUpOrDie();
+  auto admin = InviteAndAccept(owner.principal, "admin@example.com", Role::kAdmin);
+  const auto& by = admin.principal;
+  auto key = [&](const Principal& maker, Role role) {
+    auto made = accounts_->CreateApiKey(maker, "k", role, ActorOf(maker));
+    EXPECT_TRUE(made.ok()) << made.error().message;
+    return made.ok() ? made->secret : std::string();
+  };
+  auto invite = [&](const std::string& email, Role role) {
+    auto made = accounts_->Invite(by, email, role, ActorOf(by));
+    EXPECT_TRUE(made.ok()) << made.error().message;
+    return made.ok() ? made->invitation.id.str() : std::string();
+  };
+  auto works = [&](const std::string& secret) { return accounts_->AuthenticateApiKey(secret).ok(); };
+  auto status = [&](const std::string& invitation_id) {
+    auto got = accounts_->GetInvitation(by.tenant_id, invitation_id);
+    return got.ok() ? got->status : got.error().message;
+  };
+  std::string admin_key = key(by, Role::kAdmin);
+  std::string member_key = key(by, Role::kMember);
+  auto as_admin_key = accounts_->AuthenticateApiKey(admin_key);
+  ASSERT_TRUE(as_admin_key.ok());
+  std::string admin_key_by_key = key(*as_admin_key, Role::kAdmin);
+  std::string viewer_key_by_key = key(*as_admin_key, Role::kViewer);
+  std::string admin_invitation = invite("second-admin@example.com", Role::kAdmin);
+  std::string viewer_invitation = invite("viewer@example.com", Role::kViewer);
+  std::string owners_key = key(owner.principal, Role::kAdmin);
+
+  // Demoted to member: what exceeds a member goes, down the chain of keys made by keys; the rest stays.
+  auto demoted = accounts_->UpdateUser(owner.principal, by.id, {.role = Role::kMember}, ActorOf(owner.principal));
+  ASSERT_TRUE(demoted.ok()) << demoted.error().message;
+  EXPECT_FALSE(works(admin_key));
+  EXPECT_FALSE(works(admin_key_by_key));
+  EXPECT_TRUE(works(member_key));
+  EXPECT_TRUE(works(viewer_key_by_key));
+  EXPECT_EQ(status(admin_invitation), "revoked");
+  EXPECT_EQ(status(viewer_invitation), "pending");
+  EXPECT_EQ(Scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'user.update' AND details LIKE "
+                   "'%\"api_keys_revoked\":2%' AND details LIKE '%\"invitations_revoked\":1%'"),
+            1);
+
+  // Removed: everything they lent goes; what others made stays.
+  ASSERT_TRUE(accounts_->RemoveUser(owner.principal, by.id, ActorOf(owner.principal)).ok());
+  EXPECT_FALSE(works(member_key));
+  EXPECT_FALSE(works(viewer_key_by_key));
+  EXPECT_EQ(status(viewer_invitation), "revoked");
+  EXPECT_TRUE(works(owners_key));
+  EXPECT_EQ(Scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'user.remove' AND details LIKE "
+                   "'%\"api_keys_revoked\":2%' AND details LIKE '%\"invitations_revoked\":1%'"),
+            1);
 }
 
 TEST_P(AccountsTest, OnlyOwnersTouchOwnersAndOnlyAdminsChangeOthers) {

@@ -160,6 +160,24 @@ class FakeStripe {
     return Event(event_id, "charge.refunded", charge).dump();
   }
 
+  /// A charge.dispute.created / charge.dispute.closed event for a dispute of the payment, in Stripe's `status`
+  /// (needs_response, won, lost, warning_closed, …), for the whole payment unless `amount` says otherwise.
+  std::string DisputeEvent(const std::string& payment_intent, const std::string& dispute_id, const std::string& type,
+                           const std::string& status, const std::string& event_id,
+                           std::optional<int64_t> amount = std::nullopt) const {
+    std::lock_guard lock(mu_);
+    const Payment& payment = payments_.at(payment_intent);
+    json dispute = {{"id", dispute_id},
+                    {"object", "dispute"},
+                    {"amount", amount.value_or(payment.amount)},
+                    {"charge", payment.charge_id},
+                    {"currency", payment.currency},
+                    {"payment_intent", payment_intent},
+                    {"reason", "fraudulent"},
+                    {"status", status}};
+    return Event(event_id, type, dispute).dump();
+  }
+
   /// A refund.created / refund.updated event for refund `index` of refunds(), in `status`.
   std::string RefundEvent(size_t index, const std::string& type, const std::string& event_id,
                           const std::string& status = "succeeded") const {

@@ -716,6 +716,86 @@ TEST_P(StripeFlowTest, ARefundThatFailsAfterItsApprovalIsKeptForAnOperator) {
   ExpectClean();
 }
 
+// A chargeback: the disputed credits are frozen while the card network decides, and given back when it is won.
+TEST_P(StripeFlowTest, ADisputeFreezesThePurchasesCreditsUntilItIsWon) {
+  TenantId tenant = NewTenant();
+  auto [purchase_id, payment_intent] = BuyPack(tenant, "starter", "buy-1");
+  Spend(tenant, Cr(30), "call-1");
+  const std::string opened =
+      fake_->DisputeEvent(payment_intent, "dp_1", "charge.dispute.created", "needs_response", "evt_dp_open");
+  EXPECT_EQ(DeliverOk(opened), "processed");
+  EXPECT_EQ(Available(tenant), Credits()) << "all 70 left are frozen; 30 were spent before";
+  EXPECT_EQ(DeliverOk(opened), "duplicate");
+  auto again = nlohmann::json::parse(opened);
+  again["id"] = "evt_dp_open_again";
+  EXPECT_EQ(DeliverOk(again.dump()), "ignored");
+  auto refund = billing_->purchases.RequestRefund(tenant, purchase_id, "", kTenantAdmin);
+  ASSERT_TRUE(refund.ok()) << refund.error().message;
+  EXPECT_EQ(refund->status, RequestStatus::kRefused);
+  EXPECT_EQ(refund->reason_code, RefundReason::kPurchaseDisputed);
+  auto reservation = Reserve(tenant, Cr(1), "call-2");
+  EXPECT_FALSE(reservation.ok()) << "frozen credits cannot be spent";
+  ExpectClean();
+
+  clock_.Advance(24h * 40);
+  const std::string won = fake_->DisputeEvent(payment_intent, "dp_1", "charge.dispute.closed", "won", "evt_dp_won");
+  EXPECT_EQ(DeliverOk(won), "processed");
+  EXPECT_EQ(Available(tenant), Cr(70));
+  auto late = nlohmann::json::parse(won);
+  late["id"] = "evt_dp_won_again";
+  EXPECT_EQ(DeliverOk(late.dump()), "ignored");
+  EXPECT_EQ(Available(tenant), Cr(70));
+  EXPECT_TRUE(billing_->checkouts.ListShortfalls({})->items.empty());
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM audit_log WHERE action IN ('purchase.disputed', 'purchase.dispute_closed')"),
+            2);
+  ExpectClean();
+}
+
+// Lost: the frozen credits go for good, what was spent before is a shortfall for operators, and the tenant's
+// statement shows it as a refund. A close reported first opens and closes the dispute in one go.
+TEST_P(StripeFlowTest, ALostDisputeRemovesTheFrozenCreditsAndRecordsWhatWasSpent) {
+  TenantId tenant = NewTenant();
+  auto [purchase_id, payment_intent] = BuyPack(tenant, "starter", "buy-1");
+  Spend(tenant, Cr(30), "call-1");
+  EXPECT_EQ(
+      DeliverOk(fake_->DisputeEvent(payment_intent, "dp_1", "charge.dispute.created", "needs_response", "evt_dp_open")),
+      "processed");
+  EXPECT_EQ(DeliverOk(fake_->DisputeEvent(payment_intent, "dp_1", "charge.dispute.closed", "lost", "evt_dp_lost")),
+            "processed");
+  EXPECT_EQ(Available(tenant), Credits());
+  auto shortfalls = billing_->checkouts.ListShortfalls({});
+  ASSERT_TRUE(shortfalls.ok());
+  ASSERT_EQ(shortfalls->items.size(), 1u);
+  EXPECT_EQ(shortfalls->items[0].purchase_id, purchase_id);
+  EXPECT_EQ(shortfalls->items[0].credits_due, Cr(100));
+  EXPECT_EQ(shortfalls->items[0].removed, Cr(70));
+  EXPECT_EQ(shortfalls->items[0].shortfall, Cr(30));
+  StatementFilter refunds;
+  refunds.categories = {"refund"};
+  auto shown = billing_->statements.Transactions(tenant, refunds, {});
+  ASSERT_TRUE(shown.ok()) << shown.error().message;
+  bool removal_shown = false;
+  for (const auto& item : shown->items) removal_shown |= item.code == "refund.dispute_lost" && item.amount == Cr(-70);
+  EXPECT_TRUE(removal_shown);
+  ExpectClean();
+
+  // Another purchase, half of it disputed, reported only when lost: 50 credits go at once.
+  auto [second, second_intent] = BuyPack(tenant, "starter", "buy-2");
+  EXPECT_EQ(Available(tenant), Cr(100));
+  EXPECT_EQ(DeliverOk(fake_->DisputeEvent(second_intent, "dp_2", "charge.dispute.closed", "lost", "evt_dp2", 500)),
+            "processed");
+  EXPECT_EQ(Available(tenant), Cr(50));
+  EXPECT_EQ(billing_->checkouts.ListShortfalls({})->items.size(), 1u) << "nothing of it was spent";
+  // A dispute for a payment Clozit does not know, or closed with a status that does not close it.
+  EXPECT_EQ(DeliverOk(R"({"id":"evt_dp3","type":"charge.dispute.created","data":{"object":{"id":"dp_3",)"
+                      R"("amount":100,"currency":"usd","payment_intent":"pi_elsewhere","status":"needs_response"}}})"),
+            "ignored");
+  EXPECT_EQ(DeliverOk(fake_->DisputeEvent(second_intent, "dp_4", "charge.dispute.closed", "under_review", "evt_dp4")),
+            "rejected");
+  EXPECT_EQ(Available(tenant), Cr(50));
+  ExpectClean();
+}
+
 TEST_P(StripeFlowTest, UnhandledAndForeignEventsAreStoredAndIgnored) {
   EXPECT_EQ(DeliverOk(R"({"id":"evt_x","type":"customer.created","data":{"object":{"id":"cus_1"}}})"), "ignored");
   EXPECT_EQ(

@@ -197,6 +197,7 @@ TEST_P(ContactsStore, UpdatesFieldsAndRenormalisesTheNumber) {
   update.name = "Ada King";
   update.phone = "(305) 555 0199";
   update.tags = std::vector<std::string>{"moved"};
+  update.consent = Consent();
   auto updated = contacts_->UpdateContact(tenant_a_, created->id.str(), update, Actor());
   ASSERT_TRUE(updated.ok()) << updated.error().message;
   EXPECT_EQ(updated->name, "Ada King");
@@ -206,6 +207,7 @@ TEST_P(ContactsStore, UpdatesFieldsAndRenormalisesTheNumber) {
 
   ContactUpdate clash;
   clash.phone = "212-555-0100";
+  clash.consent = Consent();
   EXPECT_EQ(contacts_->UpdateContact(tenant_a_, created->id.str(), clash, Actor()).error().code,
             ErrorCode::kAlreadyExists);
   ContactUpdate bad;
@@ -213,6 +215,57 @@ TEST_P(ContactsStore, UpdatesFieldsAndRenormalisesTheNumber) {
   EXPECT_EQ(contacts_->UpdateContact(tenant_a_, created->id.str(), bad, Actor()).error().field, "custom_fields");
   EXPECT_EQ(contacts_->UpdateContact(tenant_b_, created->id.str(), update, Actor(kTenantB)).error().code,
             ErrorCode::kNotFound);
+}
+
+// Consent is given for a number: a new number needs a basis of its own, a revoked contact cannot take a new
+// number, and zones that came from location hints (the person's whereabouts) survive the change.
+TEST_P(ContactsStore, ANewNumberNeedsItsOwnConsentAndKeepsTheHintedZones) {
+  ContactInput input;
+  input.phone = "+14155552671";  // San Francisco: Pacific
+  input.hints.zip = "60601";     // lives in Chicago: Central
+  auto created = contacts_->CreateContact(tenant_a_, input, Consent(), Actor());
+  ASSERT_TRUE(created.ok()) << created.error().message;
+  ASSERT_EQ(created->time_zones, (std::vector<std::string>{"America/Los_Angeles", "America/Chicago"}));
+
+  ContactUpdate moved;
+  moved.phone = "+12125550142";  // New York: Eastern
+  auto without_consent = contacts_->UpdateContact(tenant_a_, created->id.str(), moved, Actor());
+  ASSERT_FALSE(without_consent.ok());
+  EXPECT_EQ(without_consent.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(without_consent.error().field, "consent");
+  EXPECT_EQ(contacts_->GetContact(tenant_a_, created->id.str())->e164, "+14155552671");
+
+  ContactUpdate renamed;
+  renamed.name = "Ada";
+  renamed.consent = Consent();
+  EXPECT_EQ(contacts_->UpdateContact(tenant_a_, created->id.str(), renamed, Actor()).error().field, "consent");
+  ContactUpdate same_number = renamed;
+  same_number.phone = "415-555-2671";
+  EXPECT_EQ(contacts_->UpdateContact(tenant_a_, created->id.str(), same_number, Actor()).error().field, "consent");
+
+  moved.consent = Consent();
+  moved.consent->evidence = "form 42, new number";
+  auto updated = contacts_->UpdateContact(tenant_a_, created->id.str(), moved, Actor());
+  ASSERT_TRUE(updated.ok()) << updated.error().message;
+  EXPECT_EQ(updated->e164, "+12125550142");
+  EXPECT_NE(updated->consent_id.str(), created->consent_id.str());
+  EXPECT_EQ(updated->time_zones, (std::vector<std::string>{"America/New_York", "America/Chicago"}));
+  auto loaded = contacts_->GetContact(tenant_a_, created->id.str());
+  ASSERT_TRUE(loaded.ok());
+  EXPECT_EQ(loaded->consent_id.str(), updated->consent_id.str());
+  EXPECT_EQ(loaded->time_zones, updated->time_zones);
+  auto consent = contacts_->GetConsent(tenant_a_, loaded->consent_id.str());
+  ASSERT_TRUE(consent.ok()) << consent.error().message;
+  EXPECT_EQ(consent->evidence, "form 42, new number");
+
+  ASSERT_TRUE(contacts_->RevokeConsent(tenant_a_, created->id.str(), "asked", Actor()).ok());
+  ContactUpdate after_revocation;
+  after_revocation.phone = "+13055550177";
+  after_revocation.consent = Consent();
+  auto refused = contacts_->UpdateContact(tenant_a_, created->id.str(), after_revocation, Actor());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::kConflict);
+  EXPECT_EQ(refused.error().field, "phone");
 }
 
 TEST_P(ContactsStore, DeletionIsRealAndAudited) {

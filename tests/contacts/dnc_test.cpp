@@ -110,13 +110,34 @@ TEST_P(DncStore, ImportsAndExportsTheTenantList) {
   EXPECT_EQ(imported->added, 2);
   EXPECT_EQ(imported->already_listed, 1);
   EXPECT_EQ(imported->rejected, 1);
-  EXPECT_EQ(imported->errors.at(0), "line 4: no phone number in the row");
+  EXPECT_EQ(imported->errors.at(0), "line 4: no phone number in the phone columns");
   std::ostringstream out;
   ASSERT_TRUE(dnc_->ExportList(tenant_a_, out).ok());
   EXPECT_EQ(out.str(),
             "number,kind,source,note,added_at\r\n"
             "+12125550102,tenant,crm_export,,2026-01-01T00:00:00.000Z\r\n"
             "+14155550101,tenant,crm_export,,2026-01-01T00:00:00.000Z\r\n");
+}
+
+// A CRM export: the header names the phone columns, so a record id that parses as a number is not listed, and
+// every number the person gave is.
+TEST_P(DncStore, AnImportWithAHeaderListsEveryNumberInItsPhoneColumnsOnly) {
+  std::istringstream in(
+      "Record ID,Phone Number,Mobile Phone Number,Amount\n"
+      "4155550000,(415) 555-0111,(415) 555-0112,2125550000\n"
+      "4155550001,,(305) 555-0113,0\n"
+      "4155550002,,,3055550000\n");
+  auto imported = dnc_->ImportList(tenant_a_, in, "US", "hubspot", Actor());
+  ASSERT_TRUE(imported.ok()) << imported.error().message;
+  EXPECT_EQ(imported->added, 3);
+  EXPECT_EQ(imported->rejected, 1);
+  EXPECT_EQ(imported->errors.at(0), "line 4: no phone number in the phone columns");
+  EXPECT_TRUE(dnc_->Check(tenant_a_, "+14155550111")->blocked);
+  EXPECT_TRUE(dnc_->Check(tenant_a_, "+14155550112")->blocked);
+  EXPECT_TRUE(dnc_->Check(tenant_a_, "+13055550113")->blocked);
+  for (const char* not_a_request : {"+14155550000", "+14155550001", "+12125550000", "+13055550000"}) {
+    EXPECT_FALSE(dnc_->Check(tenant_a_, not_a_request)->blocked) << not_a_request;
+  }
 }
 
 TEST_P(DncStore, RegistryFilesReplaceTheirPreviousCopy) {
@@ -143,6 +164,31 @@ TEST_P(DncStore, RegistryFilesReplaceTheirPreviousCopy) {
   ASSERT_TRUE(latest->has_value());
   EXPECT_EQ((*latest)->id, february->id);
   EXPECT_EQ((*latest)->file_date, clock_.Now());
+}
+
+// A number on two registries stays listed while either lists it: replacing one registry's copy leaves the other's.
+TEST_P(DncStore, ANumberOnTwoRegistriesStaysListedWhileEitherListsIt) {
+  std::istringstream national("4155550101\n4155550102\n");
+  ASSERT_TRUE(dnc_->ImportRegistry(tenant_a_, national, "us_national", clock_.Now(), "1", Actor()).ok());
+  std::istringstream state("4155550101\n");
+  ASSERT_TRUE(dnc_->ImportRegistry(tenant_a_, state, "state_ca", clock_.Now(), "1", Actor()).ok());
+  EXPECT_EQ(dnc_->Check(tenant_a_, "+14155550101")->matches.size(), 2u);
+
+  clock_.Advance(std::chrono::hours(24));
+  std::istringstream state_again("2125550199\n");
+  ASSERT_TRUE(dnc_->ImportRegistry(tenant_a_, state_again, "state_ca", clock_.Now(), "1", Actor()).ok());
+  auto still = dnc_->Check(tenant_a_, "+14155550101");
+  ASSERT_TRUE(still.ok());
+  EXPECT_TRUE(still->blocked) << "the national registry still lists it";
+  ASSERT_EQ(still->matches.size(), 1u);
+  EXPECT_EQ(still->matches[0].kind, DncKind::kRegistry);
+  EXPECT_TRUE(dnc_->Check(tenant_a_, "+12125550199")->blocked);
+
+  std::istringstream national_again("4155550102\n");
+  ASSERT_TRUE(dnc_->ImportRegistry(tenant_a_, national_again, "us_national", clock_.Now(), "1", Actor()).ok());
+  EXPECT_FALSE(dnc_->Check(tenant_a_, "+14155550101")->blocked);
+  EXPECT_TRUE(dnc_->Check(tenant_a_, "+12125550199")->blocked);
+  EXPECT_EQ(Count("dnc_entries"), 2);
 }
 
 // A million entries: the lookup is a handful of primary-key seeks.

@@ -47,6 +47,18 @@ TEST(Metrics, CountsByMethodRouteAndStatus) {
   EXPECT_TRUE(HasLine(text, R"(clozit_http_requests_total{method="POST",route="/v1/api-keys",status="201"} 1)"));
 }
 
+TEST(Metrics, MethodsTheServerDoesNotKnowShareOneSeries) {
+  Metrics metrics;
+  for (int i = 0; i < 100; ++i) metrics.Observe("INVENTED" + std::to_string(i), "(unrouted)", 404, microseconds(10));
+  metrics.Observe("DELETE", "(unrouted)", 404, microseconds(10));
+  auto text = metrics.Render();
+  const std::string other = "clozit_http_requests_total{method=\"OTHER\",route=\"(unrouted)\",status=\"404\"} 100";
+  const std::string known = "clozit_http_requests_total{method=\"DELETE\",route=\"(unrouted)\",status=\"404\"} 1";
+  EXPECT_TRUE(HasLine(text, other)) << text;
+  EXPECT_TRUE(HasLine(text, known));
+  EXPECT_EQ(text.find("INVENTED"), std::string::npos);
+}
+
 TEST(Metrics, HistogramBucketsAreCumulative) {
   Metrics metrics;
   const std::string labels = R"(method="GET",route="/healthz",status="200")";

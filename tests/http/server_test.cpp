@@ -275,6 +275,74 @@ TEST_F(ServerTest, StreamedRoutesSpoolTheBodyToAFile) {
   std::filesystem::remove_all(directory);
 }
 
+// An upload the route would refuse is refused on its headers: nothing is spooled, the handler never runs, and a
+// client that asked `Expect: 100-continue` gets the refusal instead of an invitation to send the body.
+TEST_F(ServerTest, AStreamedRouteRefusesAnUploadBeforeReadingItsBody) {
+  const std::string directory = ::testing::TempDir() + "/uploads-admit-" + std::to_string(::getpid());
+  std::filesystem::remove_all(directory);
+  ServerOptions options;
+  options.upload_directory = directory;
+  options.streams_body = [](std::string_view, std::string_view path) { return path == "/upload"; };
+  std::atomic<int> admitted{0};
+  options.admit_upload = [&](Request& headers_only) -> std::optional<Response> {
+    EXPECT_TRUE(headers_only.body.empty());
+    EXPECT_TRUE(headers_only.body_file.empty());
+    if (headers_only.headers.Get("Authorization")) {
+      ++admitted;
+      return std::nullopt;
+    }
+    return Response::Json(401, R"({"code":"unauthenticated"})");
+  };
+  std::atomic<int> handled{0};
+  StartServer(options, [&](Request& request) {
+    ++handled;
+    return Response::Json(200, nlohmann::json{{"spooled", std::filesystem::file_size(request.body_file)}}.dump());
+  });
+  const std::string payload(256 << 10, 'u');
+  for (const bool expect_continue : {false, true}) {
+    auto client = Connect();
+    ASSERT_NE(client, nullptr);
+    Headers headers;
+    if (expect_continue) headers.Set("Expect", "100-continue");
+    auto refused = client->Send("POST", "/upload", headers, payload);
+    ASSERT_TRUE(refused.ok()) << refused.error().message;
+    EXPECT_EQ(refused->status, 401) << "Expect: 100-continue " << expect_continue;
+  }
+  EXPECT_EQ(handled.load(), 0);
+  EXPECT_TRUE(!std::filesystem::exists(directory) || std::filesystem::is_empty(directory));
+
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  Headers headers;
+  headers.Set("Authorization", "Bearer x");
+  auto accepted = client->Send("POST", "/upload", headers, payload);
+  ASSERT_TRUE(accepted.ok()) << accepted.error().message;
+  EXPECT_EQ(accepted->status, 200) << accepted->body;
+  EXPECT_EQ(nlohmann::json::parse(accepted->body)["spooled"], payload.size());
+  EXPECT_EQ(admitted.load(), 1);
+  EXPECT_EQ(handled.load(), 1);
+  std::filesystem::remove_all(directory);
+}
+
+// Behind a trusted proxy the handler sees the client X-Forwarded-For names (forwarded_test.cpp covers the rest).
+TEST_F(ServerTest, ARequestFromATrustedProxyCarriesTheForwardedClientAddress) {
+  ServerOptions options;
+  auto proxies = TrustedProxies::Parse("127.0.0.1");
+  ASSERT_TRUE(proxies.ok());
+  options.trusted_proxies = *proxies;
+  StartServer(options, [](Request& request) { return Response::Text(200, request.remote_ip); });
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  Headers headers;
+  headers.Set("X-Forwarded-For", "198.51.100.9, 203.0.113.5");
+  auto forwarded = client->Send("GET", "/", headers);
+  ASSERT_TRUE(forwarded.ok()) << forwarded.error().message;
+  EXPECT_EQ(forwarded->body, "203.0.113.5");
+  auto direct = client->Send("GET", "/");
+  ASSERT_TRUE(direct.ok()) << direct.error().message;
+  EXPECT_EQ(direct->body, "127.0.0.1");
+}
+
 TEST_F(ServerTest, ShutdownLetsInFlightRequestFinish) {
   std::promise<void> entered;
   auto entered_future = entered.get_future();

@@ -122,6 +122,25 @@ TEST_P(UploadTest, AnImportOverTheBodyLimitLandsEveryRow) {
             0u);
 }
 
+// Who may upload is decided on the headers: a caller the route refuses gets its answer before the body is read
+// (with `Expect: 100-continue`, instead of the 100 that would invite the body), and nothing is spooled.
+TEST_P(UploadTest, AnUploadFromACallerTheRouteRefusesIsAnsweredBeforeItsBody) {
+  ASSERT_NE(StartServer({{"CLOZIT_SERVER__BODY_LIMIT_BYTES", "1048576"}}), nullptr);
+  auto client = Client();
+  Account owner = SignUp(*client, "refused-uploader");
+  const std::string csv = Csv(2'000, 1000);
+  http::Headers headers;
+  headers.Set("Content-Type", "text/csv");
+  headers.Set("Expect", "100-continue");
+  auto anonymous = client->SendBytes("POST", kImportQuery, csv, nullptr, headers);
+  ExpectProblem(anonymous, 401, "unauthenticated");
+  EXPECT_FALSE(anonymous.Header("X-Request-Id").empty()) << anonymous;
+  const Credentials without_csrf = owner.cookie.WithoutCsrf();
+  auto forged = Client()->SendBytes("POST", kImportQuery, csv, &without_csrf, headers);
+  ExpectProblem(forged, 403, "permission_denied", "X-CSRF-Token");
+  EXPECT_EQ(FilesUnder(dir() + "/uploads") + FilesUnder(dir() + "/var/uploads"), 0u);
+}
+
 CLOZIT_INSTANTIATE_BACKENDS(UploadTest);
 
 }  // namespace

@@ -116,6 +116,25 @@ Result<WebhookResult> StripeWebhooks::Handle(std::string_view signature_header, 
         amount = reported->amount_minor;
         CLOZIT_ASSIGN_OR_RETURN(outcome, checkouts_.ApplyReportedRefund(tx, *reported, now));
       }
+    } else if (result.type == "charge.dispute.created" || result.type == "charge.dispute.closed") {
+      ProviderDispute dispute;
+      dispute.dispute_id = Text(object, "id");
+      dispute.payment_reference = IdOf(object, "payment_intent");
+      dispute.amount_minor = IntOf(object, "amount");
+      dispute.currency = Upper(Text(object, "currency"));
+      dispute.reason = Text(object, "reason");
+      dispute.status = Text(object, "status");
+      payment_reference = dispute.payment_reference;
+      amount = dispute.amount_minor;
+      if (!detail::ValidKey(dispute.dispute_id) || dispute.payment_reference.empty() || dispute.amount_minor < 0 ||
+          dispute.status.empty()) {
+        outcome = {"rejected", "dispute without id, payment_intent, amount or status"};
+      } else if (result.type == "charge.dispute.closed" && dispute.status != "won" && dispute.status != "lost" &&
+                 dispute.status != "warning_closed") {
+        outcome = {"rejected", "a closed dispute with status " + dispute.status};
+      } else {
+        CLOZIT_ASSIGN_OR_RETURN(outcome, checkouts_.ApplyDispute(tx, dispute, result.event_id, now));
+      }
     } else if (result.type == "charge.refunded") {
       payment_reference = IdOf(object, "payment_intent");
       if (payment_reference.empty()) payment_reference = Text(object, "id");

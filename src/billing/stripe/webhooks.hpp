@@ -12,6 +12,9 @@
 //   charge.refunded → the same for Clozit's refunds it lists (older API
 //     versions), then Checkouts::ApplyProviderRefund with the charge's
 //     cumulative amount_refunded;
+//   charge.dispute.created / charge.dispute.closed → Checkouts::ApplyDispute:
+//     the disputed share of the purchase's credits frozen, then removed (lost)
+//     or released (won, inquiry closed);
 //   anything else → stored as ignored.
 // An error means "nothing was stored": invalid_argument for a bad signature or
 // body (answer 400), unavailable when Stripe should deliver again later.

@@ -44,6 +44,17 @@ Request ToRequest(const bhttp::request_header<>& in, const std::string& remote_i
   return out;
 }
 
+/// As ToRequest, with the client's address as the trusted proxies in front of the server report it.
+Request ToRequest(const ServerState& state, const bhttp::request_header<>& in, const std::string& peer, bool tls) {
+  Request out = ToRequest(in, peer, tls);
+  if (!state.options.trusted_proxies.empty()) {
+    auto forwarded = in.find("X-Forwarded-For");
+    out.remote_ip = state.options.trusted_proxies.ClientAddress(
+        peer, forwarded == in.end() ? std::nullopt : std::optional<std::string_view>(forwarded->value()));
+  }
+  return out;
+}
+
 bhttp::response<bhttp::string_body> ToBeast(Response&& in, unsigned version, bool keep_alive) {
   bhttp::response<bhttp::string_body> out{static_cast<bhttp::status>(in.status), version};
   for (auto& [name, value] : in.headers.all()) out.insert(name, value);
@@ -154,6 +165,26 @@ asio::awaitable<bool> ServeRequests(ServerState& state, Stream& stream, SessionC
       co_await WriteProblem(stream, BodyTooLarge(limit), version);
       co_return false;
     }
+    if (streamed && state.options.admit_upload) {
+      auto headers_only = std::make_shared<Request>(ToRequest(state, parser.get(), remote_ip, tls));
+      // Named, not a temporary inside the co_await (see the handler's below).
+      auto admit = [&state, headers_only]() -> asio::awaitable<std::optional<Response>> {
+        try {
+          co_return state.options.admit_upload(*headers_only);
+        } catch (const std::exception& e) {
+          spdlog::error("upload admission failed with exception: {}", e.what());
+          co_return Problem(Error::Internal("upload admission failed"), headers_only->request_id);
+        }
+      };
+      std::optional<Response> refusal =
+          co_await asio::co_spawn(state.workers.get_executor(), std::move(admit), asio::use_awaitable);
+      if (refusal) {
+        auto beast_response = ToBeast(std::move(*refusal), version, false);
+        socket_layer.expires_after(state.options.idle_timeout);
+        co_await bhttp::async_write(stream, beast_response, asio::redirect_error(asio::use_awaitable, ec));
+        co_return false;
+      }
+    }
     if (beast::iequals(parser.get()[bhttp::field::expect], "100-continue")) {
       bhttp::response<bhttp::empty_body> proceed{bhttp::status::continue_, version};
       co_await bhttp::async_write(stream, proceed, asio::redirect_error(asio::use_awaitable, ec));
@@ -178,7 +209,7 @@ asio::awaitable<bool> ServeRequests(ServerState& state, Stream& stream, SessionC
       }
       auto beast_request = parser.release();
       keep_alive = beast_request.keep_alive();
-      request = std::make_shared<Request>(ToRequest(beast_request, remote_ip, tls));
+      request = std::make_shared<Request>(ToRequest(state, beast_request, remote_ip, tls));
       if (websocket::is_upgrade(beast_request)) {
         auto route = state.options.websocket_routes.find(request->path);
         if (route != state.options.websocket_routes.end()) {
@@ -216,7 +247,7 @@ asio::awaitable<bool> ServeRequests(ServerState& state, Stream& stream, SessionC
         co_return false;
       }
       keep_alive = beast_request.keep_alive();
-      request = std::make_shared<Request>(ToRequest(beast_request, remote_ip, tls));
+      request = std::make_shared<Request>(ToRequest(state, beast_request, remote_ip, tls));
       request->body_file = path;
     }
     socket_layer.expires_never();
