@@ -379,13 +379,15 @@ std::string_view RequestStatusName(RequestStatus status) {
       return "rejected";
     case RequestStatus::kRefused:
       return "refused";
+    case RequestStatus::kReversed:
+      return "reversed";
   }
   return "unknown";
 }
 
 std::optional<RequestStatus> ParseRequestStatus(std::string_view name) {
-  for (RequestStatus s :
-       {RequestStatus::kPending, RequestStatus::kApproved, RequestStatus::kRejected, RequestStatus::kRefused}) {
+  for (RequestStatus s : {RequestStatus::kPending, RequestStatus::kApproved, RequestStatus::kRejected,
+                          RequestStatus::kRefused, RequestStatus::kReversed}) {
     if (RequestStatusName(s) == name) return s;
   }
   return std::nullopt;
@@ -757,6 +759,63 @@ Result<RefundRequest> Purchases::CompleteRefund(Tx& tx, const std::string& id, c
   return std::move(stored.view);
 }
 
+// The refund of an approved request failed at the provider after all: the tenant paid and got nothing back, so
+// the credits it removed return as they were — a lot of the purchase's kind, priority and expiry, which the
+// purchase then refers to (so it can be refunded again, and disputes take from it) — by a transfer correcting
+// the refund's. Credits whose lot has expired meanwhile would be gone by now and are not restored.
+Result<ReportedRefundOutcome> Purchases::ReverseApprovedRefund(Tx& tx, const RefundRequest& request,
+                                                               const std::string& hold_id, const ReportedRefund& refund,
+                                                               TimePoint now) {
+  const std::string id = request.id.str();
+  const std::string tenant = request.tenant_id.str();
+  CLOZIT_ASSIGN_OR_RETURN(auto purchase, FindPurchase(tx, "WHERE p.id = $1", {request.purchase_id}));
+  std::optional<Transfer> post;
+  if (!hold_id.empty()) {
+    CLOZIT_ASSIGN_OR_RETURN(post, detail::FindTransfer(tx, hold_id + "/post"));
+  }
+  std::optional<Lot> lot;
+  if (purchase) {
+    CLOZIT_ASSIGN_OR_RETURN(lot, detail::FindLot(tx, purchase->lot_id));
+  }
+  Credits restored;
+  std::string restored_lot;
+  if (purchase && post && post->amount.micros() > 0 && lot && !lot->ExpiredAt(now)) {
+    TransferSpec restore;
+    restore.id = post->id + "/reversed";
+    restore.debit_account_id = post->credit_account_id;
+    restore.credit_account_id = TenantCreditsAccount(tenant).id;
+    restore.amount = post->amount;
+    restore.code = "refund.reversed";
+    restore.corrects = post->id;
+    restore.reference = id;
+    restore.tenant_id = tenant;
+    restore.new_lot = LotSpec{lot->kind, lot->priority, lot->expires_at};
+    CLOZIT_TRY(ledger_.CreateTransfers(tx, {restore}, now));
+    CLOZIT_ASSIGN_OR_RETURN(auto lots,
+                            tx.Query("SELECT id FROM ledger_lots WHERE source_transfer_id = $1", {restore.id}));
+    if (lots.empty()) return Error::Internal("the reversal of refund request " + id + " made no lot");
+    restored_lot = lots.front().Text(0);
+    CLOZIT_TRY(tx.Exec("UPDATE billing_purchases SET lot_id = $2 WHERE id = $1", {purchase->id.str(), restored_lot}));
+    restored = post->amount;
+  }
+  const std::string error = "refund " + refund.refund_id + " " + refund.status +
+                            " at the payment provider after approval; " + restored.ToString() + " credits restored";
+  CLOZIT_TRY(
+      tx.Exec("UPDATE billing_refund_requests SET status = 'reversed', last_error = $2, updated_at = $3 "
+              "WHERE id = $1",
+              {id, error, detail::Ms(now)}));
+  json details = {{"provider_refund_id", refund.refund_id},
+                  {"status", refund.status},
+                  {"restored_credits", restored.ToString()},
+                  {"lot_id", restored_lot}};
+  CLOZIT_TRY(audit_.Record(tx, kPaymentProviderActor, {"refund_request.reverse", "refund_request", id, details.dump()},
+                           tenant));
+  CLOZIT_TRY(RecordBalanceEvents(tx, tenant, now, random_));
+  spdlog::warn("refund request {} was reversed: its refund {} {} at the payment provider after approval", id,
+               refund.refund_id, refund.status);
+  return ReportedRefundOutcome{true, "refund request " + id + " reversed: " + error};
+}
+
 Result<ReportedRefundOutcome> Purchases::ApplyReportedRefund(Tx& tx, const ReportedRefund& refund, TimePoint now) {
   const std::string& id = refund.request_id;
   CLOZIT_ASSIGN_OR_RETURN(auto stored, FindRefund(tx, id, ""));
@@ -765,20 +824,7 @@ Result<ReportedRefundOutcome> Purchases::ApplyReportedRefund(Tx& tx, const Repor
   if (request.status == RequestStatus::kApproved) {
     if ((refund.status == "failed" || refund.status == "canceled") && refund.refund_id == request.provider_refund_id) {
       // Rare (a closed card account): the money came back to the operator after the credits left the tenant.
-      // Which credits to give back, and as what, is the operator's call: flagged, never silently dropped.
-      const std::string credits = request.refunded_credits ? request.refunded_credits->ToString() : "0";
-      spdlog::error(
-          "refund request {} was approved, then its refund {} {} at the payment provider: {} credits "
-          "are the tenant's to be given back",
-          id, refund.refund_id, refund.status, credits);
-      json details = {{"provider_refund_id", refund.refund_id}, {"status", refund.status}, {"credits", credits}};
-      CLOZIT_TRY(audit_.Record(tx, kPaymentProviderActor,
-                               {"refund_request.failed_after_approval", "refund_request", id, details.dump()},
-                               request.tenant_id.str()));
-      return ReportedRefundOutcome{false,
-                                   "refund request " + id + " was approved, but refund " + refund.refund_id + " " +
-                                       refund.status + ": grant the tenant's " + credits + " credits back",
-                                   true};
+      return ReverseApprovedRefund(tx, request, stored->hold_transfer_id, refund, now);
     }
     return ReportedRefundOutcome{false, "refund request " + id + " was approved already"};
   }

@@ -106,7 +106,8 @@ enum class RefundReason {
 };
 std::string_view RefundReasonName(RefundReason reason);
 
-enum class RequestStatus { kPending, kApproved, kRejected, kRefused };
+/// kReversed: approved, then the provider's refund failed (e.g. a closed card); its credits were restored.
+enum class RequestStatus { kPending, kApproved, kRejected, kRefused, kReversed };
 std::string_view RequestStatusName(RequestStatus status);
 std::optional<RequestStatus> ParseRequestStatus(std::string_view name);
 
@@ -241,6 +242,10 @@ class Purchases {
   // Earmarks `amount` of the purchase's lot for the request's next attempt at the provider; the hold's id.
   Result<std::string> HoldForRefund(storage::Tx& tx, const RefundRequest& request, const Purchase& purchase,
                                     Credits amount, TimePoint now);
+  // An approved request's refund failed at the provider afterwards: the removed credits come back.
+  Result<ReportedRefundOutcome> ReverseApprovedRefund(storage::Tx& tx, const RefundRequest& request,
+                                                      const std::string& hold_id, const ReportedRefund& refund,
+                                                      TimePoint now);
   // The provider refused or failed the refund: the earmarked credits are the tenant's again.
   Result<void> ReleaseRefundHold(storage::Tx& tx, const std::string& hold_id, TimePoint now);
   // The provider refunded: the held credits leave the lot with the request's approval.

@@ -187,6 +187,18 @@ class FakeStripe {
     return Event(event_id, type, refund).dump();
   }
 
+  /// Refund `index` fails after it succeeded (a closed card account): Stripe gives its amount back to the charge's
+  /// refundable amount and sends refund.updated; the event.
+  std::string FailRefund(size_t index, const std::string& event_id) {
+    std::lock_guard lock(mu_);
+    json& refund = refunds_.at(index);
+    if (refund["status"] == "succeeded") {
+      payments_.at(refund["payment_intent"].get<std::string>()).refunded -= refund["amount"].get<int64_t>();
+    }
+    refund["status"] = "failed";
+    return Event(event_id, "refund.updated", refund).dump();
+  }
+
   /// Takes the session's JSON as Stripe returned it.
   json Session(const std::string& session_id) const {
     std::lock_guard lock(mu_);

@@ -701,18 +701,49 @@ TEST_P(StripeFlowTest, AnAttemptAfterARefusalAsksUnderAKeyOfItsOwn) {
   ExpectClean();
 }
 
-TEST_P(StripeFlowTest, ARefundThatFailsAfterItsApprovalIsKeptForAnOperator) {
+// The card issuer returns the money to the operator days after the approval (a closed card account): the tenant
+// paid and got nothing back, so the credits the refund removed come back, as they were, and can be asked for again.
+TEST_P(StripeFlowTest, ARefundThatFailsAfterItsApprovalGivesTheCreditsBack) {
   TenantId tenant = NewTenant();
   auto [purchase_id, payment_intent] = BuyPack(tenant, "starter", "buy-1");
+  Spend(tenant, Cr(30), "call-1");
+  auto before = billing_->purchases.GetPurchase(tenant, purchase_id);
+  ASSERT_TRUE(before.ok()) << before.error().message;
   auto request = billing_->purchases.RequestRefund(tenant, purchase_id, "", kTenantAdmin);
   ASSERT_TRUE(request.ok()) << request.error().message;
   auto approved = billing_->purchases.ApproveRefund(request->id.str(), kOperator);
   ASSERT_TRUE(approved.ok()) << approved.error().message;
-  // Days later the card issuer returns the money to the operator: the credits already left the tenant.
-  EXPECT_EQ(DeliverOk(fake_->RefundEvent(0, "refund.updated", "evt_failed_later", "failed")), "rejected");
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM audit_log WHERE action = 'refund_request.failed_after_approval'"), 1);
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM billing_provider_events WHERE outcome = 'rejected'"), 1);
-  EXPECT_EQ(billing_->purchases.GetRefundRequest(tenant, request->id.str())->status, RequestStatus::kApproved);
+  EXPECT_EQ(approved->refunded_credits, Cr(70));
+  EXPECT_EQ(Available(tenant), Cr(0));
+
+  const std::string failed = fake_->FailRefund(0, "evt_failed_later");
+  EXPECT_EQ(DeliverOk(failed), "processed");
+  auto reversed = billing_->purchases.GetRefundRequest(tenant, request->id.str());
+  ASSERT_TRUE(reversed.ok());
+  EXPECT_EQ(reversed->status, RequestStatus::kReversed);
+  EXPECT_NE(reversed->last_error.find("70 credits restored"), std::string::npos) << reversed->last_error;
+  EXPECT_EQ(Available(tenant), Cr(70));
+  auto after = billing_->purchases.GetPurchase(tenant, purchase_id);
+  ASSERT_TRUE(after.ok());
+  EXPECT_NE(after->lot_id, before->lot_id) << "the purchase refers to the restored lot";
+  EXPECT_EQ(after->lot_remaining, Cr(70));
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM ledger_transfers WHERE code = 'refund.reversed'"), 1);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM audit_log WHERE action = 'refund_request.reverse'"), 1);
+
+  // Told again (redelivered, or as another event): nothing more comes back.
+  EXPECT_EQ(DeliverOk(failed), "duplicate");
+  EXPECT_EQ(DeliverOk(fake_->RefundEvent(0, "refund.updated", "evt_failed_again", "failed")), "ignored");
+  EXPECT_EQ(Available(tenant), Cr(70));
+
+  // The remainder is the tenant's to ask for again, within the purchase's refund window.
+  auto again = billing_->purchases.RequestRefund(tenant, purchase_id, "", kTenantAdmin);
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_EQ(again->status, RequestStatus::kPending);
+  EXPECT_EQ(again->requested_credits, Cr(70));
+  auto paid = billing_->purchases.ApproveRefund(again->id.str(), kOperator);
+  ASSERT_TRUE(paid.ok()) << paid.error().message;
+  EXPECT_EQ(paid->refunded_credits, Cr(70));
+  EXPECT_EQ(Available(tenant), Cr(0));
   ExpectClean();
 }
 

@@ -8,7 +8,8 @@
 //     with payment_status "paid" → Checkouts::CompletePaid (the lot, once);
 //   refund.created / refund.updated of a refund Clozit asked for (metadata
 //     clozit_refund_request_id) → Checkouts::ApplyReportedRefund: the outcome
-//     of a refund request whose answer from the API was lost;
+//     of a refund request whose answer from the API was lost, or the failure
+//     of an approved one's refund (the request is reversed, credits restored);
 //   charge.refunded → the same for Clozit's refunds it lists (older API
 //     versions), then Checkouts::ApplyProviderRefund with the charge's
 //     cumulative amount_refunded;
