@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <limits>
 
 #include "billing/chart.hpp"
 #include "billing/detail/store.hpp"
@@ -87,6 +88,19 @@ Result<std::optional<PaidPurchase>> FindPaidPurchase(Tx& tx, const std::string& 
 Result<Credits> Takeable(Tx& tx, const std::string& lot_id, TimePoint now) {
   CLOZIT_ASSIGN_OR_RETURN(auto lot, detail::FindLot(tx, lot_id));
   return (!lot || lot->ExpiredAt(now)) ? Credits() : lot->Unreserved();
+}
+
+// A refund of the purchase that Clozit is making and whose outcome is not known yet: what the provider reports
+// about the payment meanwhile cannot be told apart from it, so the event is to be delivered again later.
+Result<void> WaitForRefundInFlight(Tx& tx, const std::string& purchase_id) {
+  CLOZIT_ASSIGN_OR_RETURN(auto in_flight,
+                          tx.Query("SELECT r.id FROM billing_refund_requests r JOIN ledger_pending p ON "
+                                   "p.transfer_id = r.hold_transfer_id WHERE r.purchase_id = $1 AND "
+                                   "r.status = 'pending' AND p.state = 'pending'",
+                                   {purchase_id}));
+  if (in_flight.empty()) return Ok();
+  return Error::Make(ErrorCode::kUnavailable, "refund request " + in_flight.front().Text(0) + " of purchase " +
+                                                  purchase_id + " is in progress; deliver the event again later");
 }
 
 bool DisputeClosed(std::string_view status) {
@@ -260,18 +274,14 @@ Result<EventOutcome> Checkouts::ApplyProviderRefund(Tx& tx, const ProviderRefund
     return EventOutcome{"rejected", "refund currency " + refund.currency + " is not the purchase's"};
   }
   // A refund Clozit itself is making: its outcome decides what is Clozit's, so wait for it.
-  CLOZIT_ASSIGN_OR_RETURN(auto in_flight,
-                          tx.Query("SELECT r.id FROM billing_refund_requests r JOIN ledger_pending p ON "
-                                   "p.transfer_id = r.hold_transfer_id WHERE r.purchase_id = $1 AND "
-                                   "r.status = 'pending' AND p.state = 'pending'",
-                                   {purchase_id}));
-  if (!in_flight.empty()) {
-    return Error::Make(ErrorCode::kUnavailable, "refund request " + in_flight.front().Text(0) + " of purchase " +
-                                                    purchase_id + " is in progress; deliver the event again later");
-  }
-  CLOZIT_ASSIGN_OR_RETURN(auto ours, tx.Query("SELECT COALESCE(SUM(refunded_minor), 0) FROM billing_refund_requests "
-                                              "WHERE purchase_id = $1 AND status = 'approved'",
-                                              {purchase_id}));
+  CLOZIT_TRY(WaitForRefundInFlight(tx, purchase_id));
+  // Clozit's own refunds: the approved ones, and those reversed after the provider stated this amount (a late or
+  // redelivered event still counts a refund that failed since; reversed requests change no more after it).
+  CLOZIT_ASSIGN_OR_RETURN(
+      auto ours,
+      tx.Query("SELECT COALESCE(SUM(refunded_minor), 0) FROM billing_refund_requests WHERE purchase_id = $1 "
+               "AND (status = 'approved' OR (status = 'reversed' AND updated_at > $2))",
+               {purchase_id, refund.stated_at ? detail::Ms(*refund.stated_at) : std::numeric_limits<int64_t>::max()}));
   const int64_t external_minor = std::max<int64_t>(0, refund.refunded_minor - ours.front().Int(0));
   CLOZIT_ASSIGN_OR_RETURN(auto seen, tx.Query("SELECT refunded_minor, credits_due FROM billing_provider_refunds "
                                               "WHERE purchase_id = $1",
@@ -367,6 +377,9 @@ Result<EventOutcome> Checkouts::ApplyDispute(Tx& tx, const ProviderDispute& disp
   std::string hold_id;
   std::string outcome;
   if (stored.empty()) {
+    // A refund hold in doubt earmarks the lot: were the dispute to freeze only the rest and the refund then be
+    // refused (Stripe refuses refunds of disputed charges), the released credits would be spendable meanwhile.
+    CLOZIT_TRY(WaitForRefundInFlight(tx, paid->id));
     due = CreditsShare(paid->credits, disputed_minor, paid->price_minor);
     CLOZIT_ASSIGN_OR_RETURN(const Credits takeable, Takeable(tx, paid->lot_id, now));
     held = std::min(due, takeable);

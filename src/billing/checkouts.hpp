@@ -104,6 +104,9 @@ struct ProviderRefund {
   std::string payment_reference;
   int64_t refunded_minor = 0;  // cumulative
   std::string currency;        // upper case
+  /// When the provider stated the amount (the event's creation). A refund of Clozit's that failed and was
+  /// reversed after this instant is still inside `refunded_minor`; without it, reversed refunds are not.
+  std::optional<TimePoint> stated_at;
 };
 
 /// A dispute of a payment, as the provider reported it.

@@ -156,6 +156,24 @@ struct Eligibility {
   Credits refundable;  // the lot's unused, unreserved, unexpired remainder
 };
 
+// The purchase whose credits transfer `source` put in a lot: the purchase's grant, or the reversal of a refund of
+// it (whose lot the purchase refers to since). Nullopt for any other transfer.
+Result<std::optional<Purchase>> PurchaseGranting(Tx& tx, const std::string& tenant,
+                                                 const std::optional<Transfer>& source) {
+  if (!source) return std::optional<Purchase>();
+  std::string purchase_id;
+  if (source->code == "grant.purchase") {
+    purchase_id = source->reference;
+  } else if (source->code == "refund.reversed") {
+    CLOZIT_ASSIGN_OR_RETURN(auto rows, tx.Query("SELECT purchase_id FROM billing_refund_requests WHERE id = $1 AND "
+                                                "tenant_id = $2",
+                                                {source->reference, tenant}));
+    if (!rows.empty()) purchase_id = rows.front().Text(0);
+  }
+  if (purchase_id.empty()) return std::optional<Purchase>();
+  return FindPurchase(tx, "WHERE p.id = $1 AND p.tenant_id = $2", {purchase_id, tenant});
+}
+
 // What the subject id names, from the tenant's own records only.
 Result<Eligibility> Classify(Tx& tx, const std::string& tenant, const std::string& subject) {
   Eligibility out;
@@ -181,7 +199,8 @@ Result<Eligibility> Classify(Tx& tx, const std::string& tenant, const std::strin
       case LotKind::kPurchase:
         break;
     }
-    CLOZIT_ASSIGN_OR_RETURN(out.purchase, FindPurchase(tx, "WHERE p.lot_id = $1", {subject}));
+    CLOZIT_ASSIGN_OR_RETURN(auto source, detail::FindTransfer(tx, lot->source_transfer_id));
+    CLOZIT_ASSIGN_OR_RETURN(out.purchase, PurchaseGranting(tx, tenant, source));
     if (!out.purchase) out.reason = RefundReason::kGrantedCreditsNotRefundable;
     return out;
   }
@@ -213,11 +232,8 @@ Result<Eligibility> Classify(Tx& tx, const std::string& tenant, const std::strin
     out.reason = RefundReason::kPhoneNumberFeeNotRefundable;
   } else if (starts("subscription") || starts("grant.subscription")) {
     out.reason = RefundReason::kSubscriptionNotRefundable;
-  } else if (starts("grant.purchase")) {
-    CLOZIT_ASSIGN_OR_RETURN(auto lots, tx.Query("SELECT id FROM ledger_lots WHERE source_transfer_id = $1", {subject}));
-    if (!lots.empty()) {
-      CLOZIT_ASSIGN_OR_RETURN(out.purchase, FindPurchase(tx, "WHERE p.lot_id = $1", {lots.front().Text(0)}));
-    }
+  } else if (starts("grant.purchase") || code == "refund.reversed") {
+    CLOZIT_ASSIGN_OR_RETURN(out.purchase, PurchaseGranting(tx, tenant, transfer));
     if (!out.purchase) out.reason = RefundReason::kGrantedCreditsNotRefundable;
   } else if (starts("grant.") || starts("adjustment.")) {
     out.reason = RefundReason::kGrantedCreditsNotRefundable;
@@ -824,7 +840,26 @@ Result<ReportedRefundOutcome> Purchases::ApplyReportedRefund(Tx& tx, const Repor
   if (request.status == RequestStatus::kApproved) {
     if ((refund.status == "failed" || refund.status == "canceled") && refund.refund_id == request.provider_refund_id) {
       // Rare (a closed card account): the money came back to the operator after the credits left the tenant.
-      return ReverseApprovedRefund(tx, request, stored->hold_transfer_id, refund, now);
+      CLOZIT_ASSIGN_OR_RETURN(auto disputed, tx.Query("SELECT 1 FROM billing_disputes WHERE purchase_id = $1 AND "
+                                                      "status IN ('open', 'lost')",
+                                                      {request.purchase_id}));
+      if (disputed.empty()) return ReverseApprovedRefund(tx, request, stored->hold_transfer_id, refund, now);
+      // The card network has the payment (or may take it): whether the tenant gets credits back, and which, is
+      // the operator's call — flagged, never silently dropped.
+      const std::string credits = request.refunded_credits ? request.refunded_credits->ToString() : "0";
+      spdlog::error(
+          "refund request {} was approved, then its refund {} {} at the payment provider while its purchase is "
+          "disputed: {} credits are for an operator to settle",
+          id, refund.refund_id, refund.status, credits);
+      json details = {{"provider_refund_id", refund.refund_id}, {"status", refund.status}, {"credits", credits}};
+      CLOZIT_TRY(audit_.Record(tx, kPaymentProviderActor,
+                               {"refund_request.failed_after_approval", "refund_request", id, details.dump()},
+                               request.tenant_id.str()));
+      return ReportedRefundOutcome{false,
+                                   "refund request " + id + " was approved, but refund " + refund.refund_id + " " +
+                                       refund.status + " while its purchase is disputed: settle its " + credits +
+                                       " credits by hand",
+                                   true};
     }
     return ReportedRefundOutcome{false, "refund request " + id + " was approved already"};
   }

@@ -21,6 +21,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -92,6 +93,9 @@ class FakeStripe {
   }
 
   /// The status the refunds created from now on answer with: succeeded (default), pending, failed.
+  /// The `created` (Unix seconds) of the events made from now on: when Stripe says it made them.
+  void SetEventTime(int64_t seconds) { event_created_.store(seconds); }
+
   void SetRefundStatus(std::string status) {
     std::lock_guard lock(mu_);
     refund_status_ = std::move(status);
@@ -206,8 +210,8 @@ class FakeStripe {
   }
 
  private:
-  static json Event(const std::string& id, const std::string& type, const json& object) {
-    return {{"id", id},          {"object", "event"}, {"api_version", "2024-06-20"}, {"created", 1790000000},
+  json Event(const std::string& id, const std::string& type, const json& object) const {
+    return {{"id", id},          {"object", "event"}, {"api_version", "2024-06-20"}, {"created", event_created_.load()},
             {"livemode", false}, {"type", type},      {"data", {{"object", object}}}};
   }
 
@@ -405,6 +409,7 @@ class FakeStripe {
   int counter_ = 0;
   std::vector<Recorded> requests_;
   std::vector<json> refunds_;
+  std::atomic<int64_t> event_created_{1790000000};
   std::string refund_status_ = "succeeded";
   std::map<std::string, Payment> payments_;
   std::map<std::string, json> sessions_;

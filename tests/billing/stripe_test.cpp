@@ -704,6 +704,7 @@ TEST_P(StripeFlowTest, AnAttemptAfterARefusalAsksUnderAKeyOfItsOwn) {
 // The card issuer returns the money to the operator days after the approval (a closed card account): the tenant
 // paid and got nothing back, so the credits the refund removed come back, as they were, and can be asked for again.
 TEST_P(StripeFlowTest, ARefundThatFailsAfterItsApprovalGivesTheCreditsBack) {
+  fake_->SetEventTime(Seconds(clock_.Now()));
   TenantId tenant = NewTenant();
   auto [purchase_id, payment_intent] = BuyPack(tenant, "starter", "buy-1");
   Spend(tenant, Cr(30), "call-1");
@@ -715,7 +716,10 @@ TEST_P(StripeFlowTest, ARefundThatFailsAfterItsApprovalGivesTheCreditsBack) {
   ASSERT_TRUE(approved.ok()) << approved.error().message;
   EXPECT_EQ(approved->refunded_credits, Cr(70));
   EXPECT_EQ(Available(tenant), Cr(0));
+  const std::string stale_charge_refunded = fake_->ChargeRefundedEvent(payment_intent, "evt_charge_refunded");
 
+  clock_.Advance(1h);
+  fake_->SetEventTime(Seconds(clock_.Now()));
   const std::string failed = fake_->FailRefund(0, "evt_failed_later");
   EXPECT_EQ(DeliverOk(failed), "processed");
   auto reversed = billing_->purchases.GetRefundRequest(tenant, request->id.str());
@@ -730,20 +734,57 @@ TEST_P(StripeFlowTest, ARefundThatFailsAfterItsApprovalGivesTheCreditsBack) {
   EXPECT_EQ(Count("SELECT COUNT(*) FROM ledger_transfers WHERE code = 'refund.reversed'"), 1);
   EXPECT_EQ(Count("SELECT COUNT(*) FROM audit_log WHERE action = 'refund_request.reverse'"), 1);
 
+  // Stripe's charge.refunded from before the failure, delivered late: its amount still counts the refund that
+  // failed since, which is Clozit's own, not one made outside Clozit — the restored credits stay.
+  EXPECT_EQ(DeliverOk(stale_charge_refunded), "ignored");
+  EXPECT_EQ(Available(tenant), Cr(70));
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM billing_refund_shortfalls"), 0);
+
   // Told again (redelivered, or as another event): nothing more comes back.
   EXPECT_EQ(DeliverOk(failed), "duplicate");
   EXPECT_EQ(DeliverOk(fake_->RefundEvent(0, "refund.updated", "evt_failed_again", "failed")), "ignored");
   EXPECT_EQ(Available(tenant), Cr(70));
 
-  // The remainder is the tenant's to ask for again, within the purchase's refund window.
-  auto again = billing_->purchases.RequestRefund(tenant, purchase_id, "", kTenantAdmin);
+  // The remainder is the tenant's to ask for again, within the purchase's refund window — also when named by
+  // the purchase's first lot, or by the lot the reversal made.
+  auto again = billing_->purchases.RequestRefund(tenant, before->lot_id, "", kTenantAdmin);
   ASSERT_TRUE(again.ok()) << again.error().message;
-  EXPECT_EQ(again->status, RequestStatus::kPending);
+  EXPECT_EQ(again->status, RequestStatus::kPending) << RefundReasonName(again->reason_code);
+  EXPECT_EQ(again->purchase_id, purchase_id);
   EXPECT_EQ(again->requested_credits, Cr(70));
+  auto twice = billing_->purchases.RequestRefund(tenant, after->lot_id, "", kTenantAdmin);
+  ASSERT_TRUE(twice.ok()) << twice.error().message;
+  EXPECT_EQ(twice->purchase_id, purchase_id);
+  EXPECT_EQ(twice->reason_code, RefundReason::kAlreadyRequested);
   auto paid = billing_->purchases.ApproveRefund(again->id.str(), kOperator);
   ASSERT_TRUE(paid.ok()) << paid.error().message;
   EXPECT_EQ(paid->refunded_credits, Cr(70));
   EXPECT_EQ(Available(tenant), Cr(0));
+  ExpectClean();
+}
+
+// A refund that fails while the purchase is disputed is not reversed by itself: the card network holds the money.
+// And a dispute opened while a refund is in doubt waits for its outcome (the lot's credits are earmarked for it).
+TEST_P(StripeFlowTest, DisputesAndRefundsInDoubtOrFailedWaitForEachOther) {
+  TenantId tenant = NewTenant();
+  auto [purchase_id, payment_intent] = BuyPack(tenant, "starter", "buy-1");
+  const std::string request_id = RefundInDoubt(tenant, purchase_id);
+  ASSERT_FALSE(request_id.empty());
+  const std::string opened =
+      fake_->DisputeEvent(payment_intent, "dp_1", "charge.dispute.created", "needs_response", "evt_dp_open");
+  auto waiting = Deliver(opened);
+  ASSERT_FALSE(waiting.ok());
+  EXPECT_EQ(waiting.error().code, ErrorCode::kUnavailable) << waiting.error().message;
+
+  auto approved = billing_->purchases.ApproveRefund(request_id, kOperator);
+  ASSERT_TRUE(approved.ok()) << approved.error().message;
+  EXPECT_EQ(DeliverOk(opened), "processed");  // nothing left to freeze: the refund took the lot's credits
+  EXPECT_EQ(DeliverOk(fake_->FailRefund(0, "evt_failed_later")), "rejected");
+  auto kept = billing_->purchases.GetRefundRequest(tenant, request_id);
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(kept->status, RequestStatus::kApproved);
+  EXPECT_EQ(Available(tenant), Cr(0));
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM audit_log WHERE action = 'refund_request.failed_after_approval'"), 1);
   ExpectClean();
 }
 

@@ -156,9 +156,11 @@ Result<WebhookResult> StripeWebhooks::Handle(std::string_view signature_header, 
           CLOZIT_ASSIGN_OR_RETURN(EventOutcome applied, checkouts_.ApplyReportedRefund(tx, *reported, now));
           if (applied.outcome == "processed") settled += applied.detail + "; ";
         }
-        CLOZIT_ASSIGN_OR_RETURN(
-            outcome, checkouts_.ApplyProviderRefund(tx, {payment_reference, refunded, Upper(Text(object, "currency"))},
-                                                    result.event_id, now));
+        ProviderRefund stated{payment_reference, refunded, Upper(Text(object, "currency")), std::nullopt};
+        if (const int64_t created = IntOf(event, "created"); created > 0) {
+          stated.stated_at = TimePoint(std::chrono::seconds(created));
+        }
+        CLOZIT_ASSIGN_OR_RETURN(outcome, checkouts_.ApplyProviderRefund(tx, stated, result.event_id, now));
         if (!settled.empty()) outcome = {"processed", settled + outcome.detail};
       }
     }
