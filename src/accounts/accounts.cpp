@@ -1,9 +1,11 @@
 #include "accounts/accounts.hpp"
 
+#include <arpa/inet.h>
 #include <sodium.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 
 #include <nlohmann/json.hpp>
 
@@ -241,7 +243,15 @@ bool Accounts::VerifyPassword(const std::string& hash, const std::string& passwo
 // elsewhere by guessing wrong. A guesser spread over many addresses still meets the account-wide count, set
 // kAccountWideFailures times higher so that a lockout from it needs that many addresses' worth of attempts.
 std::array<std::string, 2> Accounts::LoginFailureKeys(const std::string& account, const std::string& ip) {
-  return {account + "@" + ip, account};
+  // IPv6 clients count per /64: one subscriber commonly holds a whole /64, and could rotate through it freely.
+  std::string group = ip;
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, ip.c_str(), &v6) == 1 && !IN6_IS_ADDR_V4MAPPED(&v6)) {
+    std::memset(&v6.s6_addr[8], 0, 8);
+    char text[INET6_ADDRSTRLEN];
+    if (inet_ntop(AF_INET6, &v6, text, sizeof text) != nullptr) group = std::string(text) + "/64";
+  }
+  return {account + "@" + group, account};
 }
 
 Result<void> Accounts::CheckLoginAllowed(const std::string& account, const std::string& ip) {
@@ -610,6 +620,29 @@ Result<void> Accounts::RemoveUser(const Principal& by, const std::string& user_i
   });
 }
 
+namespace {
+// The maker's authority as it stands inside the write that lends it: a removal or demotion that committed after
+// the request was authenticated would otherwise leave a key or invitation that RevokeLentAuthority never saw.
+Result<void> StillMayLend(Tx& tx, const Principal& by, Role role, const std::string& what) {
+  std::optional<Role> current;
+  if (by.kind == Principal::Kind::kUser) {
+    CLOZIT_ASSIGN_OR_RETURN(
+        auto rows, tx.Query("SELECT role FROM users WHERE id = $1 AND tenant_id = $2", {by.id, by.tenant_id.str()}));
+    if (!rows.empty()) current = ParseRole(rows.front().Text(0));
+  } else if (by.kind == Principal::Kind::kApiKey) {
+    CLOZIT_ASSIGN_OR_RETURN(auto rows, tx.Query("SELECT role FROM api_keys WHERE id = $1 AND tenant_id = $2 AND "
+                                                "revoked_at IS NULL",
+                                                {by.id, by.tenant_id.str()}));
+    if (!rows.empty()) current = ParseRole(rows.front().Text(0));
+  }
+  if (!current) return Error::Make(ErrorCode::kPermissionDenied, "your access was removed meanwhile");
+  if (role > *current) {
+    return Error::Make(ErrorCode::kPermissionDenied, what + " cannot have a higher role than its creator", "role");
+  }
+  return Ok();
+}
+}  // namespace
+
 Result<ApiKeyCreated> Accounts::CreateApiKey(const Principal& by, const std::string& name_input, Role role,
                                              const privacy::Actor& actor) {
   CLOZIT_ASSIGN_OR_RETURN(std::string name, RequireName(name_input, "name", 100));
@@ -627,6 +660,7 @@ Result<ApiKeyCreated> Accounts::CreateApiKey(const Principal& by, const std::str
   out.key.created_by = by.id;
   out.key.created_at = clock_.Now();
   CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
+    CLOZIT_TRY(StillMayLend(tx, by, role, "a key"));
     CLOZIT_TRY(
         tx.Exec("INSERT INTO api_keys (id, tenant_id, name, prefix, secret_hash, role, created_by, created_at) "
                 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -683,6 +717,7 @@ Result<InvitationCreated> Accounts::Invite(const Principal& by, const std::strin
                     now + std::chrono::hours(config_.invitation_valid_hours),
                     "pending"};
   CLOZIT_TRY(db_.Write([&](Tx& tx) -> Result<void> {
+    CLOZIT_TRY(StillMayLend(tx, by, role, "an invitation"));
     CLOZIT_ASSIGN_OR_RETURN(auto existing, tx.Query("SELECT id FROM users WHERE email = $1", {email}));
     if (!existing.empty()) return Error::Make(ErrorCode::kAlreadyExists, "this email already has an account", "email");
     CLOZIT_ASSIGN_OR_RETURN(auto tenant, tx.QueryOne("SELECT name FROM tenants WHERE id = $1", {by.tenant_id.str()}));

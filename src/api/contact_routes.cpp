@@ -105,6 +105,7 @@ json ToJson(const contacts::DncEntry& entry) {
           {"kind", contacts::DncKindName(entry.kind)},
           {"source", entry.source},
           {"note", entry.note},
+          {"registry", entry.registry.empty() ? json(nullptr) : json(entry.registry)},
           {"added_at", FormatRfc3339(entry.added_at)}};
 }
 

@@ -20,7 +20,8 @@ constexpr size_t kMaxWildcardDigits = 8;
 constexpr size_t kProbes = 1 + (kMaxWildcardDigits - kMinWildcardDigits + 1);
 constexpr size_t kBatchRows = 5000;
 
-constexpr const char* kEntryColumns = "tenant_id, number, kind, source, note, registry_import_id, added_by, added_at";
+constexpr const char* kEntryColumns =
+    "tenant_id, number, kind, source, note, registry_import_id, added_by, added_at, registry";
 
 DncEntry EntryFromRow(const Row& row) {
   DncEntry entry;
@@ -32,6 +33,7 @@ DncEntry EntryFromRow(const Row& row) {
   entry.registry_import_id = row.Text(5);
   entry.added_by = row.Text(6);
   entry.added_at = FromUnixMillis(row.Int(7));
+  entry.registry = row.Text(8);
   return entry;
 }
 
@@ -252,15 +254,23 @@ Result<DncCheck> DoNotCall::Check(Tx& tx, const TenantId& tenant, std::string_vi
 
 Result<Page<DncEntry>> DoNotCall::List(const TenantId& tenant, DncKind kind, const PageRequest& page) {
   std::string scope = kind == DncKind::kPlatform ? "" : tenant.str();
-  CLOZIT_ASSIGN_OR_RETURN(auto rows, db_.Query(std::string("SELECT ") + kEntryColumns +
-                                                   " FROM dnc_entries WHERE tenant_id = $1 AND kind = $2 AND "
-                                                   "number > $3 ORDER BY number LIMIT $4",
-                                               {scope, std::string(DncKindName(kind)), page.cursor, page.limit + 1}));
+  // A number has a row per registry that lists it: the cursor is "number|registry" (a bare number, as cursors
+  // were before, is that number's row without a registry).
+  const size_t bar = page.cursor.find('|');
+  const std::string after_number = page.cursor.substr(0, bar);
+  const std::string after_registry = bar == std::string::npos ? "" : page.cursor.substr(bar + 1);
+  CLOZIT_ASSIGN_OR_RETURN(
+      auto rows, db_.Query(std::string("SELECT ") + kEntryColumns +
+                               " FROM dnc_entries WHERE tenant_id = $1 AND kind = $2 AND (number > $3 OR "
+                               "(number = $3 AND registry > $4)) ORDER BY number, registry LIMIT $5",
+                           {scope, std::string(DncKindName(kind)), after_number, after_registry, page.limit + 1}));
   Page<DncEntry> out;
   for (size_t i = 0; i < rows.size() && static_cast<int64_t>(i) < page.limit; ++i) {
     out.items.push_back(EntryFromRow(rows[i]));
   }
-  if (static_cast<int64_t>(rows.size()) > page.limit) out.next_cursor = out.items.back().number;
+  if (static_cast<int64_t>(rows.size()) > page.limit) {
+    out.next_cursor = out.items.back().number + "|" + out.items.back().registry;
+  }
   return out;
 }
 

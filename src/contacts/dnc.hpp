@@ -52,6 +52,7 @@ struct DncEntry {
   std::string registry_import_id;
   std::string added_by;
   TimePoint added_at;
+  std::string registry;  // kind registry: the registry that lists the number (one entry per registry)
 };
 
 struct DncCheck {

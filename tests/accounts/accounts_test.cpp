@@ -292,6 +292,16 @@ TEST_P(AccountsTest, FailedLoginsLockTheirAddressNotTheOwnersAndManyAddressesLoc
   EXPECT_EQ(accounts_->Login("alice@example.com", kOwnerPassword, from("198.51.100.7")).error().code,
             ErrorCode::kRateLimited);
 
+  // IPv6 addresses count per /64: rotating through one's own /64 is one address.
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_EQ(
+        accounts_->Login("alice@example.com", "Wrong-Password-1", from("2001:db8::" + std::to_string(i))).error().code,
+        ErrorCode::kUnauthenticated);
+  }
+  EXPECT_EQ(accounts_->Login("alice@example.com", kOwnerPassword, from("2001:db8::ff")).error().code,
+            ErrorCode::kRateLimited);
+  EXPECT_TRUE(accounts_->Login("alice@example.com", kOwnerPassword, from("2001:db8:0:1::1")).ok());
+
   // Two failures from each of many addresses: none of them locks alone, together they lock the account at
   // ten times the per-address limit (3 here), from every address.
   for (int i = 0; i < 15; ++i) {
@@ -575,6 +585,17 @@ TEST_P(AccountsTest, DemotingOrRemovingAUserRevokesTheAuthorityTheirKeysAndInvit
   EXPECT_EQ(Scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'user.update' AND details LIKE "
                    "'%\"api_keys_revoked\":2%' AND details LIKE '%\"invitations_revoked\":1%'"),
             1);
+  // A request authenticated before the demotion (its principal still says admin) lends nothing above member,
+  // and neither does a revoked key's.
+  auto stale_key = accounts_->CreateApiKey(by, "late", Role::kAdmin, ActorOf(by));
+  ASSERT_FALSE(stale_key.ok());
+  EXPECT_EQ(stale_key.error().code, ErrorCode::kPermissionDenied);
+  auto stale_invitation = accounts_->Invite(by, "late@example.com", Role::kAdmin, ActorOf(by));
+  ASSERT_FALSE(stale_invitation.ok());
+  EXPECT_EQ(stale_invitation.error().code, ErrorCode::kPermissionDenied);
+  auto by_revoked_key = accounts_->CreateApiKey(*as_admin_key, "late", Role::kViewer, ActorOf(*as_admin_key));
+  ASSERT_FALSE(by_revoked_key.ok());
+  EXPECT_EQ(by_revoked_key.error().code, ErrorCode::kPermissionDenied);
 
   // Removed: everything they lent goes; what others made stays.
   ASSERT_TRUE(accounts_->RemoveUser(owner.principal, by.id, ActorOf(owner.principal)).ok());
@@ -582,6 +603,7 @@ TEST_P(AccountsTest, DemotingOrRemovingAUserRevokesTheAuthorityTheirKeysAndInvit
   EXPECT_FALSE(works(viewer_key_by_key));
   EXPECT_EQ(status(viewer_invitation), "revoked");
   EXPECT_TRUE(works(owners_key));
+  EXPECT_EQ(accounts_->CreateApiKey(by, "late", Role::kViewer, ActorOf(by)).error().code, ErrorCode::kPermissionDenied);
   EXPECT_EQ(Scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'user.remove' AND details LIKE "
                    "'%\"api_keys_revoked\":2%' AND details LIKE '%\"invitations_revoked\":1%'"),
             1);

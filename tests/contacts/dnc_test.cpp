@@ -173,6 +173,19 @@ TEST_P(DncStore, ANumberOnTwoRegistriesStaysListedWhileEitherListsIt) {
   std::istringstream state("4155550101\n");
   ASSERT_TRUE(dnc_->ImportRegistry(tenant_a_, state, "state_ca", clock_.Now(), "1", Actor()).ok());
   EXPECT_EQ(dnc_->Check(tenant_a_, "+14155550101")->matches.size(), 2u);
+  // Listed a page of one at a time, each registry's listing of a number is its own entry, none skipped.
+  std::vector<std::string> listed;
+  PageRequest page;
+  page.limit = 1;
+  for (int i = 0; i < 5; ++i) {
+    auto entries = dnc_->List(tenant_a_, DncKind::kRegistry, page);
+    ASSERT_TRUE(entries.ok()) << entries.error().message;
+    for (const auto& entry : entries->items) listed.push_back(entry.number + " " + entry.registry);
+    if (entries->next_cursor.empty()) break;
+    page.cursor = entries->next_cursor;
+  }
+  EXPECT_EQ(listed, (std::vector<std::string>{"+14155550101 state_ca", "+14155550101 us_national",
+                                              "+14155550102 us_national"}));
 
   clock_.Advance(std::chrono::hours(24));
   std::istringstream state_again("2125550199\n");

@@ -338,6 +338,13 @@ TEST_F(ServerTest, ARequestFromATrustedProxyCarriesTheForwardedClientAddress) {
   auto forwarded = client->Send("GET", "/", headers);
   ASSERT_TRUE(forwarded.ok()) << forwarded.error().message;
   EXPECT_EQ(forwarded->body, "203.0.113.5");
+  // A proxy that adds a line of its own: the client's line, whatever it says, comes first and is not believed.
+  Headers two_lines;
+  two_lines.Add("X-Forwarded-For", "127.0.0.1");
+  two_lines.Add("X-Forwarded-For", "203.0.113.7");
+  auto appended = client->Send("GET", "/", two_lines);
+  ASSERT_TRUE(appended.ok()) << appended.error().message;
+  EXPECT_EQ(appended->body, "203.0.113.7");
   auto direct = client->Send("GET", "/");
   ASSERT_TRUE(direct.ok()) << direct.error().message;
   EXPECT_EQ(direct->body, "127.0.0.1");

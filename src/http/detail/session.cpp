@@ -48,9 +48,15 @@ Request ToRequest(const bhttp::request_header<>& in, const std::string& remote_i
 Request ToRequest(const ServerState& state, const bhttp::request_header<>& in, const std::string& peer, bool tls) {
   Request out = ToRequest(in, peer, tls);
   if (!state.options.trusted_proxies.empty()) {
-    auto forwarded = in.find("X-Forwarded-For");
+    // Every line, in order, as one list (RFC 9110 §5.3): a proxy that adds its own line after the client's would
+    // otherwise leave the client's line, which it chose freely, as the one read.
+    std::optional<std::string> forwarded;
+    auto [first, last] = in.equal_range("X-Forwarded-For");
+    for (auto field = first; field != last; ++field) {
+      forwarded = forwarded ? *forwarded + ", " + std::string(field->value()) : std::string(field->value());
+    }
     out.remote_ip = state.options.trusted_proxies.ClientAddress(
-        peer, forwarded == in.end() ? std::nullopt : std::optional<std::string_view>(forwarded->value()));
+        peer, forwarded ? std::optional<std::string_view>(*forwarded) : std::nullopt);
   }
   return out;
 }
