@@ -114,8 +114,11 @@ std::optional<http::Response> Api::Admit(const RouteSpec& spec, http::Request& r
     return response;
   };
 
-  if (spec.per_ip_limited && count) {
-    auto decision = per_ip_auth_.Take("ip:" + request.remote_ip);
+  // An upload's admission only looks (the whole request takes the token when it runs): a caller over its limit
+  // is refused before its body is spooled, and an admitted one is not counted twice.
+  if (spec.per_ip_limited) {
+    const std::string key = "ip:" + request.remote_ip;
+    auto decision = count ? per_ip_auth_.Take(key) : per_ip_auth_.Peek(key);
     if (!decision.allowed) return limited(decision);
   }
 
@@ -160,10 +163,8 @@ std::optional<http::Response> Api::Admit(const RouteSpec& spec, http::Request& r
       return problem(Error::Make(ErrorCode::kPermissionDenied,
                                  "this account is suspended: it can read its data but not change anything"));
     }
-    if (count) {
-      auto decision = per_principal_.Take(principal->id);
-      if (!decision.allowed) return limited(decision);
-    }
+    auto decision = count ? per_principal_.Take(principal->id) : per_principal_.Peek(principal->id);
+    if (!decision.allowed) return limited(decision);
     context.actor.kind = principal->ActorKind();
     context.actor.id = principal->id;
     context.actor.tenant_id = principal->tenant_id.str();

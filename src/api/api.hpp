@@ -105,8 +105,9 @@ class Api {
 
  private:
   http::Response RunPipeline(const RouteSpec& spec, http::Request& request);
+
   /// Who may run `spec`: fills `context` with the principal, or returns the refusal. `count` takes the rate
-  /// limits' tokens.
+  /// limits' tokens; without it (an upload's admission on its headers) they are only looked at.
   std::optional<http::Response> Admit(const RouteSpec& spec, http::Request& request, Context& context, bool count);
   void AddAccountRoutes();
   void AddSystemRoutes();

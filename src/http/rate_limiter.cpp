@@ -30,7 +30,21 @@ RateLimiter::Decision RateLimiter::Take(const std::string& key) {
     bucket.tokens -= 1.0;
     return {};
   }
-  double wait_us = (1.0 - bucket.tokens) / tokens_per_us_;
+  return Refusal(bucket.tokens);
+}
+
+RateLimiter::Decision RateLimiter::Peek(const std::string& key) {
+  TimePoint now = clock_.Now();
+  std::lock_guard lock(mutex_);
+  auto it = buckets_.find(key);
+  if (it == buckets_.end()) return {};
+  auto elapsed = std::max<int64_t>(0, (now - it->second.updated).count());
+  const double tokens = std::min(burst_, it->second.tokens + static_cast<double>(elapsed) * tokens_per_us_);
+  return tokens >= 1.0 ? Decision{} : Refusal(tokens);
+}
+
+RateLimiter::Decision RateLimiter::Refusal(double tokens) const {
+  double wait_us = (1.0 - tokens) / tokens_per_us_;
   return {false, std::chrono::seconds(static_cast<int64_t>(std::ceil(wait_us / 1e6)))};
 }
 

@@ -24,8 +24,11 @@ class RateLimiter {
     std::chrono::seconds retry_after{0};
   };
   Decision Take(const std::string& key);
+  /// What Take would decide now, without taking a token (a check ahead of the request it will count).
+  Decision Peek(const std::string& key);
 
  private:
+  Decision Refusal(double tokens) const;
   struct Bucket {
     double tokens;
     TimePoint updated;

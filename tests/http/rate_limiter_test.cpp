@@ -24,6 +24,22 @@ TEST(RateLimiter, AllowsTheBurstThenRefuses) {
   EXPECT_EQ(refused.retry_after, seconds(1));
 }
 
+TEST(RateLimiter, PeekDecidesAsTakeWouldWithoutTakingAToken) {
+  ManualClock clock(Start());
+  RateLimiter limiter(clock, 1, seconds(1), 2);
+  EXPECT_TRUE(limiter.Peek("k").allowed) << "an unknown key has its whole burst";
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(limiter.Peek("k").allowed);
+  ASSERT_TRUE(limiter.Take("k").allowed);
+  ASSERT_TRUE(limiter.Take("k").allowed);
+  auto peeked = limiter.Peek("k");
+  EXPECT_FALSE(peeked.allowed);
+  EXPECT_EQ(peeked.retry_after, seconds(1));
+  clock.Advance(seconds(1));
+  EXPECT_TRUE(limiter.Peek("k").allowed);
+  EXPECT_TRUE(limiter.Take("k").allowed) << "peeking took nothing";
+  EXPECT_FALSE(limiter.Take("k").allowed);
+}
+
 TEST(RateLimiter, RefillsWithTimeUpToTheBurst) {
   ManualClock clock(Start());
   RateLimiter limiter(clock, 2, seconds(1), 4);  // one token per 500 ms

@@ -124,6 +124,28 @@ TEST_P(UploadTest, AnImportOverTheBodyLimitLandsEveryRow) {
 
 // Who may upload is decided on the headers: a caller the route refuses gets its answer before the body is read
 // (with `Expect: 100-continue`, instead of the 100 that would invite the body), and nothing is spooled.
+// A caller over its rate limit is refused on the upload's headers too (the admission only looks at the limit; the
+// request takes its token when it runs), so it cannot make the server spool a body it will answer 429 to.
+TEST_P(UploadTest, AnUploadOverTheCallersRateLimitIsRefusedBeforeItsBody) {
+  ASSERT_NE(StartServer({{"CLOZIT_RATE_LIMIT__PER_PRINCIPAL_BURST", "3"},
+                         {"CLOZIT_RATE_LIMIT__PER_PRINCIPAL_PER_SECOND", "1"}}),
+            nullptr);
+  auto client = Client();
+  Account owner = SignUp(*client, "hasty-uploader");
+  int status = 200;
+  for (int i = 0; i < 20 && status != 429; ++i) status = client->Get("/v1/me", &owner.cookie).status;
+  ASSERT_EQ(status, 429);
+  http::Headers headers;
+  headers.Set("Content-Type", "text/csv");
+  headers.Set("Expect", "100-continue");
+  auto refused = Client()->SendBytes("POST", kImportQuery, Csv(2'000, 1000), &owner.cookie, headers);
+  ExpectProblem(refused, 429, "rate_limited");
+  EXPECT_FALSE(refused.Header("Retry-After").empty()) << refused;
+  // Answered on the headers, with the body unread: the connection cannot be reused.
+  EXPECT_EQ(refused.Header("Connection"), "close") << refused;
+  EXPECT_EQ(FilesUnder(dir() + "/uploads") + FilesUnder(dir() + "/var/uploads"), 0u);
+}
+
 TEST_P(UploadTest, AnUploadFromACallerTheRouteRefusesIsAnsweredBeforeItsBody) {
   ASSERT_NE(StartServer({{"CLOZIT_SERVER__BODY_LIMIT_BYTES", "1048576"}}), nullptr);
   auto client = Client();
