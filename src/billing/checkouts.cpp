@@ -246,7 +246,8 @@ Result<EventOutcome> Checkouts::CompletePaid(Tx& tx, const PaidCheckout& paid, c
   // A refund event that arrived before this payment completed applies now.
   CLOZIT_ASSIGN_OR_RETURN(auto deferred,
                           tx.Query("SELECT event_id, amount_minor FROM billing_provider_events WHERE provider = $1 AND "
-                                   "payment_reference = $2 AND outcome = 'deferred' ORDER BY amount_minor DESC",
+                                   "payment_reference = $2 AND outcome = 'deferred' AND type = 'charge.refunded' "
+                                   "ORDER BY amount_minor DESC",
                                    {provider_.name(), paid.payment_reference}));
   if (!deferred.empty()) {
     CLOZIT_ASSIGN_OR_RETURN(EventOutcome refunded,
@@ -254,7 +255,7 @@ Result<EventOutcome> Checkouts::CompletePaid(Tx& tx, const PaidCheckout& paid, c
                                                 deferred.front().Text(0), now));
     CLOZIT_TRY(
         tx.Exec("UPDATE billing_provider_events SET outcome = 'processed', detail = $3 WHERE provider = $1 AND "
-                "payment_reference = $2 AND outcome = 'deferred'",
+                "payment_reference = $2 AND outcome = 'deferred' AND type = 'charge.refunded'",
                 {provider_.name(), paid.payment_reference, "applied when the payment completed: " + refunded.detail}));
     outcome.detail += "; deferred refund applied: " + refunded.detail;
   }
@@ -355,7 +356,11 @@ Result<void> Checkouts::RecordShortfall(Tx& tx, const RefundShortfall& shortfall
 Result<EventOutcome> Checkouts::ApplyDispute(Tx& tx, const ProviderDispute& dispute, const std::string& event_id,
                                              TimePoint now) {
   CLOZIT_ASSIGN_OR_RETURN(auto paid, FindPaidPurchase(tx, provider_.name(), dispute.payment_reference));
-  if (!paid) return EventOutcome{"ignored", "no Clozit purchase for payment " + dispute.payment_reference};
+  // Stripe does not order its deliveries: the payment's completion may still come, and its disputes then apply
+  // (stripe/webhooks.cpp). A payment that was never Clozit's stays deferred, harmlessly.
+  if (!paid) {
+    return EventOutcome{"deferred", "no completed purchase for payment " + dispute.payment_reference + " yet"};
+  }
   if (dispute.currency != paid->currency) {
     return EventOutcome{"rejected", "dispute currency " + dispute.currency + " is not the purchase's"};
   }

@@ -34,6 +34,8 @@
 //            won, or an inquiry closed, they are spendable again. Refund
 //            requests for a disputed purchase are refused. Each dispute is
 //            opened and closed at most once; a close reported first does both.
+//            A dispute of a payment not completed yet is deferred (the
+//            webhook applies it when the payment completes, ADR 0030).
 // Thread-safe; methods block on the database and the provider.
 #pragma once
 
@@ -166,7 +168,8 @@ class Checkouts {
   Result<EventOutcome> ApplyProviderRefund(storage::Tx& tx, const ProviderRefund& refund, const std::string& event_id,
                                            TimePoint now);
 
-  /// Inside the caller's transaction: a dispute opened or closed (or both, when its close is the first news).
+  /// Inside the caller's transaction: a dispute opened or closed (or both, when its close is the first news);
+  /// "deferred" when no completed purchase has the payment yet.
   Result<EventOutcome> ApplyDispute(storage::Tx& tx, const ProviderDispute& dispute, const std::string& event_id,
                                     TimePoint now);
 

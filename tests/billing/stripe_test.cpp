@@ -858,13 +858,57 @@ TEST_P(StripeFlowTest, ALostDisputeRemovesTheFrozenCreditsAndRecordsWhatWasSpent
             "processed");
   EXPECT_EQ(Available(tenant), Cr(50));
   EXPECT_EQ(billing_->checkouts.ListShortfalls({})->items.size(), 1u) << "nothing of it was spent";
-  // A dispute for a payment Clozit does not know, or closed with a status that does not close it.
+  // A dispute for a payment Clozit does not know (kept in case it completes later), or closed with a status that
+  // does not close it.
   EXPECT_EQ(DeliverOk(R"({"id":"evt_dp3","type":"charge.dispute.created","data":{"object":{"id":"dp_3",)"
                       R"("amount":100,"currency":"usd","payment_intent":"pi_elsewhere","status":"needs_response"}}})"),
-            "ignored");
+            "deferred");
   EXPECT_EQ(DeliverOk(fake_->DisputeEvent(second_intent, "dp_4", "charge.dispute.closed", "under_review", "evt_dp4")),
             "rejected");
   EXPECT_EQ(Available(tenant), Cr(50));
+  ExpectClean();
+}
+
+// Stripe does not order its deliveries: a dispute (opened, even closed) can arrive before the payment's completion,
+// which then grants the lot with the dispute already applied — never spendable in between.
+TEST_P(StripeFlowTest, DisputesBeforeThePaymentCompletesApplyOnCompletion) {
+  TenantId tenant = NewTenant();
+  auto checkout = billing_->checkouts.Start(tenant, "starter", "buy-1", kTenantAdmin);
+  ASSERT_TRUE(checkout.ok()) << checkout.error().message;
+  const std::string completed = fake_->Pay(checkout->session_id, "evt_completed_late");
+  const std::string payment_intent = fake_->Session(checkout->session_id)["payment_intent"].get<std::string>();
+  const std::string opened =
+      fake_->DisputeEvent(payment_intent, "dp_1", "charge.dispute.created", "needs_response", "evt_dp_open", 400);
+  EXPECT_EQ(DeliverOk(opened), "deferred");
+  EXPECT_EQ(DeliverOk(opened), "duplicate");
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM billing_disputes"), 0);
+  EXPECT_EQ(DeliverOk(completed), "processed");
+  EXPECT_EQ(Available(tenant), Cr(60)) << "40 % of the price is disputed: 40 of its 100 credits frozen at once";
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM billing_provider_events WHERE outcome = 'deferred'"), 0);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM billing_disputes WHERE status = 'open' AND held = 40000000"), 1);
+  EXPECT_EQ(DeliverOk(fake_->DisputeEvent(payment_intent, "dp_1", "charge.dispute.closed", "won", "evt_dp_won", 400)),
+            "processed");
+  EXPECT_EQ(Available(tenant), Cr(100));
+  ExpectClean();
+
+  // Opened and lost before the completion of another purchase: applied in the order they came.
+  auto second = billing_->checkouts.Start(tenant, "starter", "buy-2", kTenantAdmin);
+  ASSERT_TRUE(second.ok());
+  const std::string second_completed = fake_->Pay(second->session_id, "evt_completed_2");
+  const std::string second_intent = fake_->Session(second->session_id)["payment_intent"].get<std::string>();
+  EXPECT_EQ(
+      DeliverOk(fake_->DisputeEvent(second_intent, "dp_2", "charge.dispute.created", "needs_response", "evt_dp2_open")),
+      "deferred");
+  clock_.Advance(1s);
+  EXPECT_EQ(DeliverOk(fake_->DisputeEvent(second_intent, "dp_2", "charge.dispute.closed", "lost", "evt_dp2_lost")),
+            "deferred");
+  EXPECT_EQ(DeliverOk(second_completed), "processed");
+  EXPECT_EQ(Available(tenant), Cr(100)) << "the second pack's credits went with the lost dispute";
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM billing_disputes WHERE id = 'dp_2' AND status = 'lost'"), 1);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM billing_provider_events WHERE event_id LIKE 'evt_dp2_%' AND "
+                  "outcome = 'processed'"),
+            2);
+  EXPECT_TRUE(billing_->checkouts.ListShortfalls({})->items.empty()) << "nothing of it was spent";
   ExpectClean();
 }
 

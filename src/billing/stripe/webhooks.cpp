@@ -55,6 +55,65 @@ std::optional<ReportedRefund> ClozitRefund(const json& refund) {
   return reported;
 }
 
+bool IsDispute(const std::string& type) { return type == "charge.dispute.created" || type == "charge.dispute.closed"; }
+
+ProviderDispute DisputeOf(const json& object) {
+  ProviderDispute dispute;
+  dispute.dispute_id = Text(object, "id");
+  dispute.payment_reference = IdOf(object, "payment_intent");
+  dispute.amount_minor = IntOf(object, "amount");
+  dispute.currency = Upper(Text(object, "currency"));
+  dispute.reason = Text(object, "reason");
+  dispute.status = Text(object, "status");
+  return dispute;
+}
+
+// Why a dispute event cannot be applied as it stands, or nullopt.
+std::optional<std::string> DisputeRefusal(const std::string& type, const ProviderDispute& dispute) {
+  if (!detail::ValidKey(dispute.dispute_id) || dispute.payment_reference.empty() || dispute.amount_minor < 0 ||
+      dispute.status.empty()) {
+    return "dispute without id, payment_intent, amount or status";
+  }
+  if (type == "charge.dispute.closed" && dispute.status != "won" && dispute.status != "lost" &&
+      dispute.status != "warning_closed") {
+    return "a closed dispute with status " + dispute.status;
+  }
+  return std::nullopt;
+}
+
+// Disputes of a payment that arrived before it completed (Stripe does not order its deliveries), applied in the
+// order they arrived once the purchase exists: the credits they freeze are the lot's just granted. Inside the
+// completion's transaction, so the lot is never spendable without its disputes.
+Result<std::string> ApplyDeferredDisputes(storage::Tx& tx, Checkouts& checkouts, const std::string& payment_reference,
+                                          TimePoint now) {
+  CLOZIT_ASSIGN_OR_RETURN(
+      auto deferred, tx.Query("SELECT event_id, type, payload FROM billing_provider_events WHERE provider = $1 AND "
+                              "payment_reference = $2 AND outcome = 'deferred' AND type IN ('charge.dispute.created', "
+                              "'charge.dispute.closed') ORDER BY received_at, event_id",
+                              {std::string(kProvider), payment_reference}));
+  std::string applied;
+  for (const storage::Row& row : deferred) {
+    const std::string event_id = row.Text(0);
+    // Stored only after its signature and shape were checked (Handle), so it parses as it did then.
+    const json event = json::parse(row.Text(2), nullptr, false);
+    const json object =
+        event.is_object() ? event.value("data", json::object()).value("object", json::object()) : json::object();
+    const ProviderDispute dispute = DisputeOf(object.is_object() ? object : json::object());
+    EventOutcome outcome{"rejected", ""};
+    if (auto refusal = DisputeRefusal(row.Text(1), dispute)) {
+      outcome.detail = *refusal;
+    } else {
+      CLOZIT_ASSIGN_OR_RETURN(outcome, checkouts.ApplyDispute(tx, dispute, event_id, now));
+    }
+    CLOZIT_TRY(tx.Exec(
+        "UPDATE billing_provider_events SET outcome = $3, detail = $4 WHERE provider = $1 AND "
+        "event_id = $2",
+        {std::string(kProvider), event_id, outcome.outcome, "applied when the payment completed: " + outcome.detail}));
+    applied += "; deferred dispute event " + event_id + " " + outcome.outcome + ": " + outcome.detail;
+  }
+  return applied;
+}
+
 }  // namespace
 
 Result<WebhookResult> StripeWebhooks::Handle(std::string_view signature_header, const std::string& body) {
@@ -103,6 +162,11 @@ Result<WebhookResult> StripeWebhooks::Handle(std::string_view signature_header, 
           outcome = {"ignored", "not a Clozit checkout (no clozit_purchase_id)"};
         } else {
           CLOZIT_ASSIGN_OR_RETURN(outcome, checkouts_.CompletePaid(tx, paid, result.event_id, now));
+          if (outcome.outcome == "processed") {
+            CLOZIT_ASSIGN_OR_RETURN(std::string disputes,
+                                    ApplyDeferredDisputes(tx, checkouts_, paid.payment_reference, now));
+            outcome.detail += disputes;
+          }
         }
       }
     } else if (result.type == "refund.created" || result.type == "refund.updated") {
@@ -116,22 +180,12 @@ Result<WebhookResult> StripeWebhooks::Handle(std::string_view signature_header, 
         amount = reported->amount_minor;
         CLOZIT_ASSIGN_OR_RETURN(outcome, checkouts_.ApplyReportedRefund(tx, *reported, now));
       }
-    } else if (result.type == "charge.dispute.created" || result.type == "charge.dispute.closed") {
-      ProviderDispute dispute;
-      dispute.dispute_id = Text(object, "id");
-      dispute.payment_reference = IdOf(object, "payment_intent");
-      dispute.amount_minor = IntOf(object, "amount");
-      dispute.currency = Upper(Text(object, "currency"));
-      dispute.reason = Text(object, "reason");
-      dispute.status = Text(object, "status");
+    } else if (IsDispute(result.type)) {
+      const ProviderDispute dispute = DisputeOf(object);
       payment_reference = dispute.payment_reference;
       amount = dispute.amount_minor;
-      if (!detail::ValidKey(dispute.dispute_id) || dispute.payment_reference.empty() || dispute.amount_minor < 0 ||
-          dispute.status.empty()) {
-        outcome = {"rejected", "dispute without id, payment_intent, amount or status"};
-      } else if (result.type == "charge.dispute.closed" && dispute.status != "won" && dispute.status != "lost" &&
-                 dispute.status != "warning_closed") {
-        outcome = {"rejected", "a closed dispute with status " + dispute.status};
+      if (auto refusal = DisputeRefusal(result.type, dispute)) {
+        outcome = {"rejected", *refusal};
       } else {
         CLOZIT_ASSIGN_OR_RETURN(outcome, checkouts_.ApplyDispute(tx, dispute, result.event_id, now));
       }
