@@ -18,12 +18,16 @@
 
 namespace clozit::billing {
 
-/// Refuses every refund: no payment provider is configured.
+/// Refuses every refund: no payment provider is configured. A refusal, not an unknown outcome: nothing was
+/// sent anywhere, so the refund's earmark is released at once rather than held in doubt.
 class UnconfiguredPaymentProvider : public PaymentProvider {
  public:
   std::string name() const override { return "none"; }
   Result<RefundReceipt> Refund(const RefundCall&) override {
-    return Error::Make(ErrorCode::kUnavailable, "no payment provider is configured");
+    return Error::Make(ErrorCode::kConflict, "no payment provider is configured");
+  }
+  Result<std::vector<ProviderRefundState>> FindRefunds(const std::string&, const std::string&) override {
+    return std::vector<ProviderRefundState>();  // nothing was ever refunded through no provider
   }
   Result<CheckoutSession> CreateCheckoutSession(const CheckoutCall&) override {
     return Error::Make(ErrorCode::kUnavailable, "no payment provider is configured: buying credits is not available");

@@ -90,13 +90,14 @@ Result<Credits> Takeable(Tx& tx, const std::string& lot_id, TimePoint now) {
   return (!lot || lot->ExpiredAt(now)) ? Credits() : lot->Unreserved();
 }
 
-// A refund of the purchase that Clozit is making and whose outcome is not known yet: what the provider reports
-// about the payment meanwhile cannot be told apart from it, so the event is to be delivered again later.
+// A refund of the purchase that Clozit is making and whose outcome is not known yet — its earmark live, or lapsed
+// before the outcome was learned (until Purchases::ResolveRefundsInDoubt asks the provider): what the provider
+// reports about the payment meanwhile cannot be told apart from it, so the event is to be delivered again later.
 Result<void> WaitForRefundInFlight(Tx& tx, const std::string& purchase_id) {
   CLOZIT_ASSIGN_OR_RETURN(auto in_flight,
                           tx.Query("SELECT r.id FROM billing_refund_requests r JOIN ledger_pending p ON "
                                    "p.transfer_id = r.hold_transfer_id WHERE r.purchase_id = $1 AND "
-                                   "r.status = 'pending' AND p.state = 'pending'",
+                                   "r.status = 'pending' AND p.state IN ('pending', 'expired')",
                                    {purchase_id}));
   if (in_flight.empty()) return Ok();
   return Error::Make(ErrorCode::kUnavailable, "refund request " + in_flight.front().Text(0) + " of purchase " +

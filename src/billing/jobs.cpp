@@ -65,6 +65,15 @@ BillingJobsReport BillingJobs::RunOnce(TimePoint now) {
     for (auto& item : expiry->reservations) report.expiry.reservations.push_back(std::move(item));
     for (auto& item : expiry->lots) report.expiry.lots.push_back(std::move(item));
   }
+  // After the expiry sweep, which lapses refund earmarks: the attempts it left in doubt hold up the provider's
+  // refund events for their payments until the provider says what became of them. One batch per run: each
+  // asks the provider, and what stays in doubt (unreachable, still pending there) is asked again next run.
+  if (auto refunds = billing_.purchases.ResolveRefundsInDoubt(settings_.batch); !refunds) {
+    failed("refunds in doubt", refunds.error());
+  } else {
+    report.refunds = std::move(*refunds);
+    for (auto& item : report.refunds.failed) report.errors.push_back("refund request " + item);
+  }
   return report;
 }
 
@@ -95,13 +104,15 @@ void BillingJobs::Loop() {
       BillingJobsReport report = RunOnce(now);
       // Counts only at info level: tenant and number ids stay out of the log.
       if (!report.fees.charged.empty() || !report.fees.release_due.empty() || !report.renewals.renewed.empty() ||
-          !report.renewals.ended.empty() || !report.renewals.past_due.empty() || !report.expiry.reservations.empty()) {
+          !report.renewals.ended.empty() || !report.renewals.past_due.empty() || !report.expiry.reservations.empty() ||
+          !report.refunds.approved.empty() || !report.refunds.unpaid.empty()) {
         spdlog::info(
             "billing jobs: {} number fees charged, {} past due, {} flagged for release; {} subscriptions renewed, {} "
-            "past due, {} ended; {} reservations and {} lots expired",
+            "past due, {} ended; {} reservations and {} lots expired; refunds in doubt: {} paid out, {} unpaid",
             report.fees.charged.size(), report.fees.past_due.size(), report.fees.release_due.size(),
             report.renewals.renewed.size(), report.renewals.past_due.size(), report.renewals.ended.size(),
-            report.expiry.reservations.size(), report.expiry.lots.size());
+            report.expiry.reservations.size(), report.expiry.lots.size(), report.refunds.approved.size(),
+            report.refunds.unpaid.size());
       }
       for (const std::string& error : report.errors) spdlog::error("billing job failed: {}", error);
     }

@@ -1,6 +1,8 @@
 // billing/jobs: the periodic billing work — phone-number fees that fell due,
-// subscription renewals (and cancellations reaching their period end), and
-// stale reservations and expired lots (Charging::ExpireStale).
+// subscription renewals (and cancellations reaching their period end),
+// stale reservations and expired lots (Charging::ExpireStale), and refund
+// attempts whose earmark lapsed with their outcome unknown
+// (Purchases::ResolveRefundsInDoubt, which asks the payment provider).
 //
 // RunOnce runs every job once, each catching up in batches; the components
 // read the same injectable Clock, so tests call RunOnce at chosen instants.
@@ -20,6 +22,7 @@
 
 #include "billing/charging.hpp"
 #include "billing/number_fees.hpp"
+#include "billing/purchases.hpp"
 #include "billing/subscriptions.hpp"
 #include "common/clock.hpp"
 
@@ -39,6 +42,7 @@ struct BillingJobsReport {
   FeeRunReport fees;
   SubscriptionRenewals renewals;
   ExpiryReport expiry;
+  RefundResolutions refunds;        // refund attempts whose earmark lapsed in doubt, settled with the provider
   std::vector<std::string> errors;  // one line per failed job, subscription or number (left due for the next run)
 };
 

@@ -28,6 +28,22 @@ Result<RefundReceipt> FakePaymentProvider::Refund(const RefundCall& call) {
   return receipt;
 }
 
+Result<std::vector<ProviderRefundState>> FakePaymentProvider::FindRefunds(const std::string& payment_reference,
+                                                                          const std::string& request_id) {
+  std::lock_guard lock(mu_);
+  if (fail_next_ > 0) {
+    --fail_next_;
+    return Error::Make(fail_code_, fail_message_);
+  }
+  std::vector<ProviderRefundState> found;
+  for (size_t index = 0; index < refunds_.size(); ++index) {
+    const RefundCall& made = refunds_[index];
+    if (made.payment_reference != payment_reference || made.request_id != request_id) continue;
+    found.push_back({"re_fake_" + std::to_string(index + 1), made.amount_minor, "succeeded", made.idempotency_key});
+  }
+  return found;
+}
+
 Result<CheckoutSession> FakePaymentProvider::CreateCheckoutSession(const CheckoutCall& call) {
   std::lock_guard lock(mu_);
   if (fail_next_ > 0) {

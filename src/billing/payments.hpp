@@ -1,6 +1,7 @@
 // billing/payments: the seam to whoever takes the money (Stripe:
-// billing/stripe/). Two calls: open a hosted checkout for a credit pack, and
-// return part of a payment. An operator grant records a payment taken
+// billing/stripe/). Three calls: open a hosted checkout for a credit pack,
+// return part of a payment, and look up the refunds made for a refund request
+// (how an attempt whose answer was lost learns its outcome). An operator grant records a payment taken
 // elsewhere, so its provider is "operator_grant".
 //
 // A call may fail (network, provider refusal); callers treat a failure as
@@ -24,6 +25,15 @@ struct RefundCall {
   std::string currency;
   std::string idempotency_key;  // stable per attempt: a retry of an attempt whose outcome is unknown reuses it
   std::string request_id;       // the refund request, kept with the refund (its events name it)
+};
+
+/// A refund as the provider holds it now, with what Clozit put in its metadata: how Clozit learns the outcome
+/// of an attempt whose answer it never got.
+struct ProviderRefundState {
+  std::string refund_id;
+  int64_t amount_minor = 0;
+  std::string status;   // the provider's: succeeded | pending | requires_action | failed | canceled
+  std::string attempt;  // the attempt's idempotency key (RefundCall::idempotency_key); empty on older refunds
 };
 
 struct RefundReceipt {
@@ -56,6 +66,9 @@ class PaymentProvider {
   /// The provider's name as stored on purchases ("stripe").
   virtual std::string name() const = 0;
   virtual Result<RefundReceipt> Refund(const RefundCall& call) = 0;
+  /// The payment's refunds made for refund request `request_id`, any attempt, oldest first.
+  virtual Result<std::vector<ProviderRefundState>> FindRefunds(const std::string& payment_reference,
+                                                               const std::string& request_id) = 0;
   virtual Result<CheckoutSession> CreateCheckoutSession(const CheckoutCall& call) = 0;
 };
 
@@ -65,6 +78,8 @@ class FakePaymentProvider : public PaymentProvider {
  public:
   std::string name() const override { return "fake"; }
   Result<RefundReceipt> Refund(const RefundCall& call) override;
+  Result<std::vector<ProviderRefundState>> FindRefunds(const std::string& payment_reference,
+                                                       const std::string& request_id) override;
   Result<CheckoutSession> CreateCheckoutSession(const CheckoutCall& call) override;
   /// The next `calls` calls fail with `code` (kUnavailable: the outcome is unknown to the caller). Each of
   /// FailNext and LoseNextReply replaces the trouble set before; FailNext(0) clears it.

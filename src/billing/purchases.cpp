@@ -24,6 +24,9 @@ constexpr size_t kMaxDescription = 4000;
 constexpr size_t kMaxClaimCharges = 100;
 // How long a refund's earmark may wait for the provider before it lapses.
 constexpr auto kRefundHoldTtl = std::chrono::hours(24);
+// An attempt is asked again under its own key only while its earmark outlives the call by this much: the
+// provider's answer must find the earmark still there.
+constexpr auto kRefundReuseMargin = std::chrono::hours(1);
 
 Result<void> ValidateTenant(const TenantId& tenant_id) {
   if (!TenantId::Valid(tenant_id.str())) return Error::InvalidArgument("tenant_id", "not a tenant id");
@@ -618,45 +621,65 @@ Result<RefundRequest> Purchases::ApproveRefund(const std::string& id, const priv
   std::string hold_id;
   std::string tenant;
   std::optional<RefundRequest> done;
-  CLOZIT_TRY(detail::WriteRacingOtherNodes(db_, [&](Tx& tx) -> Result<void> {
-    const TimePoint now = clock_.Now();
-    done.reset();
-    CLOZIT_ASSIGN_OR_RETURN(StoredRefund stored, RequireRefund(tx, id, ""));
-    const RefundRequest& request = stored.view;
-    tenant = request.tenant_id.str();
-    if (request.status == RequestStatus::kApproved) {
-      done = request;  // a replay
-      return Ok();
-    }
-    if (request.status != RequestStatus::kPending) return NotPending("refund request", id, request.status);
-    CLOZIT_ASSIGN_OR_RETURN(auto purchase, FindPurchase(tx, "WHERE p.id = $1", {request.purchase_id}));
-    if (!purchase) return Error::Internal("refund request " + id + " has no purchase");
-    // A hold left by an attempt whose provider call failed to report back is reused.
-    if (!stored.hold_transfer_id.empty()) {
-      CLOZIT_ASSIGN_OR_RETURN(auto pending, detail::FindPending(tx, stored.hold_transfer_id));
-      if (pending && pending->state == PendingState::kPending && (!pending->expires_at || *pending->expires_at > now)) {
-        CLOZIT_ASSIGN_OR_RETURN(auto hold, detail::FindTransfer(tx, stored.hold_transfer_id));
-        hold_id = hold->id;
-        call = {purchase->payment_reference, ProRata(purchase->price_minor, hold->amount, purchase->credits),
-                purchase->currency, hold_id, id};
+  for (int round = 0;; ++round) {
+    bool in_doubt = false;
+    CLOZIT_TRY(detail::WriteRacingOtherNodes(db_, [&](Tx& tx) -> Result<void> {
+      const TimePoint now = clock_.Now();
+      done.reset();
+      in_doubt = false;
+      CLOZIT_ASSIGN_OR_RETURN(StoredRefund stored, RequireRefund(tx, id, ""));
+      const RefundRequest& request = stored.view;
+      tenant = request.tenant_id.str();
+      if (request.status == RequestStatus::kApproved) {
+        done = request;  // a replay
         return Ok();
       }
-    }
-    Eligibility eligibility;
-    eligibility.purchase = purchase;
-    CLOZIT_TRY(CheckRemainder(tx, eligibility, tenant, id, now));
-    if (eligibility.reason != RefundReason::kEligible) {
-      return Error::Make(ErrorCode::kConflict, "refund request " + id + " can no longer be approved: " +
-                                                   std::string(RefundReasonName(eligibility.reason)));
-    }
-    CLOZIT_ASSIGN_OR_RETURN(hold_id, HoldForRefund(tx, request, *purchase, eligibility.refundable, now));
-    // One idempotency key per hold: a retry of this attempt reuses both, a new attempt (after a refusal, with
-    // perhaps another amount) gets a key of its own instead of one the provider refuses as reused.
-    call = {purchase->payment_reference, ProRata(purchase->price_minor, eligibility.refundable, purchase->credits),
-            purchase->currency, hold_id, id};
-    return Ok();
-  }));
-  if (done) return *done;
+      if (request.status != RequestStatus::kPending) return NotPending("refund request", id, request.status);
+      CLOZIT_ASSIGN_OR_RETURN(auto purchase, FindPurchase(tx, "WHERE p.id = $1", {request.purchase_id}));
+      if (!purchase) return Error::Internal("refund request " + id + " has no purchase");
+      if (!stored.hold_transfer_id.empty()) {
+        CLOZIT_ASSIGN_OR_RETURN(auto pending, detail::FindPending(tx, stored.hold_transfer_id));
+        if (pending && (pending->state == PendingState::kPending || pending->state == PendingState::kExpired)) {
+          // An attempt whose outcome is unknown. Asked again under its key while the key is surely still good
+          // at the provider (the provider then answers with what it did, never refunding twice); otherwise, or
+          // when the tenant has been suspended for abuse since (P5: nothing new may be sent), its outcome is
+          // looked up first.
+          const bool reusable = pending->state == PendingState::kPending &&
+                                (!pending->expires_at || *pending->expires_at > now + kRefundReuseMargin);
+          CLOZIT_ASSIGN_OR_RETURN(bool abuse, SuspendedForAbuse(tx, tenant));
+          if (reusable && !abuse) {
+            CLOZIT_ASSIGN_OR_RETURN(auto hold, detail::FindTransfer(tx, stored.hold_transfer_id));
+            hold_id = hold->id;
+            call = {purchase->payment_reference, ProRata(purchase->price_minor, hold->amount, purchase->credits),
+                    purchase->currency, hold_id, id};
+            return Ok();
+          }
+          in_doubt = true;
+          return Ok();
+        }
+      }
+      Eligibility eligibility;
+      eligibility.purchase = purchase;
+      CLOZIT_TRY(CheckRemainder(tx, eligibility, tenant, id, now));
+      if (eligibility.reason != RefundReason::kEligible) {
+        return Error::Make(ErrorCode::kConflict, "refund request " + id + " can no longer be approved: " +
+                                                     std::string(RefundReasonName(eligibility.reason)));
+      }
+      CLOZIT_ASSIGN_OR_RETURN(hold_id, HoldForRefund(tx, request, *purchase, eligibility.refundable, now));
+      // One idempotency key per hold: a retry of this attempt reuses both, a new attempt (after a refusal, or
+      // once the last one is known to have paid nothing) gets a key of its own.
+      call = {purchase->payment_reference, ProRata(purchase->price_minor, eligibility.refundable, purchase->credits),
+              purchase->currency, hold_id, id};
+      return Ok();
+    }));
+    if (done) return *done;
+    if (!in_doubt) break;
+    // A second round finds the attempt resolved: ResolveRefundInDoubt either approved the request, failed, or
+    // cleared the attempt.
+    if (round > 0) return Error::Internal("refund request " + id + " is still in doubt after its lookup");
+    CLOZIT_ASSIGN_OR_RETURN(RefundRequest resolved, ResolveRefundInDoubt(id));
+    if (resolved.status != RequestStatus::kPending) return resolved;
+  }
 
   // 2. The provider, outside any transaction. A zero-price purchase has nothing to return.
   Result<RefundReceipt> receipt = RefundReceipt{"", 0};
@@ -699,12 +722,29 @@ Result<RefundRequest> Purchases::ApproveRefund(const std::string& id, const priv
   // 3b. Success: the credits leave the lot with the request's approval, in one transaction.
   RefundRequest result;
   CLOZIT_TRY(detail::WriteRacingOtherNodes(db_, [&](Tx& tx) -> Result<void> {
+    const TimePoint now = clock_.Now();
     CLOZIT_ASSIGN_OR_RETURN(StoredRefund stored, RequireRefund(tx, id, ""));
     if (stored.view.status == RequestStatus::kApproved) {
       result = std::move(stored.view);
       return Ok();
     }
-    CLOZIT_ASSIGN_OR_RETURN(result, CompleteRefund(tx, id, hold_id, *receipt, call.currency, actor, clock_.Now()));
+    CLOZIT_ASSIGN_OR_RETURN(auto pending, detail::FindPending(tx, hold_id));
+    if (stored.hold_transfer_id == hold_id && pending && pending->state == PendingState::kPending &&
+        (!pending->expires_at || *pending->expires_at > now)) {
+      CLOZIT_ASSIGN_OR_RETURN(result, CompleteRefund(tx, id, hold_id, *receipt, call.currency, actor, now));
+      return Ok();
+    }
+    // The earmark lapsed while the provider answered: paid all the same, as if the provider had reported it.
+    CLOZIT_ASSIGN_OR_RETURN(ReportedRefundOutcome applied,
+                            ApplyReportedRefund(tx,
+                                                {id, receipt->refund_id, call.payment_reference, receipt->amount_minor,
+                                                 call.currency, "succeeded", hold_id},
+                                                now));
+    CLOZIT_ASSIGN_OR_RETURN(StoredRefund after, RequireRefund(tx, id, ""));
+    if (after.view.status != RequestStatus::kApproved) {
+      return Error::Internal("refund request " + id + " was paid out but not approved: " + applied.detail);
+    }
+    result = std::move(after.view);
     return Ok();
   }));
   return result;
@@ -883,10 +923,22 @@ Result<ReportedRefundOutcome> Purchases::ApplyReportedRefund(Tx& tx, const Repor
   const bool held =
       pending && pending->state == PendingState::kPending && (!pending->expires_at || *pending->expires_at > now);
   if (refund.status == "failed" || refund.status == "canceled") {
+    // Only the failure of the attempt the earmark is for releases it: an older attempt's says nothing about
+    // the current one, which may still pay out.
+    const bool own = refund.attempt.empty() || refund.attempt == stored->hold_transfer_id;
+    if (held && !own) {
+      return ReportedRefundOutcome{false, "refund " + refund.refund_id + " of an earlier attempt " + refund.status};
+    }
     if (held) {
       CLOZIT_TRY(ReleaseRefundHold(tx, stored->hold_transfer_id, now));
     }
     const std::string error = "the payment provider reports refund " + refund.refund_id + " " + refund.status;
+    if (own && !held && pending &&
+        (pending->state == PendingState::kPending || pending->state == PendingState::kExpired)) {
+      // The lapsed attempt is no longer in doubt: it paid nothing.
+      CLOZIT_TRY(SettleUnpaidAttempt(tx, id, *pending, error, now));
+      return ReportedRefundOutcome{true, error + "; the attempt paid nothing"};
+    }
     CLOZIT_TRY(tx.Exec("UPDATE billing_refund_requests SET last_error = $2, updated_at = $3 WHERE id = $1",
                        {id, error, detail::Ms(now)}));
     return ReportedRefundOutcome{held, error + (held ? "; its earmark is released" : "")};
@@ -937,6 +989,111 @@ Result<ReportedRefundOutcome> Purchases::ApplyReportedRefund(Tx& tx, const Repor
   return ReportedRefundOutcome{
       true, "refund request " + id + " approved: the provider reports refund " + refund.refund_id + " succeeded" +
                 (shortfall.micros() > 0 ? "; short " + shortfall.ToString() + " credits" : "")};
+}
+
+Result<void> Purchases::SettleUnpaidAttempt(Tx& tx, const std::string& id, const PendingStatus& hold,
+                                            const std::string& why, TimePoint now) {
+  if (hold.state == PendingState::kPending) {
+    const bool lapsed = hold.expires_at && *hold.expires_at <= now;
+    if (lapsed) {
+      CLOZIT_TRY(ledger_.CreateTransfers(tx, {ExpiryOf(hold.transfer_id)}, now));
+    } else {
+      CLOZIT_TRY(ReleaseRefundHold(tx, hold.transfer_id, now));
+    }
+  }
+  // No attempt in flight any more: the provider's events about the payment apply again (WaitForRefundInFlight),
+  // and the next approval makes a new attempt under a new key.
+  CLOZIT_TRY(
+      tx.Exec("UPDATE billing_refund_requests SET hold_transfer_id = NULL, last_error = $2, updated_at = $3 "
+              "WHERE id = $1",
+              {id, why, detail::Ms(now)}));
+  CLOZIT_ASSIGN_OR_RETURN(auto tenant, tx.Query("SELECT tenant_id FROM billing_refund_requests WHERE id = $1", {id}));
+  json details = {{"hold_transfer_id", hold.transfer_id}, {"outcome", why}};
+  return audit_.Record(tx, kPaymentProviderActor,
+                       {"refund_request.attempt_unpaid", "refund_request", id, details.dump()},
+                       tenant.empty() ? std::string() : tenant.front().Text(0));
+}
+
+Result<RefundRequest> Purchases::ResolveRefundInDoubt(const std::string& id) {
+  // What is in doubt, read outside the provider call.
+  std::string payment_reference, currency, hold_id;
+  CLOZIT_TRY(db_.Read([&](Tx& tx) -> Result<void> {
+    CLOZIT_ASSIGN_OR_RETURN(StoredRefund stored, RequireRefund(tx, id, ""));
+    CLOZIT_ASSIGN_OR_RETURN(auto purchase, FindPurchase(tx, "WHERE p.id = $1", {stored.view.purchase_id}));
+    if (!purchase) return Error::Internal("refund request " + id + " has no purchase");
+    payment_reference = purchase->payment_reference;
+    currency = purchase->currency;
+    hold_id = stored.view.status == RequestStatus::kPending ? stored.hold_transfer_id : "";
+    return Ok();
+  }));
+  std::vector<ProviderRefundState> found;
+  if (!hold_id.empty()) {
+    CLOZIT_ASSIGN_OR_RETURN(found, provider_.FindRefunds(payment_reference, id));
+  }
+  RefundRequest result;
+  CLOZIT_TRY(detail::WriteRacingOtherNodes(db_, [&](Tx& tx) -> Result<void> {
+    const TimePoint now = clock_.Now();
+    CLOZIT_ASSIGN_OR_RETURN(StoredRefund stored, RequireRefund(tx, id, ""));
+    result = stored.view;
+    // Decided meanwhile (an event, another node): nothing is in doubt any more, or another attempt is.
+    if (hold_id.empty() || stored.view.status != RequestStatus::kPending || stored.hold_transfer_id != hold_id) {
+      return Ok();
+    }
+    CLOZIT_ASSIGN_OR_RETURN(auto pending, detail::FindPending(tx, hold_id));
+    if (!pending || (pending->state != PendingState::kPending && pending->state != PendingState::kExpired)) {
+      return Ok();
+    }
+    // The request is still pending, so no refund made for it has been accounted for: one paid out is the
+    // request's (should two attempts both have paid, the second is the charge's refund event's to take back).
+    for (const ProviderRefundState& refund : found) {
+      if (refund.status != "succeeded") continue;
+      CLOZIT_TRY(ApplyReportedRefund(
+          tx, {id, refund.refund_id, payment_reference, refund.amount_minor, currency, refund.status, refund.attempt},
+          now));
+      CLOZIT_ASSIGN_OR_RETURN(StoredRefund after, RequireRefund(tx, id, ""));
+      result = std::move(after.view);
+      return Ok();
+    }
+    for (const ProviderRefundState& refund : found) {
+      if (refund.status == "pending" || refund.status == "requires_action") {
+        return Error::Make(ErrorCode::kUnavailable, "refund " + refund.refund_id + " of request " + id +
+                                                        " is pending at the payment provider; approve it again once "
+                                                        "the provider reports it");
+      }
+    }
+    CLOZIT_TRY(SettleUnpaidAttempt(tx, id, *pending,
+                                   found.empty() ? "the payment provider has no refund for the attempt in doubt"
+                                                 : "the payment provider reports the attempt's refund failed",
+                                   now));
+    CLOZIT_ASSIGN_OR_RETURN(StoredRefund after, RequireRefund(tx, id, ""));
+    result = std::move(after.view);
+    return Ok();
+  }));
+  return result;
+}
+
+Result<RefundResolutions> Purchases::ResolveRefundsInDoubt(int64_t limit) {
+  const int64_t now = detail::Ms(clock_.Now());
+  // Attempts whose earmark lapsed (or is due to) with their outcome unknown; live ones wait for their event or
+  // their approval's retry.
+  CLOZIT_ASSIGN_OR_RETURN(
+      auto rows, db_.Query("SELECT r.id FROM billing_refund_requests r JOIN ledger_pending p ON p.transfer_id = "
+                           "r.hold_transfer_id WHERE r.status = 'pending' AND (p.state = 'expired' OR (p.state = "
+                           "'pending' AND p.expires_at <= $1)) ORDER BY r.id LIMIT $2",
+                           {now, limit}));
+  RefundResolutions report;
+  for (const Row& row : rows) {
+    const std::string id = row.Text(0);
+    auto resolved = ResolveRefundInDoubt(id);
+    if (!resolved) {
+      report.failed.push_back(id + ": " + resolved.error().message);
+    } else if (resolved->status == RequestStatus::kApproved) {
+      report.approved.push_back(id);
+    } else {
+      report.unpaid.push_back(id);
+    }
+  }
+  return report;
 }
 
 Result<RefundRequest> Purchases::RejectRefund(const std::string& id, const std::string& reason,

@@ -168,6 +168,7 @@ struct ReportedRefund {
   int64_t amount_minor = 0;
   std::string currency;  // upper case
   std::string status;    // the provider's: succeeded | pending | failed | canceled | requires_action
+  std::string attempt;   // the attempt's hold (its idempotency key), from the metadata; empty on older refunds
 };
 
 /// `part` of `whole` money as a share of `credits`, rounded down and never above `credits`: the credits a
@@ -182,6 +183,13 @@ struct ReportedRefundOutcome {
   bool applied = false;
   std::string detail;
   bool needs_operator = false;  // the report contradicts what was recorded: kept for an operator to settle
+};
+
+/// What Purchases::ResolveRefundsInDoubt did, by request id.
+struct RefundResolutions {
+  std::vector<std::string> approved;  // the provider had paid out
+  std::vector<std::string> unpaid;    // the attempt paid nothing (or the request was decided meanwhile)
+  std::vector<std::string> failed;    // "id: why" (provider unreachable, refund still pending there)
 };
 
 struct AdjustmentDecision {
@@ -226,6 +234,14 @@ class Purchases {
   /// provider): without this a paid-out refund stayed pending, its credits spendable once the earmark lapsed.
   /// A failed one releases the earmark.
   Result<ReportedRefundOutcome> ApplyReportedRefund(storage::Tx& tx, const ReportedRefund& refund, TimePoint now);
+  /// The request's attempt whose outcome is unknown (its answer lost, its earmark perhaps lapsed), settled by
+  /// asking the provider: paid out → the request is approved as the provider's report would; pending there →
+  /// kUnavailable; nothing paid → the attempt is closed (its earmark released) and the request stays pending
+  /// for a new attempt. The request as it stands after; unchanged when nothing was in doubt.
+  Result<RefundRequest> ResolveRefundInDoubt(const std::string& id);
+  /// The billing job's sweep: every pending request whose attempt's earmark lapsed in doubt, up to `limit`.
+  /// Until then the provider's refund events for their payments wait (Checkouts), so they must be settled.
+  Result<RefundResolutions> ResolveRefundsInDoubt(int64_t limit);
 
   Result<AdjustmentRequest> RequestAdjustment(const TenantId& tenant_id, const std::vector<std::string>& transfer_ids,
                                               const std::string& description, const privacy::Actor& actor);
@@ -246,6 +262,10 @@ class Purchases {
   Result<ReportedRefundOutcome> ReverseApprovedRefund(storage::Tx& tx, const RefundRequest& request,
                                                       const std::string& hold_id, const ReportedRefund& refund,
                                                       TimePoint now);
+  // The attempt that `hold` earmarked for is known to have paid nothing: the earmark goes (released, or expired
+  // when lapsed) and the request no longer names an attempt.
+  Result<void> SettleUnpaidAttempt(storage::Tx& tx, const std::string& id, const PendingStatus& hold,
+                                   const std::string& why, TimePoint now);
   // The provider refused or failed the refund: the earmarked credits are the tenant's again.
   Result<void> ReleaseRefundHold(storage::Tx& tx, const std::string& hold_id, TimePoint now);
   // The provider refunded: the held credits leave the lot with the request's approval.

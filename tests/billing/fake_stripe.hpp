@@ -7,7 +7,7 @@
 // idempotency_error), and errors as {"error": {type, code, message, param}}.
 //
 // State: checkout sessions, the PaymentIntents paid through them (or added by
-// the test) and their refunds. Pay() completes a session and returns the
+// the test) and their refunds (listed by GET /v1/refunds?payment_intent=…). Pay() completes a session and returns the
 // checkout.session.completed event Stripe would send; ChargeRefundedEvent()
 // the charge.refunded event for a payment's current refunds, RefundEvent() a
 // refund.created / refund.updated event; RefundOutside()
@@ -191,12 +191,12 @@ class FakeStripe {
     return Event(event_id, type, refund).dump();
   }
 
-  /// Refund `index` fails after it succeeded (a closed card account): Stripe gives its amount back to the charge's
-  /// refundable amount and sends refund.updated; the event.
+  /// Refund `index` fails after it succeeded or while pending (a closed card account): Stripe gives its amount back
+  /// to the charge's refundable amount and sends refund.updated; the event.
   std::string FailRefund(size_t index, const std::string& event_id) {
     std::lock_guard lock(mu_);
     json& refund = refunds_.at(index);
-    if (refund["status"] == "succeeded") {
+    if (refund["status"] == "succeeded" || refund["status"] == "pending") {
       payments_.at(refund["payment_intent"].get<std::string>()).refunded -= refund["amount"].get<int64_t>();
     }
     refund["status"] = "failed";
@@ -270,6 +270,13 @@ class FakeStripe {
     if (!Authorized(recorded.authorization)) {
       return Error(401, "invalid_request_error", "", "Invalid API Key provided: sk_****");
     }
+    if (request.method == "GET" && request.path == "/v1/refunds") {
+      if (fail_count_ > 0) {
+        --fail_count_;
+        return Failure();
+      }
+      return ListRefunds(request);
+    }
     if (request.method != "POST") return Error(405, "invalid_request_error", "", "Unrecognized request URL");
     if (request.headers.GetOr("Content-Type", "").find("application/x-www-form-urlencoded") == std::string::npos) {
       return Error(400, "invalid_request_error", "", "Invalid request: form-encoded bodies only");
@@ -316,6 +323,20 @@ class FakeStripe {
     if (path == "/v1/refunds") return CreateRefund(form);
     if (path == "/v1/checkout/sessions") return CreateSession(form);
     return Error(404, "invalid_request_error", "", "Unrecognized request URL (POST: " + path + ")");
+  }
+
+  // GET /v1/refunds?payment_intent=… (or charge=…): newest first, as Stripe lists.
+  http::Response ListRefunds(const http::Request& request) const {
+    const std::string payment_intent = request.QueryParam("payment_intent").value_or("");
+    const std::string charge = request.QueryParam("charge").value_or("");
+    json data = json::array();
+    for (auto refund = refunds_.rbegin(); refund != refunds_.rend(); ++refund) {
+      if ((!payment_intent.empty() && (*refund)["payment_intent"] == payment_intent) ||
+          (!charge.empty() && (*refund)["charge"] == charge)) {
+        data.push_back(*refund);
+      }
+    }
+    return http::Response::Json(200, json{{"object", "list"}, {"data", data}, {"has_more", false}}.dump());
   }
 
   http::Response CreateRefund(const std::map<std::string, std::string>& form) {

@@ -11,6 +11,7 @@
 #include "billing/billing.hpp"
 #include "billing/billing_fixture.hpp"
 #include "billing/fake_stripe.hpp"
+#include "billing/jobs.hpp"
 #include "billing/stripe/signature.hpp"
 #include "billing/stripe/stripe_provider.hpp"
 #include "billing/stripe/webhooks.hpp"
@@ -118,7 +119,43 @@ TEST(StripeProvider, RefundSpeaksStripesWireFormat) {
   EXPECT_EQ(requests[0].form.at("payment_intent"), "pi_123");
   EXPECT_EQ(requests[0].form.at("amount"), "1200");
   EXPECT_EQ(requests[0].form.at("metadata[clozit_refund_request_id]"), "rfd_01TEST");
+  EXPECT_EQ(requests[0].form.at("metadata[clozit_refund_attempt]"), "rfd_01TEST/refund/1");
   EXPECT_EQ(fake.PaymentOf("pi_123").refunded, 1200);
+}
+
+TEST(StripeProvider, FindRefundsListsThePaymentsRefundsForOneRequestOldestFirst) {
+  FakeStripe fake(kSecretKey);
+  fake.AddPayment("pi_123", 5000, "usd");
+  fake.AddPayment("pi_456", 5000, "usd");
+  stripe::StripePaymentProvider provider(SettingsFor(fake));
+  ASSERT_TRUE(provider.Refund({"pi_123", 1000, "USD", "rfd_A/refund/1", "rfd_A"}).ok());
+  ASSERT_TRUE(provider.Refund({"pi_123", 700, "USD", "rfd_B/refund/1", "rfd_B"}).ok());
+  fake.SetRefundStatus("pending");
+  ASSERT_TRUE(provider.Refund({"pi_123", 300, "USD", "rfd_A/refund/2", "rfd_A"}).ok());
+  ASSERT_TRUE(provider.Refund({"pi_456", 300, "USD", "rfd_A/refund/3", "rfd_A"}).ok());
+  auto found = provider.FindRefunds("pi_123", "rfd_A");
+  ASSERT_TRUE(found.ok()) << found.error().message;
+  ASSERT_EQ(found->size(), 2u);
+  EXPECT_EQ((*found)[0].amount_minor, 1000);
+  EXPECT_EQ((*found)[0].status, "succeeded");
+  EXPECT_EQ((*found)[0].attempt, "rfd_A/refund/1");
+  EXPECT_EQ((*found)[1].amount_minor, 300);
+  EXPECT_EQ((*found)[1].status, "pending");
+  EXPECT_EQ((*found)[1].attempt, "rfd_A/refund/2");
+  const auto lookup = fake.requests().back();
+  EXPECT_EQ(lookup.path, "/v1/refunds");
+  EXPECT_EQ(lookup.authorization, std::string("Bearer ") + kSecretKey);
+  EXPECT_TRUE(lookup.idempotency_key.empty()) << "a read carries no idempotency key";
+  auto none = provider.FindRefunds("pi_123", "rfd_C");
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+  auto grant = provider.FindRefunds("wire-42", "rfd_A");
+  ASSERT_TRUE(grant.ok());
+  EXPECT_TRUE(grant->empty()) << "a payment taken elsewhere has no refunds at Stripe";
+  fake.FailNext(10, 500, "api_error");
+  auto down = provider.FindRefunds("pi_123", "rfd_A");
+  ASSERT_FALSE(down.ok());
+  EXPECT_EQ(down.error().code, ErrorCode::kUnavailable);
 }
 
 TEST(StripeProvider, ALostResponseIsRetriedWithTheSameKeyAndRefundsOnce) {
@@ -343,6 +380,37 @@ class StripeFlowTest : public BillingTest {
     }
     EXPECT_EQ(fake_->refunds().size(), refunds_before + 1) << "Stripe refunded; Clozit does not know";
     return request->id.str();
+  }
+
+  /// Asks for a refund of the purchase and approves it while Stripe holds refunds pending: the approval waits
+  /// (unavailable) for Stripe to pay it out. The request as asked; Stripe answers `succeeded` again after.
+  Result<RefundRequest> RefundPendingAtStripe(const TenantId& tenant, const std::string& purchase_id) {
+    auto request = billing_->purchases.RequestRefund(tenant, purchase_id, "", kTenantAdmin);
+    if (!request.ok()) return request;
+    fake_->SetRefundStatus("pending");
+    auto accepted = billing_->purchases.ApproveRefund(request->id.str(), kOperator);
+    fake_->SetRefundStatus("succeeded");
+    EXPECT_FALSE(accepted.ok());
+    if (!accepted.ok()) {
+      EXPECT_EQ(accepted.error().code, ErrorCode::kUnavailable);
+      EXPECT_NE(accepted.error().message.find("pending"), std::string::npos) << accepted.error().message;
+    }
+    return request;
+  }
+
+  void SuspendFor(const TenantId& tenant, const std::string& reason) {
+    ASSERT_TRUE(db_->Write([&](storage::Tx& tx) -> Result<void> {
+                     CLOZIT_TRY(tx.Exec("UPDATE tenants SET status = 'suspended', suspension_reason = $2 WHERE id = $1",
+                                        {tenant.str(), reason}));
+                     return Ok();
+                   })
+                    .ok());
+  }
+
+  size_t RefundLookups() const {
+    size_t count = 0;
+    for (const auto& request : fake_->requests()) count += request.path == "/v1/refunds" && request.form.empty();
+    return count;
   }
 
   std::function<void()> between_retries_;
@@ -659,13 +727,8 @@ TEST_P(StripeFlowTest, AFailedRefundReportReleasesTheEarmark) {
 TEST_P(StripeFlowTest, ARefundStripeHoldsPendingIsApprovedWhenItIsPaidOut) {
   TenantId tenant = NewTenant();
   auto [purchase_id, payment_intent] = BuyPack(tenant, "starter", "buy-1");
-  auto request = billing_->purchases.RequestRefund(tenant, purchase_id, "", kTenantAdmin);
+  auto request = RefundPendingAtStripe(tenant, purchase_id);
   ASSERT_TRUE(request.ok()) << request.error().message;
-  fake_->SetRefundStatus("pending");
-  auto accepted = billing_->purchases.ApproveRefund(request->id.str(), kOperator);
-  ASSERT_FALSE(accepted.ok());
-  EXPECT_EQ(accepted.error().code, ErrorCode::kUnavailable);
-  EXPECT_NE(accepted.error().message.find("pending"), std::string::npos) << accepted.error().message;
   auto waiting = billing_->purchases.GetRefundRequest(tenant, request->id.str());
   EXPECT_EQ(waiting->status, RequestStatus::kPending) << "not approved before the money went back";
   EXPECT_EQ(Available(tenant), Credits()) << "earmarked meanwhile";
@@ -760,6 +823,144 @@ TEST_P(StripeFlowTest, ARefundThatFailsAfterItsApprovalGivesTheCreditsBack) {
   ASSERT_TRUE(paid.ok()) << paid.error().message;
   EXPECT_EQ(paid->refunded_credits, Cr(70));
   EXPECT_EQ(Available(tenant), Cr(0));
+  ExpectClean();
+}
+
+// An attempt whose answer was lost and whose earmark then lapsed: the charge's refund event waits (it cannot tell
+// that refund from one made outside Clozit) until the billing job asks Stripe what became of the attempt; the
+// credits leave once, whatever order the rest comes in.
+TEST_P(StripeFlowTest, ARefundInDoubtWhoseEarmarkLapsedIsSettledWithStripeNotTakenTwice) {
+  TenantId tenant = NewTenant();
+  auto [purchase_id, payment_intent] = BuyPack(tenant, "starter", "buy-1");
+  Spend(tenant, Cr(20), "call-1");
+  const std::string request_id = RefundInDoubt(tenant, purchase_id);
+  ASSERT_FALSE(request_id.empty());
+  EXPECT_EQ(Available(tenant), Cr(0)) << "the 80 unused are earmarked";
+  clock_.Advance(25h);
+  ASSERT_TRUE(charging_->ExpireStale(100).ok());
+  EXPECT_EQ(Available(tenant), Cr(80)) << "the earmark lapsed";
+  const std::string refunded = fake_->ChargeRefundedEvent(payment_intent, "evt_charge_refunded");
+  auto waiting = Deliver(refunded);
+  ASSERT_FALSE(waiting.ok()) << "taken as a refund outside Clozit, then again when the attempt's outcome is learned";
+  EXPECT_EQ(waiting.error().code, ErrorCode::kUnavailable);
+
+  BillingJobs jobs(*billing_, clock_);
+  auto run = jobs.RunOnce(clock_.Now());
+  EXPECT_TRUE(run.errors.empty()) << run.errors.front();
+  ASSERT_EQ(run.refunds.approved.size(), 1u);
+  EXPECT_EQ(run.refunds.approved[0], request_id);
+  auto approved = billing_->purchases.GetRefundRequest(tenant, request_id);
+  ASSERT_TRUE(approved.ok());
+  EXPECT_EQ(approved->status, RequestStatus::kApproved);
+  EXPECT_EQ(approved->refunded_credits, Cr(80));
+  EXPECT_EQ(Available(tenant), Cr(0));
+  EXPECT_EQ(DeliverOk(refunded), "ignored") << "all of it was Clozit's own refund";
+  EXPECT_EQ(DeliverOk(fake_->RefundEvent(0, "refund.updated", "evt_refund_late")), "ignored");
+  EXPECT_EQ(Available(tenant), Cr(0));
+  EXPECT_EQ(fake_->refunds().size(), 1u);
+  EXPECT_TRUE(jobs.RunOnce(clock_.Now()).refunds.approved.empty()) << "nothing left in doubt";
+  ExpectClean();
+}
+
+// Approving again once the attempt's earmark lapsed would send a new attempt under a new key: Stripe is asked
+// first. Paid → approved with no second refund; never made → a new attempt refunds once.
+TEST_P(StripeFlowTest, ApprovingAgainAfterTheEarmarkLapsedAsksStripeBeforeRefundingAgain) {
+  TenantId tenant = NewTenant();
+  auto [purchase_id, payment_intent] = BuyPack(tenant, "starter", "buy-1");
+  const std::string paid = RefundInDoubt(tenant, purchase_id);
+  ASSERT_FALSE(paid.empty());
+  clock_.Advance(25h);
+  ASSERT_TRUE(charging_->ExpireStale(100).ok());
+  auto approved = billing_->purchases.ApproveRefund(paid, kOperator);
+  ASSERT_TRUE(approved.ok()) << approved.error().message;
+  EXPECT_EQ(approved->status, RequestStatus::kApproved);
+  EXPECT_EQ(approved->refunded_credits, Cr(100));
+  EXPECT_EQ(fake_->refunds().size(), 1u) << "refunded twice for one request";
+  EXPECT_EQ(RefundLookups(), 1u);
+  EXPECT_EQ(Available(tenant), Cr(0));
+  ExpectClean();
+
+  // The first attempt never reached Stripe; its earmark lapsed (not yet swept) before the operator tried again.
+  auto [second, second_intent] = BuyPack(tenant, "starter", "buy-2");
+  auto request = billing_->purchases.RequestRefund(tenant, second, "", kTenantAdmin);
+  ASSERT_TRUE(request.ok()) << request.error().message;
+  fake_->FailNext(100, 502, "api_error");
+  EXPECT_FALSE(billing_->purchases.ApproveRefund(request->id.str(), kOperator).ok());
+  fake_->FailNext(0, 200, "");
+  EXPECT_EQ(fake_->refunds().size(), 1u);
+  clock_.Advance(23h + 30min);  // inside the earmark's 24 h, but too close to its end to ask again under its key
+  auto retried = billing_->purchases.ApproveRefund(request->id.str(), kOperator);
+  ASSERT_TRUE(retried.ok()) << retried.error().message;
+  EXPECT_EQ(retried->status, RequestStatus::kApproved);
+  EXPECT_EQ(retried->refunded_credits, Cr(100));
+  EXPECT_EQ(fake_->refunds().size(), 2u);
+  EXPECT_EQ(fake_->PaymentOf(second_intent).refunded, 1000);
+  EXPECT_EQ(Available(tenant), Cr(0));
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM audit_log WHERE action = 'refund_request.attempt_unpaid'"), 1);
+  ExpectClean();
+}
+
+// P5 holds for an attempt in doubt too: once the tenant is suspended for fraud nothing new is sent; what Stripe
+// had already paid is accounted for, and an attempt that never reached it is dropped with its earmark.
+TEST_P(StripeFlowTest, AnAttemptInDoubtIsNotSentAgainForATenantSuspendedForFraud) {
+  TenantId tenant = NewTenant();
+  auto [purchase_id, payment_intent] = BuyPack(tenant, "starter", "buy-1");
+  auto request = billing_->purchases.RequestRefund(tenant, purchase_id, "", kTenantAdmin);
+  ASSERT_TRUE(request.ok()) << request.error().message;
+  fake_->FailNext(100, 502, "api_error");
+  EXPECT_FALSE(billing_->purchases.ApproveRefund(request->id.str(), kOperator).ok());
+  fake_->FailNext(0, 200, "");
+  SuspendFor(tenant, "fraud");
+  const size_t posts = fake_->requests().size() - RefundLookups();
+  auto refused = billing_->purchases.ApproveRefund(request->id.str(), kOperator);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::kConflict) << refused.error().message;
+  EXPECT_THAT(refused.error().message, testing::HasSubstr("suspended"));
+  EXPECT_EQ(fake_->requests().size() - RefundLookups(), posts) << "a refund was sent for a fraud-suspended tenant";
+  EXPECT_TRUE(fake_->refunds().empty());
+  EXPECT_EQ(Available(tenant), Cr(100)) << "the dropped attempt's earmark is released";
+  ExpectClean();
+
+  // Paid before the suspension, answer lost: the approval learns it and takes the credits, sending nothing.
+  TenantId other = NewTenant();
+  auto [other_purchase, other_intent] = BuyPack(other, "starter", "buy-2");
+  const std::string in_doubt = RefundInDoubt(other, other_purchase);
+  ASSERT_FALSE(in_doubt.empty());
+  SuspendFor(other, "fraud");
+  auto learned = billing_->purchases.ApproveRefund(in_doubt, kOperator);
+  ASSERT_TRUE(learned.ok()) << learned.error().message;
+  EXPECT_EQ(learned->status, RequestStatus::kApproved);
+  EXPECT_EQ(fake_->refunds().size(), 1u);
+  EXPECT_EQ(Available(other), Cr(0));
+  ExpectClean();
+}
+
+// A failure reported for an earlier attempt's refund says nothing about the current attempt, which may still pay.
+TEST_P(StripeFlowTest, AnEarlierAttemptsFailureKeepsTheCurrentAttemptsEarmark) {
+  TenantId tenant = NewTenant();
+  auto [purchase_id, payment_intent] = BuyPack(tenant, "starter", "buy-1");
+  auto request = RefundPendingAtStripe(tenant, purchase_id);
+  ASSERT_TRUE(request.ok()) << request.error().message;
+  const std::string failed = fake_->FailRefund(0, "evt_first_failed");
+  EXPECT_EQ(DeliverOk(failed), "processed");
+  EXPECT_EQ(Available(tenant), Cr(100)) << "the first attempt's earmark is released";
+
+  const size_t before = fake_->refunds().size();
+  fake_->FailNext(100, 502, "api_error", "", /*after_processing=*/true);
+  auto lost = billing_->purchases.ApproveRefund(request->id.str(), kOperator);
+  fake_->FailNext(0, 200, "");
+  ASSERT_FALSE(lost.ok());
+  EXPECT_EQ(lost.error().code, ErrorCode::kUnavailable) << lost.error().message;
+  ASSERT_EQ(fake_->refunds().size(), before + 1);
+  EXPECT_EQ(Available(tenant), Cr(0));
+  auto again = nlohmann::json::parse(failed);
+  again["id"] = "evt_first_failed_again";
+  EXPECT_EQ(DeliverOk(again.dump()), "ignored");
+  EXPECT_EQ(Available(tenant), Cr(0)) << "the second attempt's earmark was released by the first's failure";
+  auto settled = billing_->purchases.ApproveRefund(request->id.str(), kOperator);
+  ASSERT_TRUE(settled.ok()) << settled.error().message;
+  EXPECT_EQ(settled->status, RequestStatus::kApproved);
+  EXPECT_EQ(fake_->refunds().size(), before + 1);
   ExpectClean();
 }
 

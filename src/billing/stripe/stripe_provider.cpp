@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cctype>
 #include <thread>
 
@@ -63,13 +64,13 @@ std::string StripeCurrency(std::string_view iso_upper) {
 
 StripePaymentProvider::StripePaymentProvider(StripeSettings settings) : settings_(std::move(settings)) {}
 
-Result<std::string> StripePaymentProvider::Post(const std::string& path, const std::string& form,
-                                                const std::string& idempotency_key) {
+Result<std::string> StripePaymentProvider::Send(const std::string& method, const std::string& path,
+                                                const std::string& form, const std::string& idempotency_key) {
   http::Headers headers;
   headers.Set("Authorization", "Bearer " + settings_.secret_key);
-  headers.Set("Content-Type", "application/x-www-form-urlencoded");
+  if (method == "POST") headers.Set("Content-Type", "application/x-www-form-urlencoded");
   headers.Set("Accept", "application/json");
-  headers.Set("Idempotency-Key", idempotency_key);
+  if (!idempotency_key.empty()) headers.Set("Idempotency-Key", idempotency_key);
   std::chrono::milliseconds backoff = settings_.first_backoff;
   for (int attempt = 0;; ++attempt) {
     Error error = Error::Make(ErrorCode::kUnavailable, "stripe is unreachable");
@@ -78,7 +79,7 @@ Result<std::string> StripePaymentProvider::Post(const std::string& path, const s
     if (!client) {
       error = Error::Make(ErrorCode::kUnavailable, "stripe is unreachable: " + client.error().message);
     } else {
-      auto response = (*client)->Send("POST", path, headers, form);
+      auto response = (*client)->Send(method, path, headers, form);
       if (!response) {
         // The request may or may not have reached Stripe: the same key makes the retry safe either way.
         error = Error::Make(ErrorCode::kUnavailable, "stripe is unreachable: " + response.error().message);
@@ -109,12 +110,13 @@ Result<RefundReceipt> StripePaymentProvider::Refund(const RefundCall& call) {
   }
   http::FormParams params = {{"amount", std::to_string(call.amount_minor)},
                              {"reason", "requested_by_customer"},
-                             {"metadata[clozit_refund_request_id]", call.request_id}};
+                             {"metadata[clozit_refund_request_id]", call.request_id},
+                             {"metadata[clozit_refund_attempt]", call.idempotency_key}};
   // Checkout payments are PaymentIntents; a charge id (ch_…) recorded by hand works too.
   params.insert(params.begin(),
                 {call.payment_reference.rfind("ch_", 0) == 0 ? "charge" : "payment_intent", call.payment_reference});
   CLOZIT_ASSIGN_OR_RETURN(std::string body,
-                          Post("/v1/refunds", http::FormBody(params), "clozit-refund-" + call.idempotency_key));
+                          Send("POST", "/v1/refunds", http::FormBody(params), "clozit-refund-" + call.idempotency_key));
   auto refund = json::parse(body, nullptr, false);
   if (!refund.is_object() || Text(refund, "id").empty() || !refund.contains("amount") ||
       !refund["amount"].is_number_integer()) {
@@ -125,6 +127,34 @@ Result<RefundReceipt> StripePaymentProvider::Refund(const RefundCall& call) {
   }
   // pending / requires_action: Stripe pays it out later (or fails it) and says so in refund.updated.
   return RefundReceipt{Text(refund, "id"), refund["amount"].get<int64_t>(), Text(refund, "status") != "succeeded"};
+}
+
+Result<std::vector<ProviderRefundState>> StripePaymentProvider::FindRefunds(const std::string& payment_reference,
+                                                                            const std::string& request_id) {
+  if (payment_reference.rfind("pi_", 0) != 0 && payment_reference.rfind("ch_", 0) != 0) {
+    return std::vector<ProviderRefundState>();  // not Stripe's: nothing was ever refunded through it
+  }
+  const http::FormParams query = {
+      {payment_reference.rfind("ch_", 0) == 0 ? "charge" : "payment_intent", payment_reference}, {"limit", "100"}};
+  CLOZIT_ASSIGN_OR_RETURN(std::string body, Send("GET", "/v1/refunds?" + http::FormBody(query), "", ""));
+  auto list = json::parse(body, nullptr, false);
+  if (!list.is_object() || !list.contains("data") || !list["data"].is_array()) {
+    return Error::Make(ErrorCode::kUnavailable, "stripe answered an unreadable refund list");
+  }
+  std::vector<ProviderRefundState> found;
+  for (const json& refund : list["data"]) {
+    if (!refund.is_object()) continue;
+    const json metadata = refund.value("metadata", json::object());
+    if (!metadata.is_object() || Text(metadata, "clozit_refund_request_id") != request_id) continue;
+    if (Text(refund, "id").empty() || !refund.contains("amount") || !refund["amount"].is_number_integer()) {
+      return Error::Make(ErrorCode::kUnavailable, "stripe listed an unreadable refund");
+    }
+    found.push_back({Text(refund, "id"), refund["amount"].get<int64_t>(), Text(refund, "status"),
+                     Text(metadata, "clozit_refund_attempt")});
+  }
+  // Stripe lists newest first.
+  std::reverse(found.begin(), found.end());
+  return found;
 }
 
 Result<CheckoutSession> StripePaymentProvider::CreateCheckoutSession(const CheckoutCall& call) {
@@ -144,7 +174,7 @@ Result<CheckoutSession> StripePaymentProvider::CreateCheckoutSession(const Check
       {"payment_intent_data[metadata][clozit_purchase_id]", call.purchase_id},
       {"payment_intent_data[metadata][clozit_tenant_id]", call.tenant_id},
   };
-  CLOZIT_ASSIGN_OR_RETURN(std::string body, Post("/v1/checkout/sessions", http::FormBody(params),
+  CLOZIT_ASSIGN_OR_RETURN(std::string body, Send("POST", "/v1/checkout/sessions", http::FormBody(params),
                                                  "clozit-checkout-" + call.idempotency_key));
   auto session = json::parse(body, nullptr, false);
   if (!session.is_object() || Text(session, "id").empty() || Text(session, "url").empty()) {

@@ -3,6 +3,9 @@
 //
 // Refund            POST /v1/refunds {payment_intent, amount, metadata}; a payment
 //                   that is not Stripe's (an operator grant) is refused unasked
+// Refund lookup     GET /v1/refunds?payment_intent=… (or charge=…), the ones whose
+//                   metadata names the refund request (up to 100: a request makes
+//                   a handful of attempts at most)
 // Checkout Session  POST /v1/checkout/sessions, mode=payment, one line item
 //                   priced inline (price_data) for the credit pack; our
 //                   purchase id in client_reference_id and, with the tenant
@@ -48,11 +51,15 @@ class StripePaymentProvider final : public PaymentProvider {
 
   std::string name() const override { return "stripe"; }
   Result<RefundReceipt> Refund(const RefundCall& call) override;
+  Result<std::vector<ProviderRefundState>> FindRefunds(const std::string& payment_reference,
+                                                       const std::string& request_id) override;
   Result<CheckoutSession> CreateCheckoutSession(const CheckoutCall& call) override;
 
  private:
-  /// POSTs a form with retries; the 2xx JSON body, or the mapped error.
-  Result<std::string> Post(const std::string& path, const std::string& form, const std::string& idempotency_key);
+  /// POSTs a form (or GETs `path` with its query, `form` empty) with retries; the 2xx JSON body, or the mapped
+  /// error. A GET changes nothing, so it carries no idempotency key.
+  Result<std::string> Send(const std::string& method, const std::string& path, const std::string& form,
+                           const std::string& idempotency_key);
 
   StripeSettings settings_;
 };

@@ -52,6 +52,7 @@ std::optional<ReportedRefund> ClozitRefund(const json& refund) {
   reported.amount_minor = IntOf(refund, "amount");
   reported.currency = Upper(Text(refund, "currency"));
   reported.status = Text(refund, "status");
+  reported.attempt = metadata.is_object() ? Text(metadata, "clozit_refund_attempt") : "";
   return reported;
 }
 
