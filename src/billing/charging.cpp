@@ -621,6 +621,7 @@ Result<ExpiryReport> Charging::ExpireStale(int64_t limit) {
   CLOZIT_TRY(detail::WriteRacingOtherNodes(db_, [&](Tx& tx) -> Result<void> {
     report = {};
     CLOZIT_ASSIGN_OR_RETURN(auto holds, ledger_.ExpirePending(tx, now, limit));
+    report.holds_expired = holds.size();
     for (const Transfer& expired : holds) {
       CLOZIT_ASSIGN_OR_RETURN(
           auto rows, tx.Query("SELECT r.id, r.tenant_id, h.expires_at FROM billing_reservations r "

@@ -148,6 +148,9 @@ struct ExpiredLot {
 struct ExpiryReport {
   std::vector<ExpiredReservation> reservations;
   std::vector<ExpiredLot> lots;
+  /// Every pending transfer expired, reservations' holds or not (refund earmarks, …): a sweep that expired any
+  /// may have left more due.
+  size_t holds_expired = 0;
 };
 
 class Charging {

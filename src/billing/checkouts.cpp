@@ -237,6 +237,9 @@ Result<EventOutcome> Checkouts::CompletePaid(Tx& tx, const PaidCheckout& paid, c
   request.provider = provider_.name();
   request.idempotency_key = "checkout/" + paid.purchase_id;
   request.actor = kPaymentProviderActor;
+  // Never before the checkout was opened here (the event's clock is the provider's, and a payment cannot precede
+  // its checkout), never after now (RecordPurchase).
+  if (paid.paid_at) request.paid_at = std::max(*paid.paid_at, checkout->created_at);
   CLOZIT_ASSIGN_OR_RETURN(Purchase purchase, purchases_.RecordPurchase(tx, request, checkout->purchase_id, now));
   CLOZIT_TRY(
       tx.Exec("UPDATE billing_checkouts SET status = 'completed', payment_reference = $2, session_id = $3, "

@@ -99,6 +99,9 @@ struct PaidCheckout {
   std::string payment_reference;  // the PaymentIntent
   int64_t amount_minor = 0;
   std::string currency;  // upper case
+  /// When the provider says the payment completed (the event's creation): a delivery retried for days must not
+  /// move the start of the refund window.
+  std::optional<TimePoint> paid_at;
 };
 
 /// A payment's refunds so far, as the provider reported them.

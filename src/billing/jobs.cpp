@@ -61,7 +61,7 @@ BillingJobsReport BillingJobs::RunOnce(TimePoint now) {
       failed("expiry", expiry.error());
       break;
     }
-    if (expiry->reservations.empty() && expiry->lots.empty()) break;
+    if (expiry->holds_expired == 0 && expiry->lots.empty()) break;
     for (auto& item : expiry->reservations) report.expiry.reservations.push_back(std::move(item));
     for (auto& item : expiry->lots) report.expiry.lots.push_back(std::move(item));
   }

@@ -183,8 +183,8 @@ usage AS (
   SELECT reference, SUM(amount) AS total FROM ledger_transfers WHERE code LIKE 'usage.%' GROUP BY reference)
 SELECT r.id, h.id, h.kind, COALESCE(posts.settles, 0), COALESCE(posts.total, 0), COALESCE(usage.total, 0),
        s.state,
-       CASE WHEN h.reference = r.id AND h.debit_account_id = (
-              SELECT a.id FROM ledger_accounts a WHERE a.tenant_id = r.tenant_id AND a.code = 'tenant.credits')
+       CASE WHEN h.reference = r.id AND h.debit_account_id = COALESCE((
+              SELECT a.id FROM ledger_accounts a WHERE a.tenant_id = r.tenant_id AND a.code = 'tenant.credits'), '')
             THEN 1 ELSE 0 END
 FROM billing_reservations r
 LEFT JOIN ledger_transfers h ON h.id = r.hold_transfer_id
@@ -192,8 +192,8 @@ LEFT JOIN ledger_pending s ON s.transfer_id = r.hold_transfer_id
 LEFT JOIN posts ON posts.reference = r.id
 LEFT JOIN usage ON usage.reference = r.id
 WHERE h.id IS NULL OR h.kind <> 'pending' OR h.reference <> r.id
-   OR h.debit_account_id <> (
-        SELECT a.id FROM ledger_accounts a WHERE a.tenant_id = r.tenant_id AND a.code = 'tenant.credits')
+   OR h.debit_account_id <> COALESCE((
+        SELECT a.id FROM ledger_accounts a WHERE a.tenant_id = r.tenant_id AND a.code = 'tenant.credits'), '')
    OR COALESCE(posts.settles, 0) > 1 OR (COALESCE(posts.settles, 0) = 1 AND s.state <> 'posted')
    OR COALESCE(posts.total, 0) <> COALESCE(usage.total, 0)
 ORDER BY r.id)";

@@ -342,7 +342,9 @@ Result<FeeRunReport> NumberFees::ChargeDueFees(int64_t limit, int64_t skip) {
                         {"available", spendable.ToString()}};
         if (h.status == HoldingStatus::kActive) {
           h.status = HoldingStatus::kPastDue;
-          h.grace_until = due_at + settings_.grace;
+          // From the notice, not from the due date: a period found short late (the job did not run, or one run
+          // catches up on several periods) still gets its whole grace before the number is flagged.
+          h.grace_until = std::max(due_at, now) + settings_.grace;
           details["grace_until"] = FormatRfc3339(*h.grace_until);
           CLOZIT_TRY(RecordBillingEvent(tx, tenant, "number.past_due", number_id, details.dump(), now, random_));
         }

@@ -507,7 +507,7 @@ Result<Purchase> Purchases::RecordPurchase(Tx& tx, const PurchaseRequest& reques
       "lot_id, idempotency_key, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
       {id, tenant, request.credits.micros(), request.price_minor, request.currency, request.provider,
        request.payment_reference, lots.front().Text(0), request.idempotency_key, request.actor.Label(),
-       detail::Ms(now)}));
+       detail::Ms(request.paid_at ? std::min(*request.paid_at, now) : now)}));
   json details = {{"credits", request.credits.ToString()},
                   {"price_minor", request.price_minor},
                   {"currency", request.currency},

@@ -75,6 +75,9 @@ struct PurchaseRequest {
   std::string idempotency_key;
   std::optional<TimePoint> expires_at;  // of the lot
   privacy::Actor actor{"system", "billing"};
+  /// When the payer paid, if before it was recorded (a provider's late event): the purchase's time, from which
+  /// the refund window runs (P7). Never later than the recording.
+  std::optional<TimePoint> paid_at;
 };
 
 struct Purchase {

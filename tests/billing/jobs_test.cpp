@@ -61,6 +61,34 @@ TEST_P(BillingJobsTest, OneRunChargesFeesRenewsSubscriptionsAndExpiresStaleReser
   ExpectClean();
 }
 
+// A batch of the expiry sweep that expired only holds that are not reservations' (a refund's earmark) is not the
+// end of the sweep: the reservations' holds due after them are expired in the same run.
+TEST_P(BillingJobsTest, TheExpirySweepGoesOnPastHoldsThatAreNotReservations) {
+  TenantId tenant = NewTenant();
+  GrantOk(tenant, Cr(100));
+  const std::string sink = OpenPlain("sink");
+  TransferSpec earmark;
+  earmark.id = "earmark";
+  earmark.kind = TransferKind::kPending;
+  earmark.debit_account_id = TenantCreditsAccount(tenant.str()).id;
+  earmark.credit_account_id = sink;
+  earmark.amount = Cr(5);
+  earmark.expires_at = clock_.Now() + 1min;
+  ASSERT_TRUE(ledger_->CreateTransfer(earmark).ok());
+  auto reservation = billing_->charging.Reserve({tenant, Cr(5), "call", "r", clock_.Now() + 10min});
+  ASSERT_TRUE(reservation.ok()) << reservation.error().message;
+  clock_.Advance(1h);
+  BillingJobsSettings settings;
+  settings.batch = 1;
+  BillingJobs jobs(*billing_, clock_, settings);
+  auto run = jobs.RunOnce(clock_.Now());
+  EXPECT_TRUE(run.errors.empty()) << run.errors.front();
+  ASSERT_EQ(run.expiry.reservations.size(), 1u) << "the sweep stopped after the earmark's batch";
+  EXPECT_EQ(run.expiry.reservations[0].reservation_id, reservation->id.str());
+  EXPECT_EQ(Available(tenant), Cr(100));
+  ExpectClean();
+}
+
 TEST_P(BillingJobsTest, TheThreadRunsOnTheClocksIntervalAndStopsCleanly) {
   TenantId tenant = NewTenant();
   GrantOk(tenant, Cr(10));

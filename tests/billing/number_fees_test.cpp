@@ -188,7 +188,7 @@ TEST_P(NumberFeesTest, ShortCreditsGivePastDueThenReleaseDueAfterGraceAndTopUpRe
   auto holding = fees_->GetHolding(tenant, "num_a");
   ASSERT_TRUE(holding.ok());
   EXPECT_EQ(holding->status, HoldingStatus::kPastDue);
-  EXPECT_EQ(*holding->grace_until, At(2027, 4, 17));           // the due date + 7 days
+  EXPECT_EQ(*holding->grace_until, At(2027, 4, 17, 13));       // the notice + 7 days
   EXPECT_EQ(Available(tenant), Credits::FromMicros(500'000));  // nothing taken
   EXPECT_EQ(Count("SELECT COUNT(*) FROM billing_events WHERE kind = 'number.past_due'"), 1);
 
@@ -223,6 +223,28 @@ TEST_P(NumberFeesTest, ShortCreditsGivePastDueThenReleaseDueAfterGraceAndTopUpRe
   ASSERT_TRUE(released.ok()) << released.error().message;
   EXPECT_EQ(released->status, HoldingStatus::kReleased);
   EXPECT_TRUE(fees_->ReleaseDue()->empty());
+  ExpectClean();
+}
+
+// The job did not run for two months: it charges what the credits cover, and the period they do not cover gets its
+// whole grace from the notice, instead of being flagged for release in the same run.
+TEST_P(NumberFeesTest, APeriodFoundShortLateStillGetsItsWholeGrace) {
+  TenantId tenant = NewTenant();
+  GrantOk(tenant, Credits::FromMicros(2 * kLocalPeriod.micros()));
+  clock_.Set(At(2027, 5, 1));
+  ASSERT_TRUE(fees_->ChargeNumberPurchase(Local(tenant, "num_a")).ok());
+  clock_.Set(At(2027, 7, 20));
+  auto run = fees_->ChargeDueFees();
+  ASSERT_TRUE(run.ok()) << run.error().message;
+  ASSERT_EQ(run->charged.size(), 1u) << "June's period";
+  EXPECT_TRUE(run->release_due.empty()) << "July's period was flagged without any grace";
+  ASSERT_EQ(run->past_due.size(), 1u);
+  auto holding = fees_->GetHolding(tenant, "num_a");
+  ASSERT_TRUE(holding.ok());
+  EXPECT_EQ(holding->status, HoldingStatus::kPastDue);
+  EXPECT_EQ(*holding->grace_until, At(2027, 7, 27));
+  clock_.Set(At(2027, 7, 27));
+  ASSERT_EQ(fees_->ChargeDueFees()->release_due.size(), 1u);
   ExpectClean();
 }
 

@@ -464,6 +464,37 @@ TEST_P(StripeFlowTest, APaidCheckoutGrantsItsLotExactlyOnce) {
   ExpectClean();
 }
 
+// P7 counts from the payment, not from when its event got through: Stripe retries a delivery for days.
+TEST_P(StripeFlowTest, TheRefundWindowRunsFromThePaymentNotFromItsLateEvent) {
+  TenantId tenant = NewTenant();
+  auto checkout = billing_->checkouts.Start(tenant, "starter", "buy-1", kTenantAdmin);
+  ASSERT_TRUE(checkout.ok()) << checkout.error().message;
+  clock_.Advance(1min);
+  fake_->SetEventTime(Seconds(clock_.Now()));  // paid now; the event arrives three days later
+  const std::string completed = fake_->Pay(checkout->session_id, "evt_completed_late");
+  clock_.Advance(24h * 3);
+  EXPECT_EQ(DeliverOk(completed), "processed");
+  auto purchase = billing_->purchases.GetPurchase(tenant, checkout->purchase_id.str());
+  ASSERT_TRUE(purchase.ok());
+  EXPECT_GE(purchase->created_at, checkout->created_at) << "the payment's time, to the second";
+  EXPECT_LE(purchase->created_at, checkout->created_at + 1min);
+  clock_.Advance(24h * 4 + 1h);  // 7 days and an hour after the payment, 4 days after the event
+  auto late = billing_->purchases.RequestRefund(tenant, checkout->purchase_id.str(), "", kTenantAdmin);
+  ASSERT_TRUE(late.ok()) << late.error().message;
+  EXPECT_EQ(late->status, RequestStatus::kRefused);
+  EXPECT_EQ(late->reason_code, RefundReason::kRefundWindowExpired);
+
+  // An event that claims a payment before its checkout was opened counts from the checkout.
+  auto second = billing_->checkouts.Start(tenant, "starter", "buy-2", kTenantAdmin);
+  ASSERT_TRUE(second.ok());
+  fake_->SetEventTime(Seconds(clock_.Now()) - 86400 * 30);
+  EXPECT_EQ(DeliverOk(fake_->Pay(second->session_id, "evt_completed_backdated")), "processed");
+  auto backdated = billing_->purchases.GetPurchase(tenant, second->purchase_id.str());
+  ASSERT_TRUE(backdated.ok());
+  EXPECT_EQ(backdated->created_at, second->created_at);
+  ExpectClean();
+}
+
 TEST_P(StripeFlowTest, BadSignaturesAndForgedAmountsChangeNothing) {
   TenantId tenant = NewTenant();
   auto checkout = billing_->checkouts.Start(tenant, "starter", "buy-1", kTenantAdmin);

@@ -159,6 +159,9 @@ Result<WebhookResult> StripeWebhooks::Handle(std::string_view signature_header, 
         paid.payment_reference = payment_reference;
         paid.amount_minor = IntOf(object, "amount_total");
         paid.currency = Upper(Text(object, "currency"));
+        if (const int64_t created = IntOf(event, "created"); created > 0) {
+          paid.paid_at = TimePoint(std::chrono::seconds(created));
+        }
         if (paid.purchase_id.empty()) {
           outcome = {"ignored", "not a Clozit checkout (no clozit_purchase_id)"};
         } else {
