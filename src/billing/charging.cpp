@@ -539,9 +539,6 @@ Result<Lot> Charging::Grant(const GrantRequest& request) {
   CLOZIT_TRY(ValidateTenant(request.tenant_id));
   CLOZIT_TRY(ValidateKey(request.idempotency_key));
   if (request.amount.micros() <= 0) return Error::InvalidArgument("amount", "amount must be positive");
-  if (request.expires_at && *request.expires_at <= now) {
-    return Error::InvalidArgument("expires_at", "expiry must be in the future");
-  }
   if (request.reference.size() > kMaxText) return Error::InvalidArgument("reference", "reference is too long");
   const std::string tenant = request.tenant_id.str();
   Lot result;
@@ -560,6 +557,10 @@ Result<Lot> Charging::Grant(const GrantRequest& request) {
     grant.reference = request.reference;
     grant.new_lot = LotSpec{request.kind, request.priority, request.expires_at};
     CLOZIT_ASSIGN_OR_RETURN(auto before, detail::FindTransfer(tx, grant.id));
+    // A replay of a grant whose lot has expired since gets that lot back; only a new grant must lie ahead.
+    if (!before && request.expires_at && *request.expires_at <= now) {
+      return Error::InvalidArgument("expires_at", "expiry must be in the future");
+    }
     auto applied = ledger_.CreateTransfers(tx, {grant}, now);
     if (!applied) {
       Error error = applied.error();

@@ -17,8 +17,10 @@
 //            replacement) from the platform's issuance account, audited.
 //
 // Every call is one database transaction and idempotent: Reserve, Extend and
-// Grant by the caller's idempotency key (same key and fields: the original
-// result; different fields: kIdempotencyMismatch); Settle and Void by the
+// Grant by the caller's idempotency key (same key and fields: nothing new is
+// done and the reservation or lot it made is returned as it stands now —
+// settled, extended or partly spent since — so a replaying worker sees where
+// things are; different fields: kIdempotencyMismatch); Settle and Void by the
 // reservation (a repeat returns the settled/voided reservation; a different
 // settlement is kConflict). So a worker that crashed may replay any call.
 // Reservations that pass their expiry are released by ExpireStale (run it

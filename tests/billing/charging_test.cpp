@@ -342,6 +342,16 @@ TEST_P(ChargingTest, GrantIsIdempotentAndAudited) {
   ASSERT_TRUE(replay.ok()) << replay.error().message;
   EXPECT_EQ(replay->id, lot->id);
   EXPECT_EQ(Available(), Cr(125));
+  // Replayed after its lot expired: the same lot, not "expiry must be in the future".
+  clock_.Advance(25h);
+  auto late = charging_->Grant(request);
+  ASSERT_TRUE(late.ok()) << late.error().message;
+  EXPECT_EQ(late->id, lot->id);
+  request.idempotency_key = "promo-2026-late";
+  auto new_one = charging_->Grant(request);
+  ASSERT_FALSE(new_one.ok());
+  EXPECT_EQ(new_one.error().field, "expires_at");
+  request.idempotency_key = "promo-2026";
 
   request.amount = Cr(26);
   auto mismatch = charging_->Grant(request);

@@ -380,6 +380,29 @@ TEST_P(LedgerTest, DanglingReferencesAreRefusedOrReported) {
   if (!postgres()) ExpectClean();
 }
 
+// A retry of a pending transfer after its expiry passed is answered with the stored transfer (a crashed caller
+// replays late); a new one with a past expiry is still refused.
+TEST_P(LedgerTest, ARetryAfterTheExpiryPassedGetsTheStoredTransfer) {
+  const TransferSpec hold = Pending("late-retry", Cr(5));
+  auto first = ledger_->CreateTransfer(hold);
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  clock_.Advance(2min);
+  auto retried = ledger_->CreateTransfer(hold);
+  ASSERT_TRUE(retried.ok()) << retried.error().message;
+  EXPECT_EQ(retried->id, first->id);
+  EXPECT_EQ(retried->expires_at, first->expires_at);
+  TransferSpec other = hold;
+  other.id = "late-new";
+  auto refused = ledger_->CreateTransfer(other);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().field, "expires_at");
+  TransferSpec changed = hold;
+  changed.amount = Cr(6);
+  auto differs = ledger_->CreateTransfer(changed);
+  ASSERT_FALSE(differs.ok());
+  EXPECT_EQ(differs.error().code, ErrorCode::kAlreadyExists);
+}
+
 // A reservation whose hold debits some other account is a breach also when its tenant has no credits account to
 // compare with (SQL's NULL comparison hid it).
 TEST_P(LedgerTest, AReservationWhoseHoldDebitsAnotherAccountIsReported) {
