@@ -48,6 +48,17 @@ Result<bool> SuspendedForAbuse(Tx& tx, const std::string& tenant_id) {
   return rows.front().Text(0) == "suspended" && (reason == "spam" || reason == "illegal_calling" || reason == "fraud");
 }
 
+// A refund attempt's earmark that still holds: pending, its expiry not reached.
+bool Live(const std::optional<PendingStatus>& hold, TimePoint now) {
+  return hold && hold->state == PendingState::kPending && (!hold->expires_at || *hold->expires_at > now);
+}
+
+// An attempt whose outcome is unknown: its earmark live, or lapsed (due to expire, or expired by the sweep).
+// A refusal voids the earmark and a payout posts it, so only an attempt in doubt leaves it pending or expired.
+bool InDoubt(const std::optional<PendingStatus>& hold) {
+  return hold && (hold->state == PendingState::kPending || hold->state == PendingState::kExpired);
+}
+
 // ---- purchases ----
 
 constexpr std::string_view kSelectPurchase =
@@ -639,13 +650,12 @@ Result<RefundRequest> Purchases::ApproveRefund(const std::string& id, const priv
       if (!purchase) return Error::Internal("refund request " + id + " has no purchase");
       if (!stored.hold_transfer_id.empty()) {
         CLOZIT_ASSIGN_OR_RETURN(auto pending, detail::FindPending(tx, stored.hold_transfer_id));
-        if (pending && (pending->state == PendingState::kPending || pending->state == PendingState::kExpired)) {
+        if (InDoubt(pending)) {
           // An attempt whose outcome is unknown. Asked again under its key while the key is surely still good
           // at the provider (the provider then answers with what it did, never refunding twice); otherwise, or
           // when the tenant has been suspended for abuse since (P5: nothing new may be sent), its outcome is
           // looked up first.
-          const bool reusable = pending->state == PendingState::kPending &&
-                                (!pending->expires_at || *pending->expires_at > now + kRefundReuseMargin);
+          const bool reusable = Live(pending, now + kRefundReuseMargin);
           CLOZIT_ASSIGN_OR_RETURN(bool abuse, SuspendedForAbuse(tx, tenant));
           if (reusable && !abuse) {
             CLOZIT_ASSIGN_OR_RETURN(auto hold, detail::FindTransfer(tx, stored.hold_transfer_id));
@@ -729,8 +739,7 @@ Result<RefundRequest> Purchases::ApproveRefund(const std::string& id, const priv
       return Ok();
     }
     CLOZIT_ASSIGN_OR_RETURN(auto pending, detail::FindPending(tx, hold_id));
-    if (stored.hold_transfer_id == hold_id && pending && pending->state == PendingState::kPending &&
-        (!pending->expires_at || *pending->expires_at > now)) {
+    if (stored.hold_transfer_id == hold_id && Live(pending, now)) {
       CLOZIT_ASSIGN_OR_RETURN(result, CompleteRefund(tx, id, hold_id, *receipt, call.currency, actor, now));
       return Ok();
     }
@@ -920,8 +929,7 @@ Result<ReportedRefundOutcome> Purchases::ApplyReportedRefund(Tx& tx, const Repor
   if (!stored->hold_transfer_id.empty()) {
     CLOZIT_ASSIGN_OR_RETURN(pending, detail::FindPending(tx, stored->hold_transfer_id));
   }
-  const bool held =
-      pending && pending->state == PendingState::kPending && (!pending->expires_at || *pending->expires_at > now);
+  const bool held = Live(pending, now);
   if (refund.status == "failed" || refund.status == "canceled") {
     // Only the failure of the attempt the earmark is for releases it: an older attempt's says nothing about
     // the current one, which may still pay out.
@@ -933,10 +941,9 @@ Result<ReportedRefundOutcome> Purchases::ApplyReportedRefund(Tx& tx, const Repor
       CLOZIT_TRY(ReleaseRefundHold(tx, stored->hold_transfer_id, now));
     }
     const std::string error = "the payment provider reports refund " + refund.refund_id + " " + refund.status;
-    if (own && !held && pending &&
-        (pending->state == PendingState::kPending || pending->state == PendingState::kExpired)) {
+    if (own && !held && InDoubt(pending)) {
       // The lapsed attempt is no longer in doubt: it paid nothing.
-      CLOZIT_TRY(SettleUnpaidAttempt(tx, id, *pending, error, now));
+      CLOZIT_TRY(SettleUnpaidAttempt(tx, request, *pending, error, now));
       return ReportedRefundOutcome{true, error + "; the attempt paid nothing"};
     }
     CLOZIT_TRY(tx.Exec("UPDATE billing_refund_requests SET last_error = $2, updated_at = $3 WHERE id = $1",
@@ -957,10 +964,8 @@ Result<ReportedRefundOutcome> Purchases::ApplyReportedRefund(Tx& tx, const Repor
   Credits shortfall;
   if (!held) {
     // The earmark lapsed before the outcome was known: take again what is due, as far as the lot still has it.
-    if (pending && pending->state == PendingState::kPending) {
-      // Lapsed but not yet swept: expire it as the sweep would, so that its earmark is not counted against it.
-      CLOZIT_TRY(ledger_.CreateTransfers(tx, {ExpiryOf(hold_id)}, now));
-    }
+    // Lapsed but perhaps not yet swept: expired as the sweep would, so that its earmark is not counted against it.
+    if (pending) CLOZIT_TRY(CloseHold(tx, *pending, now));
     CLOZIT_ASSIGN_OR_RETURN(auto lot, detail::FindLot(tx, purchase->lot_id));
     const Credits takeable = (!lot || lot->ExpiredAt(now)) ? Credits() : lot->Unreserved();
     const Credits amount = std::min(due, takeable);
@@ -991,27 +996,27 @@ Result<ReportedRefundOutcome> Purchases::ApplyReportedRefund(Tx& tx, const Repor
                 (shortfall.micros() > 0 ? "; short " + shortfall.ToString() + " credits" : "")};
 }
 
-Result<void> Purchases::SettleUnpaidAttempt(Tx& tx, const std::string& id, const PendingStatus& hold,
+Result<void> Purchases::CloseHold(Tx& tx, const PendingStatus& hold, TimePoint now) {
+  if (hold.state != PendingState::kPending) return Ok();
+  if (Live(hold, now)) return ReleaseRefundHold(tx, hold.transfer_id, now);
+  CLOZIT_TRY(ledger_.CreateTransfers(tx, {ExpiryOf(hold.transfer_id)}, now));
+  return Ok();
+}
+
+Result<void> Purchases::SettleUnpaidAttempt(Tx& tx, const RefundRequest& request, const PendingStatus& hold,
                                             const std::string& why, TimePoint now) {
-  if (hold.state == PendingState::kPending) {
-    const bool lapsed = hold.expires_at && *hold.expires_at <= now;
-    if (lapsed) {
-      CLOZIT_TRY(ledger_.CreateTransfers(tx, {ExpiryOf(hold.transfer_id)}, now));
-    } else {
-      CLOZIT_TRY(ReleaseRefundHold(tx, hold.transfer_id, now));
-    }
-  }
+  const std::string id = request.id.str();
+  CLOZIT_TRY(CloseHold(tx, hold, now));
   // No attempt in flight any more: the provider's events about the payment apply again (WaitForRefundInFlight),
   // and the next approval makes a new attempt under a new key.
   CLOZIT_TRY(
       tx.Exec("UPDATE billing_refund_requests SET hold_transfer_id = NULL, last_error = $2, updated_at = $3 "
               "WHERE id = $1",
               {id, why, detail::Ms(now)}));
-  CLOZIT_ASSIGN_OR_RETURN(auto tenant, tx.Query("SELECT tenant_id FROM billing_refund_requests WHERE id = $1", {id}));
   json details = {{"hold_transfer_id", hold.transfer_id}, {"outcome", why}};
   return audit_.Record(tx, kPaymentProviderActor,
                        {"refund_request.attempt_unpaid", "refund_request", id, details.dump()},
-                       tenant.empty() ? std::string() : tenant.front().Text(0));
+                       request.tenant_id.str());
 }
 
 Result<RefundRequest> Purchases::ResolveRefundInDoubt(const std::string& id) {
@@ -1040,7 +1045,7 @@ Result<RefundRequest> Purchases::ResolveRefundInDoubt(const std::string& id) {
       return Ok();
     }
     CLOZIT_ASSIGN_OR_RETURN(auto pending, detail::FindPending(tx, hold_id));
-    if (!pending || (pending->state != PendingState::kPending && pending->state != PendingState::kExpired)) {
+    if (!InDoubt(pending)) {
       return Ok();
     }
     // The request is still pending, so no refund made for it has been accounted for: one paid out is the
@@ -1061,7 +1066,7 @@ Result<RefundRequest> Purchases::ResolveRefundInDoubt(const std::string& id) {
                                                         "the provider reports it");
       }
     }
-    CLOZIT_TRY(SettleUnpaidAttempt(tx, id, *pending,
+    CLOZIT_TRY(SettleUnpaidAttempt(tx, stored.view, *pending,
                                    found.empty() ? "the payment provider has no refund for the attempt in doubt"
                                                  : "the payment provider reports the attempt's refund failed",
                                    now));
@@ -1108,7 +1113,7 @@ Result<RefundRequest> Purchases::RejectRefund(const std::string& id, const std::
     // the money went back, so it cannot be rejected meanwhile.
     if (!stored.hold_transfer_id.empty()) {
       CLOZIT_ASSIGN_OR_RETURN(auto pending, detail::FindPending(tx, stored.hold_transfer_id));
-      if (pending && pending->state == PendingState::kPending && (!pending->expires_at || *pending->expires_at > now)) {
+      if (Live(pending, now)) {
         return Error::Make(ErrorCode::kConflict, "refund request " + id + " is in doubt at the payment provider (" +
                                                      stored.view.last_error +
                                                      "): approve it again to learn the outcome");

@@ -267,8 +267,10 @@ class Purchases {
                                                       TimePoint now);
   // The attempt that `hold` earmarked for is known to have paid nothing: the earmark goes (released, or expired
   // when lapsed) and the request no longer names an attempt.
-  Result<void> SettleUnpaidAttempt(storage::Tx& tx, const std::string& id, const PendingStatus& hold,
+  Result<void> SettleUnpaidAttempt(storage::Tx& tx, const RefundRequest& request, const PendingStatus& hold,
                                    const std::string& why, TimePoint now);
+  // Ends an earmark still pending: released while it holds, expired (as the sweep would) once it lapsed.
+  Result<void> CloseHold(storage::Tx& tx, const PendingStatus& hold, TimePoint now);
   // The provider refused or failed the refund: the earmarked credits are the tenant's again.
   Result<void> ReleaseRefundHold(storage::Tx& tx, const std::string& hold_id, TimePoint now);
   // The provider refunded: the held credits leave the lot with the request's approval.

@@ -133,6 +133,20 @@ class BillingTest : public storage::test::BackendTest {
     return balance.ok() ? balance->available : Credits();
   }
 
+  /// Runs one statement in a write of its own (setting up or tampering with rows); the test fails if it does.
+  void ExecOk(const std::string& sql, const storage::Params& params = {}) {
+    auto done = db_->Write([&](storage::Tx& tx) -> Result<void> {
+      CLOZIT_TRY(tx.Exec(sql, params));
+      return Ok();
+    });
+    ASSERT_TRUE(done.ok()) << done.error().message;
+  }
+
+  /// Suspends the tenant as trust and safety would (spam, illegal_calling, fraud, nonpayment, …).
+  void Suspend(const TenantId& tenant, const std::string& reason) {
+    ExecOk("UPDATE tenants SET status = 'suspended', suspension_reason = $2 WHERE id = $1", {tenant.str(), reason});
+  }
+
   /// The first column of the first row, e.g. of a COUNT(*); -1 when the query fails.
   int64_t Count(const std::string& sql, const storage::Params& params = {}) {
     auto rows = db_->Query(sql, params);

@@ -410,15 +410,11 @@ TEST_P(LedgerTest, AReservationWhoseHoldDebitsAnotherAccountIsReported) {
   TransferSpec hold = Pending("hold", Cr(10));
   hold.reference = "rsv_y";
   ASSERT_TRUE(ledger_->CreateTransfer(hold).ok());
-  ASSERT_TRUE(db_->Write([&](storage::Tx& tx) -> Result<void> {
-                   CLOZIT_TRY(tx.Exec(
-                       "INSERT INTO billing_reservations (id, tenant_id, idempotency_key, purpose, estimate, "
-                       "first_expires_at, hold_transfer_id, version, created_at, updated_at) VALUES ('rsv_y', $1, "
-                       "'k', 'call', 10000000, 0, 'hold', 0, 0, 0)",
-                       {tenant.str()}));
-                   return Ok();
-                 })
-                  .ok());
+  ExecOk(
+      "INSERT INTO billing_reservations (id, tenant_id, idempotency_key, purpose, estimate, first_expires_at, "
+      "hold_transfer_id, version, created_at, updated_at) VALUES ('rsv_y', $1, 'k', 'call', 10000000, 0, 'hold', 0, "
+      "0, 0)",
+      {tenant.str()});
   auto breaches = CheckLedger(*db_);
   ASSERT_TRUE(breaches.ok()) << breaches.error().message;
   EXPECT_NE(Join(*breaches).find("reservation rsv_y: its hold does not debit its tenant's credits"), std::string::npos)

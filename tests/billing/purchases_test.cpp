@@ -58,15 +58,6 @@ class PurchasesTest : public BillingTest {
     return request.ok() ? *request : RefundRequest{};
   }
 
-  void Suspend(const TenantId& tenant, const std::string& reason) {
-    auto done = db_->Write([&](storage::Tx& tx) -> Result<void> {
-      CLOZIT_TRY(tx.Exec("UPDATE tenants SET status = 'suspended', suspension_reason = $2 WHERE id = $1",
-                         {tenant.str(), reason}));
-      return Ok();
-    });
-    ASSERT_TRUE(done.ok()) << done.error().message;
-  }
-
   int64_t AuditCount(const std::string& action) {
     auto rows = db_->Query("SELECT COUNT(*) FROM audit_log WHERE action = $1", {action});
     return rows.ok() && !rows->empty() ? rows->front().Int(0) : -1;

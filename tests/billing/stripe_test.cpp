@@ -345,23 +345,11 @@ class StripeFlowTest : public BillingTest {
     return {checkout->purchase_id.str(), fake_->Session(checkout->session_id)["payment_intent"].get<std::string>()};
   }
 
-  Credits Available(const TenantId& tenant) {
-    auto balance = charging_->Balance(tenant);
-    EXPECT_TRUE(balance.ok());
-    return balance.ok() ? balance->available : Credits();
-  }
-
   void Spend(const TenantId& tenant, Credits amount, const std::string& key) {
     auto reservation = Reserve(tenant, amount, key);
     ASSERT_TRUE(reservation.ok()) << reservation.error().message;
     auto settled = charging_->Settle(tenant, reservation->id.str(), {{UsageCategory::kCallMinutes, amount}});
     ASSERT_TRUE(settled.ok()) << settled.error().message;
-  }
-
-  int64_t Count(const std::string& sql) {
-    auto rows = db_->Query(sql);
-    EXPECT_TRUE(rows.ok());
-    return rows.ok() ? rows->front().Int(0) : -1;
   }
 
   /// Asks for a refund of the purchase and approves it while every answer from Stripe is lost after it refunded:
@@ -396,15 +384,6 @@ class StripeFlowTest : public BillingTest {
       EXPECT_NE(accepted.error().message.find("pending"), std::string::npos) << accepted.error().message;
     }
     return request;
-  }
-
-  void SuspendFor(const TenantId& tenant, const std::string& reason) {
-    ASSERT_TRUE(db_->Write([&](storage::Tx& tx) -> Result<void> {
-                     CLOZIT_TRY(tx.Exec("UPDATE tenants SET status = 'suspended', suspension_reason = $2 WHERE id = $1",
-                                        {tenant.str(), reason}));
-                     return Ok();
-                   })
-                    .ok());
   }
 
   size_t RefundLookups() const {
@@ -941,7 +920,7 @@ TEST_P(StripeFlowTest, AnAttemptInDoubtIsNotSentAgainForATenantSuspendedForFraud
   fake_->FailNext(100, 502, "api_error");
   EXPECT_FALSE(billing_->purchases.ApproveRefund(request->id.str(), kOperator).ok());
   fake_->FailNext(0, 200, "");
-  SuspendFor(tenant, "fraud");
+  Suspend(tenant, "fraud");
   const size_t posts = fake_->requests().size() - RefundLookups();
   auto refused = billing_->purchases.ApproveRefund(request->id.str(), kOperator);
   ASSERT_FALSE(refused.ok());
@@ -957,7 +936,7 @@ TEST_P(StripeFlowTest, AnAttemptInDoubtIsNotSentAgainForATenantSuspendedForFraud
   auto [other_purchase, other_intent] = BuyPack(other, "starter", "buy-2");
   const std::string in_doubt = RefundInDoubt(other, other_purchase);
   ASSERT_FALSE(in_doubt.empty());
-  SuspendFor(other, "fraud");
+  Suspend(other, "fraud");
   auto learned = billing_->purchases.ApproveRefund(in_doubt, kOperator);
   ASSERT_TRUE(learned.ok()) << learned.error().message;
   EXPECT_EQ(learned->status, RequestStatus::kApproved);
